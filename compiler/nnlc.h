@@ -1,0 +1,59 @@
+/* nnlc.h — the public interface of libnnlc, the nnl compiler library.
+ *
+ * A client creates an Nnl context with a diagnostic callback, loads sources into it and
+ * runs stages on them. Every diagnostic goes through the callback; nothing is printed by
+ * the library itself. All memory belongs to the context and is freed by nnl_free.
+ */
+#ifndef NNLC_H
+#define NNLC_H
+
+#include <stdio.h>
+
+#define NNLC_VERSION "0.1.0"
+
+/* Results of library calls; they are also the CLI's exit codes. */
+typedef enum {
+    NNL_OK = 0,
+    NNL_EUSER = 1,      /* an error in a script, a data file, a flag: reported */
+    NNL_EUSAGE = 2,     /* bad command line or an I/O failure: reported */
+    NNL_EINTERNAL = 70, /* a bug in nnlc: reported */
+} NnlResult;
+
+typedef enum { NNL_SEV_ERROR, NNL_SEV_WARNING, NNL_SEV_NOTE } NnlSeverity;
+
+typedef struct {
+    NnlSeverity severity;
+    const char *path;       /* file the diagnostic is about, or NULL */
+    int line, col;          /* 1-based; 0 when there is no position */
+    const char *message;
+    const char *line_text;  /* the source line (not NUL-terminated), or NULL */
+    int line_len;
+    int caret;              /* byte offset of the caret within line_text */
+} NnlDiag;
+
+typedef void (*NnlDiagFn)(void *user, const NnlDiag *d);
+
+typedef struct Nnl Nnl;
+
+Nnl *nnl_new(NnlDiagFn fn, void *user);
+void nnl_free(Nnl *nnl);
+
+/* Loads a script from a file ("-" is stdin). Returns NNL_OK or a reported failure. */
+NnlResult nnl_load_file(Nnl *nnl, const char *path);
+/* Loads a script held in memory under a display name. */
+NnlResult nnl_load_text(Nnl *nnl, const char *name, const char *text, size_t len);
+
+/* Parses every loaded script (and the embedded stdlib). */
+NnlResult nnl_parse(Nnl *nnl);
+
+typedef enum { NNL_DUMP_TOKENS, NNL_DUMP_AST } NnlStage;
+/* Writes the stable text form of a stage for the user's scripts (not the stdlib). */
+NnlResult nnl_dump(Nnl *nnl, NnlStage stage, FILE *out);
+
+/* Number of errors reported so far. */
+int nnl_error_count(const Nnl *nnl);
+
+/* Prints a diagnostic the way the CLI does: "file:line:col: error: msg", the line, a caret. */
+void nnl_print_diag(FILE *out, const NnlDiag *d);
+
+#endif
