@@ -454,8 +454,11 @@ AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user)
     lex_init(&lx, nnl, src);
     Token t = lex_next(&lx);
     int last = TK_EOF; /* nothing fed yet */
+    uint32_t last_end = 0;
     for (;;) {
         Token next = t.kind == TK_EOF ? t : lex_next(&lx);
+        if (t.kind == TK_EOF)
+            t.off = last_end; /* errors at the end point just past the last token */
         if (t.kind == TK_NEWLINE && !parse_newline_counts(&ps, parser, t, last)) {
             t = next;
             continue;
@@ -470,6 +473,8 @@ AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user)
         if (!parse_feed(&ps, parser, t) || t.kind == TK_EOF)
             break;
         last = t.kind;
+        if (t.kind != TK_NEWLINE)
+            last_end = t.off + t.len;
         t = next;
     }
     nnlParseFree(parser, nnl_dealloc);

@@ -1,0 +1,72 @@
+#!/bin/sh
+# cli.sh NNLC — the command line's contract: help, version, usage errors and exit codes.
+set -u
+nnlc=$1
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect CODE DESCRIPTION COMMAND... : runs COMMAND, checks its exit status
+expect() {
+    want=$1 what=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: $what: exit $got, expected $want"
+        cat "$tmp/out" "$tmp/err"
+        fail=1
+    fi
+}
+# has PATTERN FILE DESCRIPTION : the last command's output contains PATTERN
+has() {
+    if ! grep -q -- "$1" "$tmp/$2"; then
+        echo "FAIL: $3: '$1' not in std$2:"
+        cat "$tmp/$2"
+        fail=1
+    fi
+}
+
+printf 'fn f(x) = x\n' >"$tmp/ok.nnl"
+printf 'fn f(x) = \n' >"$tmp/bad.nnl"
+
+expect 0 "--help" "$nnlc" --help
+has "usage: nnlc COMMAND" out "--help prints usage"
+has "check" out "--help lists check"
+expect 0 "-h" "$nnlc" -h
+expect 0 "--version" "$nnlc" --version
+has "^nnlc [0-9]" out "--version prints the version"
+expect 0 "help check" "$nnlc" help check
+has "usage: nnlc check" out "help check"
+expect 0 "help dump" "$nnlc" help dump
+has "tokens" out "help dump lists stages"
+expect 0 "check --help" "$nnlc" check --help
+expect 2 "help of an unknown command" "$nnlc" help frobnicate
+has "unknown command 'frobnicate'" err "unknown command in help"
+expect 2 "no arguments" "$nnlc"
+expect 2 "unknown command" "$nnlc" frobnicate
+has "error: unknown command 'frobnicate'" err "unknown command"
+expect 2 "unknown option" "$nnlc" --frobnicate
+expect 2 "check without files" "$nnlc" check
+expect 2 "check with an unknown option" "$nnlc" check --nope "$tmp/ok.nnl"
+has "unknown option '--nope'" err "unknown option"
+expect 2 "dump without a stage" "$nnlc" dump "$tmp/ok.nnl"
+expect 2 "dump with an unknown stage" "$nnlc" dump --stage=nope "$tmp/ok.nnl"
+expect 0 "check a good file" "$nnlc" check "$tmp/ok.nnl"
+expect 1 "check a bad file" "$nnlc" check "$tmp/bad.nnl"
+has "bad.nnl:1:10: error:" err "error location"
+expect 1 "check a good and a bad file" "$nnlc" check "$tmp/ok.nnl" "$tmp/bad.nnl"
+expect 2 "check a missing file" "$nnlc" check "$tmp/missing.nnl"
+has "missing.nnl: error: cannot open file" err "missing file message"
+expect 2 "check a directory" "$nnlc" check "$tmp"
+expect 0 "check from stdin" sh -c "'$nnlc' check - <'$tmp/ok.nnl'"
+expect 0 "dump tokens" "$nnlc" dump --stage=tokens "$tmp/ok.nnl"
+has "1:1 FN fn" out "token dump"
+expect 0 "dump ast" "$nnlc" dump --stage ast "$tmp/ok.nnl"
+has "fn f @1:1" out "ast dump"
+expect 1 "dump of a bad file" "$nnlc" dump --stage=ast "$tmp/bad.nnl"
+head -c 1100000 /dev/zero | tr '\0' ' ' >"$tmp/big.nnl"
+expect 1 "a file over the size limit" "$nnlc" check "$tmp/big.nnl"
+has "file is too large" err "size limit"
+
+exit $fail
