@@ -19,6 +19,8 @@ void lex_init(Lexer *lx, Nnl *nnl, Source *src)
     lx->nnl = nnl;
     lx->src = src;
     lx->cur = (const unsigned char *)src->text;
+    if (src->len >= 3 && memcmp(lx->cur, "\xEF\xBB\xBF", 3) == 0)
+        lx->cur += 3; /* a UTF-8 byte-order mark, as some editors write */
     lx->lim = lx->cur + src->len;
     lx->mar = lx->cur;
     lx->semicolon = false;
@@ -206,7 +208,7 @@ Token lex_next(Lexer *lx)
         ident              { TOK(TK_IDENT); }
         float              { TOK(TK_FLOAT); }
         int                { TOK(TK_INT); }
-        digit+ ("." digit+)? [eE] [+-]? {
+        (digit+ ("." digit+)? | "." digit+) [eE] [+-]? {
             diag_error(lx->nnl, lx->src, t.off, "exponent has no digits in number '%.*s'",
                        (int)(lx->cur - start), (const char *)start);
             TOK(TK_FLOAT);

@@ -5,59 +5,93 @@
 
 #include "nnlc.h"
 
+/* Everything a command may be given; each command says which options it accepts. */
+typedef struct {
+    const char *files[64];
+    int nfiles;
+    const char *stage;
+    NnlRunOptions run;
+    const char *sets[64];
+} Args;
+
+enum { OPT_STAGE = 1, OPT_RUN = 2 };
+
 typedef struct {
     const char *name;
     const char *summary;
     const char *usage;
     const char *details;
-    int (*run)(int argc, char **argv);
+    int options;
+    bool one_file;
+    int (*run)(Args *a);
 } Command;
 
-static int cmd_check(int argc, char **argv);
-static int cmd_dump(int argc, char **argv);
-static int cmd_help(int argc, char **argv);
+static int cmd_check(Args *a);
+static int cmd_dump(Args *a);
+static int cmd_run(Args *a);
+static int cmd_gradcheck(Args *a);
+
+#define RUN_OPTIONS \
+    "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
+    "  --train MODEL     the train block to use when the script has several\n" \
+    "  --log FILE        write the training log (CSV) to FILE\n" \
+    "  --init FILE       start from the parameters in FILE (lines: name,v1,v2,...)\n" \
+    "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
+    "  --quiet           print nothing but errors\n"
 
 static const Command commands[] = {
+    {"run", "compile a script and train its model", "nnlc run FILE [OPTIONS]",
+     "Checks FILE, differentiates the model, compiles forward pass, backward pass and\n"
+     "optimizer update with LLVM, and trains as the train block says, printing a line per\n"
+     "epoch.\n\noptions:\n" RUN_OPTIONS
+     "\nExit status: 0 trained, 1 an error in the script or its data, 2 usage or I/O error,\n"
+     "3 training diverged (the loss became NaN or infinite), 70 internal error.\n",
+     OPT_RUN, true, cmd_run},
     {"check", "check scripts for errors without running them", "nnlc check FILE...",
      "Reads each FILE ('-' is standard input) and reports every error it finds as\n"
-     "FILE:LINE:COL: error: MESSAGE, followed by the line and a caret.\n"
+     "FILE:LINE:COL: error: MESSAGE, followed by the line and a caret: syntax, names,\n"
+     "arguments, shapes, and the data files the train block uses.\n"
      "\n"
      "Exit status: 0 when every file is correct, 1 when a file has errors,\n"
      "2 when a file cannot be read.\n",
-     cmd_check},
-    {"dump", "print the output of a compiler stage", "nnlc dump --stage=STAGE FILE...",
-     "Prints the stable text form of a stage for each FILE:\n"
+     0, false, cmd_check},
+    {"dump", "print the output of a compiler stage", "nnlc dump --stage=STAGE FILE [OPTIONS]",
+     "Prints the stable text form of a stage:\n"
      "  tokens   the tokens the parser receives, one per line: LINE:COL KIND TEXT\n"
      "  ast      the syntax tree, one node per line, children indented\n"
+     "  ir       the tensor graph of the forward pass, the loss, the metrics and the update\n"
+     "  grad     the nodes autodiff adds, and each parameter's gradient\n"
+     "  kernels  the fused loops and library calls of each entry point\n"
+     "  llvm     the optimized LLVM module\n"
+     "The stages from ir on take the same options as 'nnlc run'.\n"
      "\n"
      "Exit status as for 'nnlc check'; nothing is printed when a file has errors.\n",
-     cmd_dump},
-    {"help", "show help for a command", "nnlc help [COMMAND]", "", cmd_help},
+     OPT_STAGE | OPT_RUN, false, cmd_dump},
+    {"gradcheck", "compare gradients with finite differences", "nnlc gradcheck FILE [OPTIONS]",
+     "Compiles the model in float64, initialises it from the seed and compares every\n"
+     "parameter's gradient on the first samples with central differences. Prints the worst\n"
+     "relative error of each tensor; exit status 1 when one is 1e-6 or more.\n",
+     OPT_RUN, true, cmd_gradcheck},
+    {"help", "show help for a command", "nnlc help [COMMAND]", "", 0, false, NULL},
 };
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
 static void print_usage(FILE *out)
 {
-    fprintf(out,
-            "nnlc %s — a compiler for neural-network training scripts (.nnl)\n"
-            "\n"
-            "usage: nnlc COMMAND [OPTIONS] [FILE...]\n"
-            "\n"
-            "commands:\n",
-            NNLC_VERSION);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out,
-            "\n"
-            "options:\n"
-            "  -h, --help  show this help ('nnlc help COMMAND' for a command's)\n"
-            "  --version   print the version\n"
-            "\n"
-            "The language and the commands are described in docs/language.md and docs/cli.md.\n");
+    fprintf(out, "nnlc %s — a compiler for neural-network training scripts (.nnl)\n\n"
+                 "usage: nnlc COMMAND [OPTIONS] [FILE...]\n\ncommands:\n", NNLC_VERSION);
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\noptions:\n"
+                 "  -h, --help  show this help ('nnlc help COMMAND' for a command's)\n"
+                 "  --version   print the version\n"
+                 "\nThe language and the commands are described in docs/language.md and "
+                 "docs/cli.md.\n");
 }
 
 static const Command *find_command(const char *name)
 {
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    for (int i = 0; i < NCOMMANDS; i++)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
@@ -84,90 +118,154 @@ static void print_diag(void *user, const NnlDiag *d)
     nnl_print_diag(stderr, d);
 }
 
-/* Loads every file; the worst result wins (an unreadable file is a usage/I-O error). */
-static int load_files(Nnl *nnl, int nfiles, char **files)
+/* "--name=value" or "--name value": the value, advancing *i; NULL if `a` is not --name. */
+static const char *option_value(const char *name, int argc, char **argv, int *i, bool *missing)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != 0)
+        return NULL;
+    if (*i + 1 == argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_args(const Command *c, int argc, char **argv, Args *a)
+{
+    static const char *const run_opts[] = {"--set", "--train", "--log", "--init",
+                                           "--save-params"};
+    bool options_done = false;
+    a->run.sets = a->sets;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        bool missing = false, matched = false;
+        if (options_done || arg[0] != '-' || arg[1] == 0) {
+            if (a->nfiles == 64)
+                return usage_error(c->name, "%s", "too many files");
+            a->files[a->nfiles++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if ((c->options & OPT_STAGE) && (v = option_value("--stage", argc, argv, &i, &missing))) {
+            a->stage = v;
+            continue;
+        }
+        if ((c->options & OPT_RUN) && strcmp(arg, "--quiet") == 0) {
+            a->run.quiet = 1;
+            continue;
+        }
+        for (size_t k = 0; (c->options & OPT_RUN) && k < sizeof run_opts / sizeof *run_opts && !missing; k++) {
+            if (!(v = option_value(run_opts[k], argc, argv, &i, &missing)))
+                continue;
+            matched = true;
+            if (k == 0) {
+                if (a->run.nsets == 64)
+                    return usage_error(c->name, "%s", "too many --set options");
+                a->sets[a->run.nsets++] = v;
+            } else {
+                const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,
+                                      &a->run.dump_params};
+                *dst[k] = v;
+            }
+            break;
+        }
+        if (missing)
+            return usage_error(c->name, "option '%s' needs a value", arg);
+        if (!matched)
+            return usage_error(c->name, "unknown option '%s'", arg);
+    }
+    if (a->nfiles == 0)
+        return usage_error(c->name, "%s needs a file", c->name);
+    if (c->one_file && a->nfiles > 1)
+        return usage_error(c->name, "%s takes one file", c->name);
+    return NNL_OK;
+}
+
+/* Runs `mode` on one file in a context of its own; the worst result wins. */
+static int run_file(const char *path, NnlRunOptions *opt)
+{
+    Nnl *nnl = nnl_new(print_diag, NULL);
+    int r = nnl_load_file(nnl, path);
+    if (r == NNL_OK)
+        r = nnl_run(nnl, opt);
+    nnl_free(nnl);
+    return r;
+}
+
+static int cmd_check(Args *a)
 {
     int worst = NNL_OK;
-    for (int i = 0; i < nfiles; i++) {
-        int r = nnl_load_file(nnl, files[i]);
+    a->run.mode = NNL_RUN_CHECK;
+    for (int i = 0; i < a->nfiles; i++) {
+        int r = run_file(a->files[i], &a->run);
         if (r > worst)
             worst = r;
     }
     return worst;
 }
 
-/* Splits arguments into options (returned through `stage`) and files; returns -1 when
- * an argument is not understood. */
-static int collect_files(const char *cmd, int argc, char **argv, char **files,
-                         const char **stage)
+static int cmd_run(Args *a)
 {
-    int n = 0;
-    bool options_done = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!options_done && strcmp(a, "--") == 0) {
-            options_done = true;
-        } else if (!options_done && stage && strncmp(a, "--stage=", 8) == 0) {
-            *stage = a + 8;
-        } else if (!options_done && stage && strcmp(a, "--stage") == 0) {
-            if (i + 1 == argc) {
-                usage_error(cmd, "option '%s' needs a value", a);
-                return -1;
-            }
-            *stage = argv[++i];
-        } else if (!options_done && a[0] == '-' && a[1] != 0) {
-            usage_error(cmd, "unknown option '%s'", a);
-            return -1;
+    a->run.mode = NNL_RUN_TRAIN;
+    return run_file(a->files[0], &a->run);
+}
+
+static int cmd_gradcheck(Args *a)
+{
+    a->run.mode = NNL_RUN_GRADCHECK;
+    return run_file(a->files[0], &a->run);
+}
+
+static int cmd_dump(Args *a)
+{
+    static const struct {
+        const char *name;
+        int run_mode; /* -1: a front-end stage */
+        NnlStage stage;
+    } stages[] = {
+        {"tokens", -1, NNL_DUMP_TOKENS}, {"ast", -1, NNL_DUMP_AST},
+        {"ir", NNL_RUN_DUMP_IR, 0}, {"grad", NNL_RUN_DUMP_GRAD, 0},
+        {"kernels", NNL_RUN_DUMP_KERNELS, 0}, {"llvm", NNL_RUN_DUMP_LLVM, 0},
+    };
+    if (!a->stage)
+        return usage_error("dump", "%s needs --stage=tokens|ast|ir|grad|kernels|llvm", "dump");
+    int s = -1;
+    for (int i = 0; i < (int)(sizeof stages / sizeof stages[0]); i++)
+        if (strcmp(stages[i].name, a->stage) == 0)
+            s = i;
+    if (s < 0)
+        return usage_error("dump", "unknown stage '%s' (stages: tokens, ast, ir, grad, kernels, "
+                           "llvm)", a->stage);
+    int worst = NNL_OK;
+    for (int i = 0; i < a->nfiles; i++) {
+        int r;
+        if (stages[s].run_mode >= 0) {
+            a->run.mode = (NnlRunMode)stages[s].run_mode;
+            r = run_file(a->files[i], &a->run);
         } else {
-            files[n++] = (char *)a;
+            Nnl *nnl = nnl_new(print_diag, NULL);
+            r = nnl_load_file(nnl, a->files[i]);
+            if (r == NNL_OK)
+                r = nnl_dump(nnl, stages[s].stage, stdout);
+            nnl_free(nnl);
         }
+        if (r > worst)
+            worst = r;
     }
-    if (n == 0) {
-        usage_error(cmd, "%s needs at least one file", cmd);
-        return -1;
-    }
-    return n;
-}
-
-static int cmd_check(int argc, char **argv)
-{
-    char *files[argc + 1];
-    int n = collect_files("check", argc, argv, files, NULL);
-    if (n < 0)
-        return NNL_EUSAGE;
-    Nnl *nnl = nnl_new(print_diag, NULL);
-    int r = load_files(nnl, n, files);
-    int p = nnl_parse(nnl);
-    nnl_free(nnl);
-    return r > p ? r : p;
-}
-
-static int cmd_dump(int argc, char **argv)
-{
-    char *files[argc + 1];
-    const char *stage = NULL;
-    int n = collect_files("dump", argc, argv, files, &stage);
-    if (n < 0)
-        return NNL_EUSAGE;
-    NnlStage st;
-    if (!stage)
-        return usage_error("dump", "%s needs --stage=tokens|ast", "dump");
-    if (strcmp(stage, "tokens") == 0)
-        st = NNL_DUMP_TOKENS;
-    else if (strcmp(stage, "ast") == 0)
-        st = NNL_DUMP_AST;
-    else
-        return usage_error("dump", "unknown stage '%s' (stages: tokens, ast)", stage);
-    Nnl *nnl = nnl_new(print_diag, NULL);
-    int r = load_files(nnl, n, files);
-    if (r == NNL_OK)
-        r = nnl_dump(nnl, st, stdout);
-    nnl_free(nnl);
-    if (fflush(stdout) != 0 && r == NNL_OK) {
+    if (fflush(stdout) != 0 && worst == NNL_OK) {
         fprintf(stderr, "nnlc: error: cannot write the output\n");
-        r = NNL_EUSAGE;
+        worst = NNL_EUSAGE;
     }
-    return r;
+    return worst;
 }
 
 static int cmd_help(int argc, char **argv)
@@ -200,6 +298,8 @@ int main(int argc, char **argv)
     if (!c)
         return usage_error(NULL, a[0] == '-' ? "unknown option '%s'" : "unknown command '%s'",
                            a);
+    if (!c->run)
+        return cmd_help(argc - 2, argv + 2);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             break;
@@ -208,5 +308,10 @@ int main(int argc, char **argv)
             return NNL_OK;
         }
     }
-    return c->run(argc - 2, argv + 2);
+    Args args = {0};
+    args.run.out = stdout;
+    int r = parse_args(c, argc - 2, argv + 2, &args);
+    if (r != NNL_OK)
+        return r;
+    return c->run(&args);
 }

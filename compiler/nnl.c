@@ -30,6 +30,8 @@ void nnl_free(Nnl *nnl)
         nnl_dealloc(nnl->sources[i]->line_starts);
     nnl_dealloc(nnl->sources);
     nnl_dealloc(nnl->programs);
+    nnl_dealloc(nnl->globals);
+    nnl_dealloc(nnl->global_names);
     arena_free(&nnl->arena);
     nnl_dealloc(nnl);
 }
@@ -50,6 +52,20 @@ static Source *nnl_add_source(Nnl *nnl, const char *path, const char *text, size
     src->len = (uint32_t)len;
     src->is_stdlib = is_stdlib;
     nnl->sources = nnl_realloc(nnl->sources, sizeof(Source *) * (size_t)(nnl->nsources + 1));
+    nnl->sources[nnl->nsources++] = src;
+    return src;
+}
+
+Source *nnl_text_source(Nnl *nnl, const char *name, const char *text)
+{
+    Source *src = arena_alloc(&nnl->arena, sizeof *src);
+    src->path = arena_strndup(&nnl->arena, name, strlen(name));
+    src->text = arena_strndup(&nnl->arena, text, strlen(text));
+    src->len = (uint32_t)strlen(text);
+    /* freed with the context: nnl_free walks nnl->sources only, so keep it there too */
+    nnl->sources = nnl_realloc(nnl->sources, sizeof(Source *) * (size_t)(nnl->nsources + 1));
+    nnl->programs = nnl_realloc(nnl->programs, sizeof(AstNode *) * (size_t)(nnl->nsources + 1));
+    nnl->programs[nnl->nsources] = NULL;
     nnl->sources[nnl->nsources++] = src;
     return src;
 }

@@ -50,6 +50,32 @@ typedef enum { NNL_DUMP_TOKENS, NNL_DUMP_AST } NnlStage;
 /* Writes the stable text form of a stage for the user's scripts (not the stdlib). */
 NnlResult nnl_dump(Nnl *nnl, NnlStage stage, FILE *out);
 
+/* What nnl_run does with the loaded script. */
+typedef enum {
+    NNL_RUN_CHECK,         /* names, shapes and data; nothing runs */
+    NNL_RUN_DUMP_IR,       /* the forward graph */
+    NNL_RUN_DUMP_GRAD,     /* the backward graph */
+    NNL_RUN_DUMP_KERNELS,  /* the fused kernels of each entry point */
+    NNL_RUN_DUMP_LLVM,     /* the optimized LLVM module */
+    NNL_RUN_TRAIN,         /* compile and train */
+    NNL_RUN_GRADCHECK,     /* compile in float64, compare gradients with finite differences */
+} NnlRunMode;
+
+typedef struct {
+    NnlRunMode mode;
+    const char *train;          /* --train MODEL, when there are several */
+    const char **sets;          /* --set key=value */
+    int nsets;
+    const char *log;            /* --log FILE */
+    const char *init;           /* --init FILE: starting parameters */
+    const char *dump_params;    /* --save-params FILE: final parameters */
+    int quiet;
+    FILE *out;                  /* dumps and progress */
+} NnlRunOptions;
+
+/* Checks, compiles and runs the train declaration of the loaded script. */
+NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *opt);
+
 /* Number of errors reported so far. */
 int nnl_error_count(const Nnl *nnl);
 

@@ -26,7 +26,7 @@ enum {
 /* ---- util.c: the one allocation function, arenas, growable lists ---- */
 
 /* Every allocation of the compiler goes through nnl_malloc; on failure it reports
- * "out of memory" and exits with NNL_EUSAGE's sibling code 70-free path (see util.c). */
+ * "out of memory" and exits with status 2 (NNL_EUSAGE: a resource problem, not a bug). */
 void *nnl_malloc(size_t size);
 void *nnl_realloc(void *p, size_t size);
 void nnl_dealloc(void *p);
@@ -169,6 +169,8 @@ void ast_dump(StrBuf *out, Nnl *nnl, const AstNode *node, int indent);
  * even when there were errors (callers check nnl_error_count). */
 typedef void (*ParseTokenHook)(void *user, Source *src, Token tok);
 AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user);
+/* Parses `key = value` statements (from --set) as a train block; NULL after errors. */
+AstNode *parse_train_body(Nnl *nnl, Source *src);
 
 /* The state shared by the token feeder (parse.c) and the grammar actions (parser.y). */
 typedef struct {
@@ -215,7 +217,292 @@ AstNode *parse_var(ParseState *ps, AstKind kind, Token kw, Token name, AstList s
                    AstNode *value);
 AstNode *parse_return(ParseState *ps, Token kw, AstNode *value);
 
+/* ---- ir.c: the tensor graph ---- */
+
+typedef enum {
+#define OP(name, text, arity, cls) OP_##name,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} Op;
+
+typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW } OpClass;
+
+enum { IR_MAX_RANK = 4 };
+
+/* A shape as the model sees it: per-sample dims, plus a leading batch dimension of runtime
+ * size B when `batched`. Rank 0 is a scalar. */
+typedef struct {
+    bool batched;
+    int rank;
+    int64_t dim[IR_MAX_RANK];
+} Shape;
+
+typedef enum { VAR_BATCH, VAR_STEP, VAR_EPOCH } VarKind;
+typedef enum { ARENA_PARAMS, ARENA_GRADS, ARENA_STATE } ArenaKind;
+
+typedef struct IrNode IrNode;
+struct IrNode {
+    Op op;
+    int id;
+    Shape shape;
+    IrNode *in[3];
+    Source *src;        /* where in a script it comes from (NULL for generated nodes) */
+    uint32_t off;
+    double value;       /* CONST */
+    int index;          /* PARAM: tensor; VAR: VarKind; ARENA: ArenaKind */
+    int aux;            /* ARENA_STATE: state number; SUM/RMAX: reduced dims (bit 0 the
+                           batch, bit 1+i dim i); MATMUL: bit 0 transpose A, bit 1 B */
+    bool needs_grad;    /* depends on a parameter */
+    /* scheduling (fuse.c) */
+    int uses;
+    int buf;            /* buffer holding the value, or -1 when computed inline */
+    int64_t buf_off;    /* element offset in that buffer */
+};
+
+typedef struct {
+    const char *name;   /* "h1.W" */
+    Shape shape;        /* unbatched */
+    int64_t offset, size;
+    Source *src;
+    uint32_t off;       /* the param statement */
+    IrNode *node;       /* the PARAM leaf */
+    IrNode *init;       /* initial value, elementwise over the shape */
+    IrNode *grad;       /* d(mean loss)/d(param), set by autodiff */
+} IrParam;
+
+typedef struct {
+    Arena *arena;
+    IrNode **nodes;     /* in creation order, which is a topological order */
+    int nnodes, cap;
+    IrParam *params;
+    int nparams;
+    int64_t nparam_elems;
+    /* the training problem */
+    IrNode *input, *target, *output;
+    IrNode *loss;              /* per-sample loss, [B] */
+    IrNode **metrics;          /* per-sample metrics, [B] each */
+    const char **metric_names;
+    int nmetrics;
+    int target_kind;           /* NNLRT_TARGET_* */
+    int64_t n_classes;
+    /* the optimizer: new values of the parameter arena and of each state arena */
+    IrNode *new_params;
+    IrNode **new_states;
+    double *state_init;
+    int nstates;
+} IrProgram;
+
+int64_t shape_size(const Shape *s);            /* per-sample elements */
+bool shape_equal(const Shape *a, const Shape *b);
+const char *shape_str(Arena *a, const Shape *s); /* "[B, 784]", "[]" */
+Shape shape_scalar(bool batched);
+/* Broadcast of two shapes (numpy rules, aligned at the right); false if incompatible. */
+bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
+
+OpClass ir_op_class(Op op);
+const char *ir_op_name(Op op);
+int ir_op_arity(Op op);
+
+double ir_fold_unary(Op op, double a);
+double ir_fold_binary(Op op, double a, double b);
+IrNode *ir_leaf(IrProgram *p, Op op, Shape shape);
+IrNode *ir_const(IrProgram *p, double v);
+IrNode *ir_var(IrProgram *p, VarKind v);
+/* Elementwise ops; shapes must broadcast (callers check and report). Constant operands
+ * fold, and a few rewrites keep the numerics stable (log of a sigmoid). */
+IrNode *ir_unary(IrProgram *p, Op op, IrNode *a);
+IrNode *ir_binary(IrProgram *p, Op op, IrNode *a, IrNode *b);
+IrNode *ir_where(IrProgram *p, IrNode *c, IrNode *a, IrNode *b);
+IrNode *ir_broadcast(IrProgram *p, IrNode *a, Shape to);
+IrNode *ir_reduce(IrProgram *p, Op op, IrNode *a, int mask);  /* keeps reduced dims as 1 */
+IrNode *ir_reshape(IrProgram *p, IrNode *a, Shape to);
+IrNode *ir_matmul(IrProgram *p, IrNode *a, IrNode *b, bool ta, bool tb);
+IrNode *ir_pick(IrProgram *p, IrNode *x, IrNode *index);
+IrNode *ir_argmax(IrProgram *p, IrNode *x);
+IrNode *ir_onehot(IrProgram *p, IrNode *index, int64_t n);
+/* Sums all per-sample dims (and the batch when `batch`), giving a scalar per sample. */
+IrNode *ir_sum_all(IrProgram *p, IrNode *a, bool batch);
+/* The 2-D matrix an operand of MATMUL stands for: rows (-1 for B) and columns. */
+void ir_matrix_dims(const IrNode *n, int64_t *rows, int64_t *cols);
+
+void ir_dump_node(StrBuf *out, const IrNode *n);
+/* Checks the invariants of every node (arity, shapes); reports an internal error. */
+bool ir_verify(Nnl *nnl, const IrProgram *p);
+
+/* ---- sema.c: names, arity, arguments, duplicates ---- */
+
+typedef enum {
+    BI_NONE = 0,
+    /* elementwise */
+    BI_EXP, BI_LOG, BI_SQRT, BI_ABS, BI_SIGN, BI_TANH, BI_ERF, BI_SIN, BI_COS, BI_FLOOR,
+    BI_MIN, BI_MAX, BI_WHERE,
+    /* reductions and indexing */
+    BI_SUM, BI_MEAN, BI_LOGSUMEXP, BI_PICK, BI_ONEHOT, BI_ARGMAX, BI_DIM, BI_RESHAPE,
+    BI_FLATTEN,
+    /* initializers */
+    BI_RAND, BI_RANDN,
+    /* data */
+    BI_CSV, BI_SPLIT,
+    BI_COUNT
+} Builtin;
+
+typedef enum {
+    BV_NONE = 0, BV_PI, BV_EPOCH, BV_STEP, BV_EPOCHS, BV_FAN_IN, BV_FAN_OUT, BV_PARAM,
+    BV_GRAD, BV_ALL, BV_COUNT
+} BuiltinValue;
+
+typedef struct {
+    const char *name;
+    int min_args, max_args;   /* positional and named together */
+    const char *params[6];    /* parameter names, for named arguments */
+} BuiltinInfo;
+
+Builtin sema_builtin(const char *name);
+const BuiltinInfo *sema_builtin_info(Builtin b);
+BuiltinValue sema_builtin_value(const char *name);
+
+NnlResult sema_check(Nnl *nnl);
+/* The declaration a global name refers to, or NULL. */
+AstNode *sema_lookup(Nnl *nnl, const char *name);
+/* The train keys nnlc knows, NULL-terminated. */
+extern const char *const sema_train_keys[];
+/* The closest of `n` candidate names to `name`, or NULL if none is close. */
+const char *sema_suggest(const char *name, const char *const *candidates, int n);
+
+/* ---- lower.c: a train declaration to a tensor-graph program ---- */
+
+#include "nnlrt.h"
+
+/* A data source as the script describes it; driver.c loads it. */
+typedef struct DataSource DataSource;
+struct DataSource {
+    enum { DS_CSV, DS_SPLIT } kind;
+    const char *name;          /* the data declaration's name */
+    Source *src;               /* where it is declared */
+    uint32_t off;
+    /* csv(...) */
+    const char *path;          /* resolved against the script's directory */
+    const char *target_name;
+    long target_index;
+    long *features;
+    const char **feature_names;
+    int nfeatures;
+    bool header, standardize;
+    char delimiter;
+    /* split(...) */
+    DataSource *parent;
+    double fraction;
+    uint64_t seed;
+    int part;                  /* 0: the first part, 1: the rest */
+    NnlrtDataset *loaded;      /* driver.c */
+};
+
+/* The evaluated train declaration (and --set overrides). */
+typedef struct {
+    AstNode *decl;             /* the train declaration */
+    AstNode *model;
+    DataSource *data, *validate;
+    AstNode *loss;             /* NAME or CALL of a loss */
+    AstNode *optimizer;        /* NAME or CALL of an optimizer */
+    AstNode **metrics;         /* NAMEs or CALLs of metrics or losses */
+    int nmetrics;
+    int64_t epochs, batch;     /* batch 0: all */
+    uint64_t seed;
+    bool shuffle;
+    const char *log;
+    int64_t log_every;
+    const AstNode *key_at[16]; /* where each key was set, for messages */
+} TrainSpec;
+
+/* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
+NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec);
+/* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
+ * with float data of `x_size` inputs per sample. */
+NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);
+
+/* ---- autodiff.c ---- */
+
+void ad_backward(IrProgram *p);
+
+/* ---- fuse.c: which nodes live in memory, and the kernels of each entry point ---- */
+
+typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT } KernelKind;
+
+enum { BUF_STATE = 1000 }; /* buffer ids from here on are optimizer state arenas */
+
+typedef struct {
+    IrNode *node;
+    int buf;          /* destination buffer and element offset */
+    int64_t off;
+} KernelOut;
+
+typedef struct {
+    KernelKind kind;
+    IrNode *node;     /* what is computed (REDUCE, MATMUL, PICK, ARGMAX, SUMOUT) */
+    KernelOut *outs;  /* ELEM: one loop computes every output, sharing subexpressions */
+    int nouts;
+    int sum_index;    /* SUMOUT: sums[sum_index] += the sum of node over the batch */
+} Kernel;
+
+typedef struct {
+    const char *name;
+    Kernel *kernels;
+    int nkernels;
+} Entry;
+
+enum { ENTRY_INIT, ENTRY_GRAD, ENTRY_EVAL, ENTRY_UPDATE, ENTRY_COUNT };
+
+typedef struct {
+    Entry entries[ENTRY_COUNT];
+    int nbufs;               /* including the NNLRT_BUF_FIRST fixed ones */
+    int64_t *buf_elems;      /* per sample when batched, else in all */
+    bool *buf_batched;
+} Plan;
+
+void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan);
+void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan);
+void fuse_free(Plan *plan);
+
+/* ---- codegen_llvm.c and jit.c ---- */
+
+typedef struct Jit Jit;
+typedef struct {
+    NnlrtInitFn init;
+    NnlrtGradFn grad;
+    NnlrtEvalFn eval;
+    NnlrtUpdateFn update;
+} JitEntries;
+
+/* Generates, verifies and optimizes (default<O3>, host CPU) the module for `plan`; with
+ * `dump`, writes its text. Then hands it to the JIT and looks the entry points up. */
+NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *dump,
+                     Jit **jit, JitEntries *entries);
+void jit_free(Jit *jit);
+
+/* ---- driver.c: the pipeline ---- */
+
+typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN } StopAt;
+
+typedef struct {
+    StopAt stop;
+    const char *train_name;       /* --train NAME, when a script has several */
+    const char **sets;            /* --set key=value */
+    int nsets;
+    const char *log;              /* --log FILE */
+    const char *init, *dump_params;
+    int elem_size;                /* 4, or 8 for gradient checks */
+    bool gradcheck;
+    bool quiet;
+    FILE *out;
+} RunOptions;
+
+NnlResult driver_run(Nnl *nnl, const RunOptions *opt);
+
 /* ---- context (nnl.c) ---- */
+
+/* A source that is not a script: command-line text parsed for messages with positions. */
+Source *nnl_text_source(Nnl *nnl, const char *name, const char *text);
 
 struct Nnl {
     Arena arena;
@@ -227,6 +514,11 @@ struct Nnl {
     int nsources;
     AstNode **programs;  /* parallel to sources once parsed */
     bool parsed;
+    bool checked;        /* sema_check has run */
+    /* global declarations by name (sema.c), user scripts and stdlib */
+    AstNode **globals;
+    const char **global_names;
+    int nglobals;
 };
 
 #endif

@@ -4,7 +4,9 @@
  * a literal, ')', ']', '}') and never inside ( ) or [ ]; ';' always ends one.
  * Contextual keywords: `fn loss metric layer optimizer model data train` followed by a
  * name, `import` followed by a string, and `param state` followed by a name are keywords
- * at the start of a statement; anywhere else they are ordinary names (`data = train`).
+ * at the start of a statement; anywhere else they are ordinary names (`data = train`). At
+ * the top level, where only a declaration can start, the declaration words are keywords
+ * whatever follows, so that `train {` is reported as a missing name.
  * `return true false` are reserved everywhere.
  */
 #include <string.h>
@@ -18,6 +20,7 @@ void *nnlParseAlloc(void *(*alloc)(size_t), ParseState *ps);
 void nnlParseFree(void *parser, void (*dealloc)(void *));
 void nnlParse(void *parser, int kind, Token tok);
 void nnlParseTrace(FILE *out, char *prompt);
+int parse_snapshot_top(const ParseState *ps);
 
 /* ---- AST construction (grammar actions) ---- */
 
@@ -105,12 +108,11 @@ AstNode *parse_binary(ParseState *ps, Token op, AstNode *lhs, AstNode *rhs)
 
 static AstNode *parse_list_depth(ParseState *ps, AstNode *n)
 {
-    int d = 0;
+    const AstNode *deepest = NULL;
     for (int i = 0; i < n->args.len; i++)
-        if (n->args.items[i]->depth > d)
-            d = n->args.items[i]->depth;
-    n->depth = d;
-    return parse_depth(ps, n, NULL, NULL);
+        if (!deepest || n->args.items[i]->depth > deepest->depth)
+            deepest = n->args.items[i];
+    return parse_depth(ps, n, deepest, NULL);
 }
 
 AstNode *parse_call(ParseState *ps, Token name, AstList args)
@@ -231,7 +233,7 @@ static const char *parse_describe(ParseState *ps, Token t)
     case TK_EOF:
         return "end of file";
     case TK_NEWLINE:
-        if (t.off >= ps->src->len)
+        if (t.len == 0 || t.off >= ps->src->len) /* the one the feeder adds at the end */
             return "end of file";
         return parse_is_linebreak(ps, t) ? "end of line" : "';'";
     case TK_IDENT:
@@ -330,6 +332,16 @@ static bool parse_is_decl_word(int kind)
     return false;
 }
 
+static bool parse_is_comparison(int kind)
+{
+    switch (kind) {
+    case TK_EQ: case TK_NE: case TK_LT: case TK_LE: case TK_GT: case TK_GE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void parse_syntax_error(ParseState *ps, void *parser, int major, Token tok)
 {
     (void)parser;
@@ -337,12 +349,21 @@ void parse_syntax_error(ParseState *ps, void *parser, int major, Token tok)
         return;
     tok.kind = major;
     const char *found = parse_describe(ps, tok);
+    /* An operand that could go on with '+' but not with a comparison ends `a < b`. */
+    if (parse_is_comparison(major) && parse_accepts(ps, TK_PLUS)) {
+        diag_error(ps->nnl, ps->src, tok.off,
+                   "comparisons cannot be chained (found %s after a comparison); to require "
+                   "both, write (a < b) * (b < c)", found);
+        return;
+    }
     Token open;
     if (parse_innermost_open(ps, &open)) {
         int closer = parse_closer(open.kind);
-        /* Inside ( ) or [ ] a missing closer is the likely mistake; inside { } only
-         * when the file ends or a new declaration starts. */
-        bool likely = open.kind != TK_LBRACE || major == TK_EOF || parse_is_decl_word(major);
+        /* Inside ( ) or [ ] a missing closer is the likely mistake, unless a ',' has just
+         * said that the list goes on; inside { } only when the file ends or a new
+         * declaration starts. */
+        bool likely = (open.kind != TK_LBRACE && parse_snapshot_top(ps) != TK_COMMA) ||
+                      major == TK_EOF || parse_is_decl_word(major);
         if (likely && parse_accepts(ps, closer)) {
             diag_error(ps->nnl, ps->src, tok.off, "expected %s to close '%c' at %s, found %s",
                        lex_token_name(closer), ps->src->text[open.off],
@@ -378,7 +399,7 @@ static bool parse_word_is(ParseState *ps, Token t, const char *w)
 }
 
 /* Reserved words everywhere; contextual keywords by position and the next token. */
-static int parse_keyword(ParseState *ps, Token t, int last, Token next)
+static int parse_keyword(ParseState *ps, void *parser, Token t, int last, Token next)
 {
     static const struct {
         const char *word;
@@ -396,13 +417,15 @@ static int parse_keyword(ParseState *ps, Token t, int last, Token next)
         return TK_FALSE;
     if (!parse_at_statement_start(last))
         return TK_IDENT;
-    if (parse_word_is(ps, t, "import") && next.kind == TK_STRING)
+    Token open;
+    parse_snapshot(parser, ps);
+    bool top = !parse_innermost_open(ps, &open);
+    if (parse_word_is(ps, t, "import") && (next.kind == TK_STRING || top))
         return TK_IMPORT;
-    if (next.kind != TK_IDENT)
-        return TK_IDENT;
     for (size_t i = 0; i < NNL_COUNTOF(decls); i++)
         if (parse_word_is(ps, t, decls[i].word))
-            return decls[i].kind;
+            return next.kind == TK_IDENT || (top && parse_is_decl_word(decls[i].kind))
+                       ? decls[i].kind : TK_IDENT;
     return TK_IDENT;
 }
 
@@ -438,6 +461,40 @@ static bool parse_feed(ParseState *ps, void *parser, Token t)
     return !ps->abort && !diag_stopped(ps->nnl);
 }
 
+/* `key = value` lines given on the command line, parsed as the body of a train block:
+ * the parser is fed `train _ {` before the text and `}` after it. */
+AstNode *parse_train_body(Nnl *nnl, Source *src)
+{
+    ParseState ps = {.nnl = nnl, .src = src, .arena = &nnl->arena};
+    ps.program = ast_new(ps.arena, AST_PROGRAM, src, 0);
+    if (!lex_check_encoding(nnl, src))
+        return NULL;
+    void *parser = nnlParseAlloc(nnl_malloc, &ps);
+    static const int prologue[] = {TK_TRAIN, TK_IDENT, TK_LBRACE};
+    bool good = true;
+    for (size_t i = 0; i < NNL_COUNTOF(prologue) && good; i++)
+        good = parse_feed(&ps, parser, (Token){prologue[i], 0, 0});
+    Lexer lx;
+    lex_init(&lx, nnl, src);
+    int last = TK_LBRACE;
+    for (Token t = lex_next(&lx); good && t.kind != TK_EOF; t = lex_next(&lx)) {
+        if (t.kind == TK_NEWLINE && !parse_newline_counts(&ps, parser, t, last))
+            continue;
+        if (t.kind == TK_IDENT)
+            t.kind = parse_keyword(&ps, parser, t, last, (Token){TK_ASSIGN, 0, 0});
+        good = parse_feed(&ps, parser, t);
+        last = t.kind;
+    }
+    static const int epilogue[] = {TK_NEWLINE, TK_RBRACE, TK_NEWLINE, TK_EOF};
+    for (size_t i = 0; i < NNL_COUNTOF(epilogue) && good; i++)
+        good = parse_feed(&ps, parser, (Token){epilogue[i], src->len, 0});
+    nnlParseFree(parser, nnl_dealloc);
+    nnl_dealloc(ps.snap);
+    if (ps.program->body.len != 1 || ps.program->body.items[0]->kind != AST_TRAIN)
+        return NULL;
+    return ps.program->body.items[0];
+}
+
 AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user)
 {
     ParseState ps = {.nnl = nnl, .src = src, .arena = &nnl->arena, .hook = hook,
@@ -456,15 +513,18 @@ AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user)
     int last = TK_EOF; /* nothing fed yet */
     uint32_t last_end = 0;
     for (;;) {
-        Token next = t.kind == TK_EOF ? t : lex_next(&lx);
         if (t.kind == TK_EOF)
             t.off = last_end; /* errors at the end point just past the last token */
         if (t.kind == TK_NEWLINE && !parse_newline_counts(&ps, parser, t, last)) {
-            t = next;
+            t = lex_next(&lx);
             continue;
         }
+        /* The token after is read early only where a keyword depends on it, so that the
+         * lexer's messages come in order with the parser's. */
+        bool ahead = t.kind == TK_IDENT && parse_at_statement_start(last);
+        Token next = ahead ? lex_next(&lx) : t;
         if (t.kind == TK_IDENT)
-            t.kind = parse_keyword(&ps, t, last, next);
+            t.kind = parse_keyword(&ps, parser, t, last, next);
         if (t.kind == TK_EOF && parse_ends_statement(last)) {
             Token nl = {TK_NEWLINE, t.off, 0};
             if (!parse_feed(&ps, parser, nl))
@@ -475,7 +535,7 @@ AstNode *parse_source(Nnl *nnl, Source *src, ParseTokenHook hook, void *user)
         last = t.kind;
         if (t.kind != TK_NEWLINE)
             last_end = t.off + t.len;
-        t = next;
+        t = ahead ? next : lex_next(&lx);
     }
     nnlParseFree(parser, nnl_dealloc);
     nnl_dealloc(ps.snap);

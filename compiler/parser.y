@@ -75,7 +75,10 @@ decl(A) ::= block_kind(K) IDENT(N) LPAREN formals(P) RPAREN block(B).
 decl(A) ::= DATA(K) names(L) ASSIGN expr(E). { A = parse_data(ps, K, L, E); }
 /* train MODEL block */
 decl(A) ::= TRAIN(K) IDENT(N) block(B).     { A = parse_train(ps, K, N, B); }
+/* After a mistake in a declaration's header, its block is still parsed (and checked),
+ * rather than read as declarations. */
 decl(A) ::= error.                          { A = NULL; }
+decl(A) ::= error block.                    { A = NULL; }
 
 fn_kind(A) ::= FN(K).                       { A = K; }
 fn_kind(A) ::= LOSS(K).                        { A = K; }
@@ -261,6 +264,13 @@ bool parse_accepts(ParseState *ps, int kind)
     }
     nnl_dealloc(st);
     return ok;
+}
+
+/* The kind of the symbol on top of the snapshot: the token fed last, unless reduced. */
+int parse_snapshot_top(const ParseState *ps)
+{
+    const yyStackEntry *stack = ps->snap;
+    return ps->snap_len > 0 ? stack[ps->snap_len - 1].major : TK_EOF;
 }
 
 int parse_token_count(void)

@@ -1,0 +1,596 @@
+/* codegen_llvm.c — kernels to an LLVM module (LLVM C API).
+ *
+ * One function per entry point (nnl_init, nnl_grad, nnl_eval, nnl_update; signatures in
+ * runtime/nnlrt.h). Each kernel becomes a loop nest over its iteration space, the batch
+ * dimension outermost with the runtime size B; an operand's index is its own row-major
+ * offset with stride 0 on the dims it is broadcast along. Elementwise subexpressions are
+ * generated once per iteration (a cache by node id), so a loop with several outputs shares
+ * them. Matrix products call cblas_?gemm, or an inline loop when small.
+ * Fast-math flags: reassoc contract arcp afn nsz on arithmetic, never nnan/ninf.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+
+#include "nnlc_int.h"
+
+enum { CG_MAX_DIMS = IR_MAX_RANK + 1, CG_INLINE_GEMM = 1 << 15 };
+
+typedef struct {
+    int nd;
+    LLVMValueRef iv[CG_MAX_DIMS];   /* loop indices, i64 */
+    bool batched;                  /* iv[0] is the batch index */
+    Shape shape;                   /* the iteration space */
+} Iter;
+
+typedef struct {
+    Nnl *nnl;
+    IrProgram *p;
+    Plan *plan;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef T, i64, i32, f64, ptr, vd;
+    int elem_size;
+    /* the function being generated */
+    LLVMValueRef fn, bufs, B, sums, states, step, epoch, rng;
+    LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
+    LLVMValueRef *state_base;
+    LLVMValueRef *cache;           /* per node id, valid in the current loop body */
+    bool failed;
+} Cg;
+
+/* ---- small helpers ---- */
+
+static LLVMValueRef k64(Cg *cg, int64_t v) { return LLVMConstInt(cg->i64, (unsigned long long)v, true); }
+static LLVMValueRef kT(Cg *cg, double v) { return LLVMConstReal(cg->T, v); }
+
+static LLVMValueRef fmf(LLVMValueRef v)
+{
+    if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+        LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathNoSignedZeros |
+                                LLVMFastMathAllowReciprocal | LLVMFastMathAllowContract |
+                                LLVMFastMathApproxFunc);
+    return v;
+}
+
+static LLVMValueRef cg_fadd(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFAdd(cg->b, a, b, "")); }
+static LLVMValueRef cg_fsub(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFSub(cg->b, a, b, "")); }
+static LLVMValueRef cg_fmul(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFMul(cg->b, a, b, "")); }
+static LLVMValueRef cg_fdiv(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFDiv(cg->b, a, b, "")); }
+
+static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMValueRef *args, int n)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMTypeRef types[1] = {cg->T};
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, id, types, 1);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(cg->ctx, id, types, 1);
+    return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)n, "");
+}
+
+static LLVMValueRef cg_extern(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+                              int n)
+{
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
+    if (!f)
+        f = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, params, (unsigned)n, false));
+    return f;
+}
+
+/* A libm function of the element type: tanhf or tanh. */
+static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
+{
+    char full[32];
+    snprintf(full, sizeof full, "%s%s", name, cg->elem_size == 4 ? "f" : "");
+    LLVMTypeRef t = cg->T;
+    LLVMValueRef f = cg_extern(cg, full, t, &t, 1);
+    return LLVMBuildCall2(cg->b, LLVMFunctionType(t, &t, 1, false), f, &x, 1, "");
+}
+
+static LLVMValueRef cg_bool(Cg *cg, LLVMValueRef i1)
+{
+    return LLVMBuildUIToFP(cg->b, i1, cg->T, "");
+}
+
+/* ---- loops: do-while over [0, count), count >= 1 ---- */
+
+typedef struct {
+    LLVMBasicBlockRef header;
+    LLVMValueRef phi, count;
+} Loop;
+
+static LLVMValueRef cg_loop_begin(Cg *cg, LLVMValueRef count, Loop *l)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
+    l->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
+    LLVMBuildBr(cg->b, l->header);
+    LLVMPositionBuilderAtEnd(cg->b, l->header);
+    l->phi = LLVMBuildPhi(cg->b, cg->i64, "i");
+    LLVMValueRef zero = k64(cg, 0);
+    LLVMAddIncoming(l->phi, &zero, &pre, 1);
+    l->count = count;
+    return l->phi;
+}
+
+static void cg_loop_end(Cg *cg, Loop *l)
+{
+    LLVMValueRef next = LLVMBuildNUWAdd(cg->b, l->phi, k64(cg, 1), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
+    LLVMAddIncoming(l->phi, &next, &latch, 1);
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
+    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntULT, next, l->count, ""), l->header, exit);
+    LLVMPositionBuilderAtEnd(cg->b, exit);
+}
+
+/* Opens the loops of an iteration space; `loops` must have CG_MAX_DIMS entries. */
+static void cg_iter_begin(Cg *cg, const Shape *s, Iter *it, Loop *loops)
+{
+    *it = (Iter){.batched = s->batched, .shape = *s};
+    if (s->batched)
+        it->iv[it->nd] = cg_loop_begin(cg, cg->B, &loops[it->nd]), it->nd++;
+    for (int i = 0; i < s->rank; i++)
+        it->iv[it->nd] = cg_loop_begin(cg, k64(cg, s->dim[i]), &loops[it->nd]), it->nd++;
+    if (it->nd == 0) /* a scalar: one iteration */
+        it->iv[it->nd] = cg_loop_begin(cg, k64(cg, 1), &loops[it->nd]), it->nd++;
+}
+
+static void cg_iter_end(Cg *cg, Iter *it, Loop *loops)
+{
+    for (int i = it->nd - 1; i >= 0; i--)
+        cg_loop_end(cg, &loops[i]);
+}
+
+/* Element offset of a value of shape `s`, at the iteration `it`, broadcasting. */
+static LLVMValueRef cg_index(Cg *cg, const Shape *s, const Iter *it)
+{
+    LLVMValueRef idx = k64(cg, 0);
+    int64_t stride = 1;
+    int first = it->batched ? 1 : 0;
+    for (int i = s->rank - 1; i >= 0; i--) {
+        int j = first + it->shape.rank - s->rank + i;
+        if (s->dim[i] != 1 && j >= first)
+            idx = LLVMBuildAdd(cg->b, idx, LLVMBuildMul(cg->b, it->iv[j], k64(cg, stride), ""), "");
+        stride *= s->dim[i];
+    }
+    if (s->batched && it->batched)
+        idx = LLVMBuildAdd(cg->b, idx, LLVMBuildMul(cg->b, it->iv[0], k64(cg, stride), ""), "");
+    return idx;
+}
+
+static LLVMValueRef cg_buf_ptr(Cg *cg, int buf, int64_t off)
+{
+    LLVMValueRef base = buf >= BUF_STATE ? cg->state_base[buf - BUF_STATE] : cg->base[buf];
+    if (!off)
+        return base;
+    LLVMValueRef o = k64(cg, off);
+    return LLVMBuildGEP2(cg->b, cg->T, base, &o, 1, "");
+}
+
+static LLVMValueRef cg_elem_ptr(Cg *cg, int buf, int64_t off, LLVMValueRef idx)
+{
+    LLVMValueRef i = LLVMBuildAdd(cg->b, idx, k64(cg, off), "");
+    LLVMValueRef base = buf >= BUF_STATE ? cg->state_base[buf - BUF_STATE] : cg->base[buf];
+    return LLVMBuildGEP2(cg->b, cg->T, base, &i, 1, "");
+}
+
+static LLVMValueRef cg_load(Cg *cg, const IrNode *n, const Iter *it)
+{
+    LLVMValueRef p = cg_elem_ptr(cg, n->buf, n->buf_off, cg_index(cg, &n->shape, it));
+    return LLVMBuildLoad2(cg->b, cg->T, p, "");
+}
+
+/* ---- elementwise values ---- */
+
+static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it);
+
+static LLVMValueRef cg_var(Cg *cg, const IrNode *n)
+{
+    LLVMValueRef v = n->index == VAR_BATCH ? cg->B : n->index == VAR_STEP ? cg->step : cg->epoch;
+    if (!v) {
+        cg->failed = true;
+        return kT(cg, 0);
+    }
+    return LLVMBuildSIToFP(cg->b, v, cg->T, "");
+}
+
+static LLVMValueRef cg_rand(Cg *cg, const IrNode *n)
+{
+    const char *name = n->op == OP_RAND ? "nnlrt_rand_uniform" : "nnlrt_rand_normal";
+    LLVMValueRef f = cg_extern(cg, name, cg->f64, &cg->ptr, 1);
+    LLVMValueRef r = LLVMBuildCall2(cg->b, LLVMFunctionType(cg->f64, &cg->ptr, 1, false), f,
+                                    &cg->rng, 1, "");
+    return cg->elem_size == 4 ? LLVMBuildFPTrunc(cg->b, r, cg->T, "") : r;
+}
+
+static LLVMValueRef cg_compare(Cg *cg, Op op, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMRealPredicate pr = op == OP_LT ? LLVMRealOLT : op == OP_LE ? LLVMRealOLE
+                         : op == OP_GT ? LLVMRealOGT : op == OP_GE ? LLVMRealOGE
+                         : op == OP_EQ ? LLVMRealOEQ : LLVMRealUNE;
+    return cg_bool(cg, LLVMBuildFCmp(cg->b, pr, a, b, ""));
+}
+
+/* index[...] -> onehot[..., n]: compare the last loop index with the index value */
+static LLVMValueRef cg_onehot(Cg *cg, IrNode *n, const Iter *it)
+{
+    Iter sub = *it;
+    sub.nd--;
+    sub.shape.rank--;
+    LLVMValueRef idx = LLVMBuildFPToSI(cg->b, cg_value(cg, n->in[0], &sub), cg->i64, "");
+    return cg_bool(cg, LLVMBuildICmp(cg->b, LLVMIntEQ, it->iv[it->nd - 1], idx, ""));
+}
+
+static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
+{
+    LLVMValueRef a = NULL, b = NULL, c = NULL, args[2];
+    if (n->op == OP_ONEHOT)
+        return cg_onehot(cg, n, it);
+    if (n->in[0])
+        a = cg_value(cg, n->in[0], it);
+    if (n->in[1])
+        b = cg_value(cg, n->in[1], it);
+    if (n->in[2])
+        c = cg_value(cg, n->in[2], it);
+    switch (n->op) {
+    case OP_CONST: return kT(cg, n->value);
+    case OP_VAR: return cg_var(cg, n);
+    case OP_RAND:
+    case OP_RANDN: return cg_rand(cg, n);
+    case OP_NEG: return fmf(LLVMBuildFNeg(cg->b, a, ""));
+    case OP_EXP: return cg_intrinsic(cg, "llvm.exp", &a, 1);
+    case OP_LOG: return cg_intrinsic(cg, "llvm.log", &a, 1);
+    case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", &a, 1);
+    case OP_ABS: return cg_intrinsic(cg, "llvm.fabs", &a, 1);
+    case OP_SIN: return cg_intrinsic(cg, "llvm.sin", &a, 1);
+    case OP_COS: return cg_intrinsic(cg, "llvm.cos", &a, 1);
+    case OP_FLOOR: return cg_intrinsic(cg, "llvm.floor", &a, 1);
+    case OP_TANH: return cg_libm(cg, "tanh", a);
+    case OP_ERF: return cg_libm(cg, "erf", a);
+    case OP_SIGN:
+        return cg_fsub(cg, cg_compare(cg, OP_GT, a, kT(cg, 0)), cg_compare(cg, OP_LT, a, kT(cg, 0)));
+    case OP_NOGRAD:
+    case OP_BROADCAST: return a;
+    case OP_ADD: return cg_fadd(cg, a, b);
+    case OP_SUB: return cg_fsub(cg, a, b);
+    case OP_MUL: return cg_fmul(cg, a, b);
+    case OP_DIV: return cg_fdiv(cg, a, b);
+    case OP_POW:
+        args[0] = a, args[1] = b;
+        return cg_intrinsic(cg, "llvm.pow", args, 2);
+    case OP_MAX:
+    case OP_MIN: /* NaN-propagating, so that a NaN is never hidden by relu */
+        args[0] = a, args[1] = b;
+        return cg_intrinsic(cg, n->op == OP_MAX ? "llvm.maximum" : "llvm.minimum", args, 2);
+    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE:
+        return cg_compare(cg, n->op, a, b);
+    case OP_WHERE:
+        return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNE, a, kT(cg, 0), ""), b, c, "");
+    default:
+        diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not elementwise",
+                        ir_op_name(n->op));
+        cg->failed = true;
+        return kT(cg, 0);
+    }
+}
+
+static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it)
+{
+    if (cg->cache[n->id])
+        return cg->cache[n->id];
+    /* Everything is generated in the innermost loop body, so a value stays valid for the
+     * rest of it (onehot's operand, computed one dim up, does not depend on the last). */
+    LLVMValueRef v = n->buf >= 0 ? cg_load(cg, n, it) : cg_compute(cg, n, it);
+    cg->cache[n->id] = v;
+    return v;
+}
+
+static void cg_clear_cache(Cg *cg)
+{
+    memset(cg->cache, 0, sizeof(LLVMValueRef) * (size_t)cg->p->nnodes);
+}
+
+/* ---- kernels ---- */
+
+static void cg_kernel_elem(Cg *cg, const Kernel *k)
+{
+    Iter it;
+    Loop loops[CG_MAX_DIMS];
+    cg_clear_cache(cg);
+    cg_iter_begin(cg, &k->outs[0].node->shape, &it, loops);
+    LLVMValueRef vals[64];
+    int nouts = k->nouts < 64 ? k->nouts : 64;
+    /* compute everything, then store: an output may overwrite another's input */
+    for (int o = 0; o < nouts; o++) {
+        IrNode *n = k->outs[o].node;
+        vals[o] = n->buf == k->outs[o].buf && n->buf_off == k->outs[o].off ? cg_compute(cg, n, &it)
+                                                                          : cg_value(cg, n, &it);
+        cg->cache[n->id] = vals[o];
+    }
+    for (int o = 0; o < nouts; o++) {
+        LLVMValueRef idx = cg_index(cg, &k->outs[o].node->shape, &it);
+        LLVMBuildStore(cg->b, vals[o], cg_elem_ptr(cg, k->outs[o].buf, k->outs[o].off, idx));
+    }
+    cg_iter_end(cg, &it, loops);
+    cg_clear_cache(cg);
+}
+
+static void cg_fill(Cg *cg, const IrNode *n, double v)
+{
+    Iter it;
+    Loop loops[CG_MAX_DIMS];
+    cg_iter_begin(cg, &n->shape, &it, loops);
+    LLVMBuildStore(cg->b, kT(cg, v), cg_elem_ptr(cg, n->buf, n->buf_off, cg_index(cg, &n->shape, &it)));
+    cg_iter_end(cg, &it, loops);
+}
+
+/* r[...] = identity; for every element x of the operand: r[its reduced index] op= x */
+static void cg_kernel_reduce(Cg *cg, const Kernel *k)
+{
+    IrNode *r = k->node, *x = r->in[0];
+    cg_fill(cg, r, r->op == OP_SUM ? 0.0 : -INFINITY);
+    Iter it;
+    Loop loops[CG_MAX_DIMS];
+    cg_clear_cache(cg);
+    cg_iter_begin(cg, &x->shape, &it, loops);
+    LLVMValueRef v = cg_value(cg, x, &it);
+    LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, &it));
+    LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
+    LLVMValueRef args[2] = {acc, v};
+    LLVMValueRef nv = r->op == OP_SUM ? cg_fadd(cg, acc, v) : cg_intrinsic(cg, "llvm.maximum", args, 2);
+    LLVMBuildStore(cg->b, nv, p);
+    cg_iter_end(cg, &it, loops);
+    cg_clear_cache(cg);
+}
+
+/* sums[i] += the sum over the batch of a per-sample scalar, accumulated in double */
+static void cg_kernel_sumout(Cg *cg, const Kernel *k)
+{
+    LLVMBuilderRef b = cg->b;
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(b);
+    LLVMPositionBuilderAtEnd(b, LLVMGetEntryBasicBlock(cg->fn));
+    LLVMValueRef first = LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(cg->fn));
+    if (first)
+        LLVMPositionBuilderBefore(b, first);
+    LLVMValueRef acc = LLVMBuildAlloca(b, cg->f64, "acc");
+    LLVMPositionBuilderAtEnd(b, cur);
+    LLVMBuildStore(b, LLVMConstReal(cg->f64, 0), acc);
+    Iter it;
+    Loop loops[CG_MAX_DIMS];
+    cg_clear_cache(cg);
+    cg_iter_begin(cg, &k->node->shape, &it, loops);
+    LLVMValueRef v = cg_value(cg, k->node, &it);
+    if (cg->elem_size == 4)
+        v = LLVMBuildFPExt(b, v, cg->f64, "");
+    LLVMValueRef a = LLVMBuildLoad2(b, cg->f64, acc, "");
+    LLVMBuildStore(b, fmf(LLVMBuildFAdd(b, a, v, "")), acc);
+    cg_iter_end(cg, &it, loops);
+    cg_clear_cache(cg);
+    LLVMValueRef i = k64(cg, k->sum_index);
+    LLVMValueRef sp = LLVMBuildGEP2(b, cg->f64, cg->sums, &i, 1, "");
+    LLVMValueRef total = LLVMBuildFAdd(b, LLVMBuildLoad2(b, cg->f64, sp, ""),
+                                       LLVMBuildLoad2(b, cg->f64, acc, ""), "");
+    LLVMBuildStore(b, total, sp);
+}
+
+static LLVMValueRef cg_rows(Cg *cg, int64_t rows)
+{
+    return rows < 0 ? cg->B : k64(cg, rows);
+}
+
+/* C[m, n] = op(A)[m, k] op(B)[k, n], row-major; small ones inline, others cblas_?gemm */
+static void cg_kernel_matmul(Cg *cg, const Kernel *k)
+{
+    LLVMBuilderRef b = cg->b;
+    IrNode *c = k->node, *A = c->in[0], *Bm = c->in[1];
+    bool ta = c->aux & 1, tb = c->aux & 2;
+    int64_t ar, ac, br, bc;
+    ir_matrix_dims(A, &ar, &ac);
+    ir_matrix_dims(Bm, &br, &bc);
+    LLVMValueRef rA = cg_rows(cg, ar), cA = k64(cg, ac), rB = cg_rows(cg, br), cB = k64(cg, bc);
+    LLVMValueRef m = ta ? cA : rA, kk = ta ? rA : cA, n = tb ? rB : cB;
+    LLVMValueRef pa = cg_buf_ptr(cg, A->buf, A->buf_off), pb = cg_buf_ptr(cg, Bm->buf, Bm->buf_off);
+    LLVMValueRef pc = cg_buf_ptr(cg, c->buf, c->buf_off);
+    LLVMValueRef work = LLVMBuildMul(b, LLVMBuildMul(b, m, n, ""), kk, "");
+    LLVMBasicBlockRef small = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_small");
+    LLVMBasicBlockRef big = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_blas");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_done");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, work, k64(cg, CG_INLINE_GEMM), ""), small, big);
+
+    /* inline: for i, j: c = sum_p a(i, p) b(p, j) */
+    LLVMPositionBuilderAtEnd(b, small);
+    Loop li, lj, lp;
+    LLVMValueRef i = cg_loop_begin(cg, m, &li);
+    LLVMValueRef j = cg_loop_begin(cg, n, &lj);
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    lp.header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "dot");
+    LLVMBuildBr(b, lp.header);
+    LLVMPositionBuilderAtEnd(b, lp.header);
+    lp.phi = LLVMBuildPhi(b, cg->i64, "p");
+    LLVMValueRef acc = LLVMBuildPhi(b, cg->T, "acc");
+    LLVMValueRef zero = k64(cg, 0), zt = kT(cg, 0);
+    LLVMAddIncoming(lp.phi, &zero, &pre, 1);
+    LLVMAddIncoming(acc, &zt, &pre, 1);
+    lp.count = kk;
+    LLVMValueRef p = lp.phi;
+    LLVMValueRef ia = ta ? LLVMBuildAdd(b, LLVMBuildMul(b, p, cA, ""), i, "")
+                         : LLVMBuildAdd(b, LLVMBuildMul(b, i, cA, ""), p, "");
+    LLVMValueRef ib = tb ? LLVMBuildAdd(b, LLVMBuildMul(b, j, cB, ""), p, "")
+                         : LLVMBuildAdd(b, LLVMBuildMul(b, p, cB, ""), j, "");
+    LLVMValueRef va = LLVMBuildLoad2(b, cg->T, LLVMBuildGEP2(b, cg->T, pa, &ia, 1, ""), "");
+    LLVMValueRef vb = LLVMBuildLoad2(b, cg->T, LLVMBuildGEP2(b, cg->T, pb, &ib, 1, ""), "");
+    LLVMValueRef nacc = cg_fadd(cg, acc, cg_fmul(cg, va, vb));
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    LLVMAddIncoming(acc, &nacc, &latch, 1);
+    cg_loop_end(cg, &lp);
+    LLVMValueRef ic = LLVMBuildAdd(b, LLVMBuildMul(b, i, n, ""), j, "");
+    LLVMBuildStore(b, nacc, LLVMBuildGEP2(b, cg->T, pc, &ic, 1, ""));
+    cg_loop_end(cg, &lj);
+    cg_loop_end(cg, &li);
+    LLVMBuildBr(b, join);
+
+    /* cblas_?gemm(RowMajor, ta, tb, m, n, k, 1, A, lda, B, ldb, 0, C, ldc) */
+    LLVMPositionBuilderAtEnd(b, big);
+    LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->i32, cg->T,
+                              cg->ptr, cg->i32, cg->ptr, cg->i32, cg->T, cg->ptr, cg->i32};
+    const char *name = cg->elem_size == 4 ? "cblas_sgemm" : "cblas_dgemm";
+    LLVMTypeRef ft = LLVMFunctionType(cg->vd, params, 14, false);
+    LLVMValueRef f = cg_extern(cg, name, cg->vd, params, 14);
+#define I32(v) LLVMBuildTrunc(b, (v), cg->i32, "")
+    LLVMValueRef args[14] = {
+        LLVMConstInt(cg->i32, 101, false), LLVMConstInt(cg->i32, ta ? 112 : 111, false),
+        LLVMConstInt(cg->i32, tb ? 112 : 111, false), I32(m), I32(n), I32(kk), kT(cg, 1), pa,
+        I32(cA), pb, I32(cB), kT(cg, 0), pc, I32(n)};
+#undef I32
+    LLVMBuildCall2(b, ft, f, args, 14, "");
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+}
+
+/* out[...] = x[..., index[...]], the index clamped into range */
+static void cg_kernel_pick(Cg *cg, const Kernel *k)
+{
+    IrNode *o = k->node, *x = o->in[0];
+    int64_t n = x->shape.dim[x->shape.rank - 1];
+    Iter it;
+    Loop loops[CG_MAX_DIMS];
+    cg_clear_cache(cg);
+    cg_iter_begin(cg, &o->shape, &it, loops);
+    LLVMValueRef idx = LLVMBuildFPToSI(cg->b, cg_value(cg, o->in[1], &it), cg->i64, "");
+    idx = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, idx, k64(cg, 0), ""), k64(cg, 0), idx, "");
+    idx = LLVMBuildSelect(cg->b, LLVMBuildICmp(cg->b, LLVMIntSGE, idx, k64(cg, n), ""), k64(cg, n - 1), idx, "");
+    Shape prefix = x->shape;
+    prefix.rank--;
+    LLVMValueRef row = LLVMBuildMul(cg->b, cg_index(cg, &prefix, &it), k64(cg, n), "");
+    LLVMValueRef v = LLVMBuildLoad2(cg->b, cg->T,
+                                    cg_elem_ptr(cg, x->buf, x->buf_off, LLVMBuildAdd(cg->b, row, idx, "")), "");
+    LLVMBuildStore(cg->b, v, cg_elem_ptr(cg, o->buf, o->buf_off, cg_index(cg, &o->shape, &it)));
+    cg_iter_end(cg, &it, loops);
+    cg_clear_cache(cg);
+}
+
+/* out[...] = the first index of the largest x[..., i] */
+static void cg_kernel_argmax(Cg *cg, const Kernel *k)
+{
+    LLVMBuilderRef b = cg->b;
+    IrNode *o = k->node, *x = o->in[0];
+    int64_t n = x->shape.dim[x->shape.rank - 1];
+    Iter it;
+    Loop loops[CG_MAX_DIMS], inner;
+    cg_iter_begin(cg, &o->shape, &it, loops);
+    Shape prefix = x->shape;
+    prefix.rank--;
+    LLVMValueRef row = LLVMBuildMul(b, cg_index(cg, &prefix, &it), k64(cg, n), "");
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    LLVMValueRef c = cg_loop_begin(cg, k64(cg, n), &inner);
+    LLVMValueRef best = LLVMBuildPhi(b, cg->T, "best"), arg = LLVMBuildPhi(b, cg->i64, "arg");
+    LLVMValueRef ninf = kT(cg, -INFINITY), zero = k64(cg, 0);
+    LLVMAddIncoming(best, &ninf, &pre, 1);
+    LLVMAddIncoming(arg, &zero, &pre, 1);
+    LLVMValueRef v = LLVMBuildLoad2(b, cg->T, cg_elem_ptr(cg, x->buf, x->buf_off,
+                                                         LLVMBuildAdd(b, row, c, "")), "");
+    LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, v, best, "");
+    LLVMValueRef nbest = LLVMBuildSelect(b, gt, v, best, ""), narg = LLVMBuildSelect(b, gt, c, arg, "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    LLVMAddIncoming(best, &nbest, &latch, 1);
+    LLVMAddIncoming(arg, &narg, &latch, 1);
+    cg_loop_end(cg, &inner);
+    LLVMBuildStore(b, LLVMBuildSIToFP(b, narg, cg->T, ""),
+                   cg_elem_ptr(cg, o->buf, o->buf_off, cg_index(cg, &o->shape, &it)));
+    cg_iter_end(cg, &it, loops);
+}
+
+/* ---- entry points ---- */
+
+static void cg_load_bases(Cg *cg)
+{
+    LLVMBuilderRef b = cg->b;
+    for (int i = 0; i < cg->plan->nbufs; i++) {
+        LLVMValueRef idx = k64(cg, i);
+        LLVMValueRef slot = LLVMBuildGEP2(b, cg->ptr, cg->bufs, &idx, 1, "");
+        cg->base[i] = LLVMBuildLoad2(b, cg->ptr, slot, "");
+    }
+    for (int k = 0; cg->states && k < cg->p->nstates; k++) {
+        LLVMValueRef idx = k64(cg, k);
+        LLVMValueRef slot = LLVMBuildGEP2(b, cg->ptr, cg->states, &idx, 1, "");
+        cg->state_base[k] = LLVMBuildLoad2(b, cg->ptr, slot, "");
+    }
+}
+
+static void cg_entry(Cg *cg, int which)
+{
+    const Entry *e = &cg->plan->entries[which];
+    LLVMTypeRef params[4];
+    int np = 0;
+    params[np++] = cg->ptr; /* bufs */
+    switch (which) {
+    case ENTRY_INIT: params[np++] = cg->ptr; break;                           /* rng */
+    case ENTRY_GRAD: case ENTRY_EVAL: params[np++] = cg->i64; params[np++] = cg->ptr; break;
+    case ENTRY_UPDATE: params[np++] = cg->ptr; params[np++] = cg->i64; params[np++] = cg->i64; break;
+    }
+    cg->fn = LLVMAddFunction(cg->mod, e->name, LLVMFunctionType(cg->vd, params, (unsigned)np, false));
+    cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
+    cg->bufs = LLVMGetParam(cg->fn, 0);
+    switch (which) {
+    case ENTRY_INIT: cg->rng = LLVMGetParam(cg->fn, 1); break;
+    case ENTRY_GRAD:
+    case ENTRY_EVAL: cg->B = LLVMGetParam(cg->fn, 1); cg->sums = LLVMGetParam(cg->fn, 2); break;
+    case ENTRY_UPDATE:
+        cg->states = LLVMGetParam(cg->fn, 1);
+        cg->step = LLVMGetParam(cg->fn, 2);
+        cg->epoch = LLVMGetParam(cg->fn, 3);
+        break;
+    }
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
+    LLVMPositionBuilderAtEnd(cg->b, entry);
+    cg_load_bases(cg);
+    for (int i = 0; i < e->nkernels && !cg->failed; i++) {
+        const Kernel *k = &e->kernels[i];
+        switch (k->kind) {
+        case K_ELEM: cg_kernel_elem(cg, k); break;
+        case K_REDUCE: cg_kernel_reduce(cg, k); break;
+        case K_MATMUL: cg_kernel_matmul(cg, k); break;
+        case K_PICK: cg_kernel_pick(cg, k); break;
+        case K_ARGMAX: cg_kernel_argmax(cg, k); break;
+        case K_SUMOUT: cg_kernel_sumout(cg, k); break;
+        }
+    }
+    LLVMBuildRetVoid(cg->b);
+}
+
+/* Builds the module in `ctx`; NULL after reporting an internal error. */
+LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx);
+LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx)
+{
+    Cg cg = {.nnl = nnl, .p = p, .plan = plan, .ctx = ctx, .elem_size = elem_size};
+    cg.mod = LLVMModuleCreateWithNameInContext("nnl", ctx);
+    cg.b = LLVMCreateBuilderInContext(ctx);
+    cg.T = elem_size == 4 ? LLVMFloatTypeInContext(ctx) : LLVMDoubleTypeInContext(ctx);
+    cg.f64 = LLVMDoubleTypeInContext(ctx);
+    cg.i64 = LLVMInt64TypeInContext(ctx);
+    cg.i32 = LLVMInt32TypeInContext(ctx);
+    cg.ptr = LLVMPointerTypeInContext(ctx, 0);
+    cg.vd = LLVMVoidTypeInContext(ctx);
+    cg.base = nnl_malloc(sizeof(LLVMValueRef) * (size_t)plan->nbufs);
+    cg.state_base = nnl_malloc(sizeof(LLVMValueRef) * (size_t)(p->nstates + 1));
+    cg.cache = nnl_malloc(sizeof(LLVMValueRef) * (size_t)p->nnodes);
+    cg_clear_cache(&cg);
+    for (int e = 0; e < ENTRY_COUNT && !cg.failed; e++)
+        cg_entry(&cg, e);
+    LLVMDisposeBuilder(cg.b);
+    nnl_dealloc(cg.base);
+    nnl_dealloc(cg.state_base);
+    nnl_dealloc(cg.cache);
+    char *msg = NULL;
+    if (!cg.failed && LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &msg)) {
+        diag_file_error(nnl, NULL, "internal error: the generated LLVM module is invalid: %s", msg);
+        cg.failed = true;
+    }
+    LLVMDisposeMessage(msg);
+    if (cg.failed) {
+        LLVMDisposeModule(cg.mod);
+        return NULL;
+    }
+    return cg.mod;
+}

@@ -1,0 +1,315 @@
+/* fuse.c — decides which nodes live in memory and lists each entry point's kernels.
+ *
+ * Invariants: an elementwise node is computed inline, inside the loop of whatever uses it,
+ * unless several nodes use it or something that is not elementwise does (a matrix product
+ * needs its operands in memory); then it is materialized once, in its own buffer. Every
+ * non-elementwise node is materialized. A reshape shares its operand's memory. The update
+ * entry is one loop over the parameter arena that computes every new value from the old
+ * ones before storing any: it materializes nothing, so the update can be in place.
+ */
+#include <string.h>
+
+#include "nnlc_int.h"
+
+typedef struct {
+    IrProgram *p;
+    Plan *plan;
+    bool *reach;         /* reachable from the roots of the entry being planned */
+} Fuse;
+
+static bool is_memory_leaf(const IrNode *n)
+{
+    return n->op == OP_INPUT || n->op == OP_TARGET || n->op == OP_PARAM || n->op == OP_ARENA;
+}
+
+static void fuse_leaf_location(IrProgram *p, IrNode *n)
+{
+    switch (n->op) {
+    case OP_INPUT: n->buf = NNLRT_BUF_X; break;
+    case OP_TARGET: n->buf = NNLRT_BUF_Y; break;
+    case OP_PARAM:
+        n->buf = NNLRT_BUF_PARAMS;
+        n->buf_off = p->params[n->index].offset;
+        break;
+    case OP_ARENA:
+        n->buf = n->index == ARENA_PARAMS ? NNLRT_BUF_PARAMS
+               : n->index == ARENA_GRADS ? NNLRT_BUF_GRADS : BUF_STATE + n->aux;
+        break;
+    default: break;
+    }
+}
+
+static int fuse_new_buf(Plan *plan, const Shape *s)
+{
+    int id = plan->nbufs++;
+    plan->buf_elems = nnl_realloc(plan->buf_elems, sizeof(int64_t) * (size_t)plan->nbufs);
+    plan->buf_batched = nnl_realloc(plan->buf_batched, sizeof(bool) * (size_t)plan->nbufs);
+    plan->buf_elems[id] = shape_size(s);
+    plan->buf_batched[id] = s->batched;
+    return id;
+}
+
+/* Marks what the roots need; counts uses (edges) among the marked nodes. */
+static void fuse_mark(Fuse *f, IrNode **roots, int nroots)
+{
+    IrProgram *p = f->p;
+    memset(f->reach, 0, sizeof(bool) * (size_t)p->nnodes);
+    for (int i = 0; i < nroots; i++)
+        f->reach[roots[i]->id] = true;
+    for (int i = p->nnodes - 1; i >= 0; i--) {
+        if (!f->reach[i])
+            continue;
+        for (int k = 0; k < 3 && p->nodes[i]->in[k]; k++)
+            f->reach[p->nodes[i]->in[k]->id] = true;
+    }
+}
+
+static bool needs_memory_operands(const IrNode *n)
+{
+    OpClass c = ir_op_class(n->op);
+    return c == OPC_MATMUL || c == OPC_GATHER || c == OPC_VIEW;
+}
+
+/* Counts the uses of the marked nodes; an operand that must be in memory counts many. */
+static void fuse_count_uses(Fuse *f)
+{
+    IrProgram *p = f->p;
+    for (int i = 0; i < p->nnodes; i++)
+        p->nodes[i]->uses = 0;
+    for (int i = 0; i < p->nnodes; i++) {
+        if (!f->reach[i])
+            continue;
+        IrNode *n = p->nodes[i];
+        for (int k = 0; k < 3 && n->in[k]; k++) {
+            IrNode *x = n->in[k];
+            x->uses++;
+            /* the index of pick may be computed inline; everything else must be in memory */
+            bool memory = needs_memory_operands(n) && !(n->op == OP_PICK && k == 1);
+            if (memory && !is_memory_leaf(x) && x->buf < 0 && ir_op_class(x->op) == OPC_ELEM)
+                x->uses += 1000; /* forces it to be materialized */
+        }
+    }
+}
+
+/* Gives every marked node that must be in memory a location. */
+static void fuse_materialize(Fuse *f, bool inline_all)
+{
+    IrProgram *p = f->p;
+    for (int i = 0; i < p->nnodes; i++) {
+        IrNode *n = p->nodes[i];
+        if (!f->reach[i] || n->buf >= 0)
+            continue;
+        if (is_memory_leaf(n)) {
+            fuse_leaf_location(p, n);
+            continue;
+        }
+        OpClass c = ir_op_class(n->op);
+        bool materialize = c == OPC_REDUCE || c == OPC_MATMUL || c == OPC_GATHER;
+        if (c == OPC_ELEM || n->op == OP_RAND || n->op == OP_RANDN)
+            materialize = !inline_all && n->uses > 1;
+        if (c == OPC_VIEW) {
+            n->buf = n->in[0]->buf;
+            n->buf_off = n->in[0]->buf_off;
+            continue;
+        }
+        if (materialize)
+            n->buf = fuse_new_buf(f->plan, &n->shape);
+    }
+}
+
+static Kernel *fuse_add(Entry *e, KernelKind kind, IrNode *node)
+{
+    e->kernels = nnl_realloc(e->kernels, sizeof(Kernel) * (size_t)(e->nkernels + 1));
+    Kernel *k = &e->kernels[e->nkernels++];
+    *k = (Kernel){.kind = kind, .node = node};
+    return k;
+}
+
+static void kernel_out(Kernel *k, IrNode *n, int buf, int64_t off)
+{
+    k->outs = nnl_realloc(k->outs, sizeof(KernelOut) * (size_t)(k->nouts + 1));
+    k->outs[k->nouts++] = (KernelOut){n, buf, off};
+}
+
+/* The kernels that materialize the marked nodes, in topological order. */
+static void fuse_compute_kernels(Fuse *f, Entry *e, int first_buf)
+{
+    IrProgram *p = f->p;
+    for (int i = 0; i < p->nnodes; i++) {
+        IrNode *n = p->nodes[i];
+        if (!f->reach[i] || n->buf < first_buf || ir_op_class(n->op) == OPC_VIEW)
+            continue;
+        if (is_memory_leaf(n))
+            continue;
+        switch (ir_op_class(n->op)) {
+        case OPC_REDUCE: fuse_add(e, K_REDUCE, n); break;
+        case OPC_MATMUL: fuse_add(e, K_MATMUL, n); break;
+        case OPC_GATHER: fuse_add(e, n->op == OP_PICK ? K_PICK : K_ARGMAX, n); break;
+        default: kernel_out(fuse_add(e, K_ELEM, n), n, n->buf, n->buf_off);
+        }
+    }
+}
+
+/* Roots with a destination: a node used by nothing else is computed right there. */
+static void fuse_place_roots(IrNode **roots, const int *bufs, const int64_t *offs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        IrNode *r = roots[i];
+        if (r->buf < 0 && r->uses == 0 && !is_memory_leaf(r) && ir_op_class(r->op) != OPC_ELEM &&
+            ir_op_class(r->op) != OPC_VIEW && r->op != OP_CONST) {
+            r->buf = bufs[i];
+            r->buf_off = offs[i];
+        }
+    }
+}
+
+static void fuse_entry_with_dests(Fuse *f, Entry *e, IrNode **roots, const int *bufs,
+                                  const int64_t *offs, int n, IrNode **sums, int nsums,
+                                  bool inline_all)
+{
+    int nall = n + nsums;
+    IrNode **all = nnl_malloc(sizeof(IrNode *) * (size_t)(nall + 1));
+    memcpy(all, roots, sizeof(IrNode *) * (size_t)n);
+    memcpy(all + n, sums, sizeof(IrNode *) * (size_t)nsums);
+    fuse_mark(f, all, nall);
+    fuse_count_uses(f);
+    fuse_place_roots(roots, bufs, offs, n);
+    fuse_materialize(f, inline_all);
+    fuse_compute_kernels(f, e, 0);
+    /* outputs not yet where they belong: one elementwise loop per shape */
+    Kernel *last = NULL;
+    for (int i = 0; i < n; i++) {
+        IrNode *r = roots[i];
+        if (r->buf == bufs[i] && r->buf_off == offs[i])
+            continue;
+        if (!last || !shape_equal(&last->outs[0].node->shape, &r->shape) || !inline_all)
+            last = fuse_add(e, K_ELEM, NULL);
+        kernel_out(last, r, bufs[i], offs[i]);
+    }
+    for (int i = 0; i < nsums; i++)
+        fuse_add(e, K_SUMOUT, sums[i])->sum_index = i;
+    nnl_dealloc(all);
+}
+
+void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
+{
+    (void)nnl;
+    *plan = (Plan){.nbufs = NNLRT_BUF_FIRST};
+    plan->buf_elems = nnl_malloc(sizeof(int64_t) * NNLRT_BUF_FIRST);
+    plan->buf_batched = nnl_malloc(sizeof(bool) * NNLRT_BUF_FIRST);
+    int64_t in_size = shape_size(&p->input->shape);
+    int64_t fixed[NNLRT_BUF_FIRST] = {p->nparam_elems, p->nparam_elems, in_size, 1};
+    for (int i = 0; i < NNLRT_BUF_FIRST; i++) {
+        plan->buf_elems[i] = fixed[i];
+        plan->buf_batched[i] = i >= NNLRT_BUF_X;
+    }
+    Fuse f = {.p = p, .plan = plan};
+    f.reach = nnl_malloc(sizeof(bool) * (size_t)p->nnodes);
+    int np = p->nparams, nm = p->nmetrics;
+    IrNode **roots = nnl_malloc(sizeof(IrNode *) * (size_t)(np + p->nstates + 1));
+    IrNode **sums = nnl_malloc(sizeof(IrNode *) * (size_t)(nm + 1));
+    int *bufs = nnl_malloc(sizeof(int) * (size_t)(np + p->nstates + 1));
+    int64_t *offs = nnl_malloc(sizeof(int64_t) * (size_t)(np + p->nstates + 1));
+    sums[0] = p->loss;
+    for (int i = 0; i < nm; i++)
+        sums[1 + i] = p->metrics[i];
+
+    /* update first: it must not reuse the forward's materialized nodes */
+    plan->entries[ENTRY_UPDATE].name = "nnl_update";
+    roots[0] = p->new_params;
+    bufs[0] = NNLRT_BUF_PARAMS;
+    offs[0] = 0;
+    for (int k = 0; k < p->nstates; k++) {
+        roots[1 + k] = p->new_states[k];
+        bufs[1 + k] = BUF_STATE + k;
+        offs[1 + k] = 0;
+    }
+    fuse_entry_with_dests(&f, &plan->entries[ENTRY_UPDATE], roots, bufs, offs, 1 + p->nstates,
+                          NULL, 0, true);
+
+    plan->entries[ENTRY_INIT].name = "nnl_init";
+    for (int i = 0; i < np; i++) {
+        roots[i] = p->params[i].init;
+        bufs[i] = NNLRT_BUF_PARAMS;
+        offs[i] = p->params[i].offset;
+    }
+    fuse_entry_with_dests(&f, &plan->entries[ENTRY_INIT], roots, bufs, offs, np, NULL, 0,
+                          false);
+
+    plan->entries[ENTRY_GRAD].name = "nnl_grad";
+    for (int i = 0; i < np; i++) {
+        roots[i] = p->params[i].grad;
+        bufs[i] = NNLRT_BUF_GRADS;
+        offs[i] = p->params[i].offset;
+    }
+    fuse_entry_with_dests(&f, &plan->entries[ENTRY_GRAD], roots, bufs, offs, np, sums, 1 + nm,
+                          false);
+
+    plan->entries[ENTRY_EVAL].name = "nnl_eval";
+    fuse_entry_with_dests(&f, &plan->entries[ENTRY_EVAL], NULL, NULL, NULL, 0, sums, 1 + nm,
+                          false);
+    nnl_dealloc(f.reach);
+    nnl_dealloc(roots);
+    nnl_dealloc(sums);
+    nnl_dealloc(bufs);
+    nnl_dealloc(offs);
+}
+
+void fuse_free(Plan *plan)
+{
+    for (int e = 0; e < ENTRY_COUNT; e++) {
+        for (int i = 0; i < plan->entries[e].nkernels; i++)
+            nnl_dealloc(plan->entries[e].kernels[i].outs);
+        nnl_dealloc(plan->entries[e].kernels);
+    }
+    nnl_dealloc(plan->buf_elems);
+    nnl_dealloc(plan->buf_batched);
+}
+
+static const char *const kernel_names[] = {
+    [K_ELEM] = "elementwise", [K_REDUCE] = "reduce", [K_MATMUL] = "matmul",
+    [K_PICK] = "pick", [K_ARGMAX] = "argmax", [K_SUMOUT] = "sum-out",
+};
+
+static void fuse_dump_loc(StrBuf *out, int buf, int64_t off)
+{
+    if (buf >= BUF_STATE)
+        sb_printf(out, "state%d", buf - BUF_STATE);
+    else if (buf == NNLRT_BUF_PARAMS)
+        sb_printf(out, "params+%lld", (long long)off);
+    else if (buf == NNLRT_BUF_GRADS)
+        sb_printf(out, "grads+%lld", (long long)off);
+    else
+        sb_printf(out, "buf%d", buf);
+}
+
+void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan)
+{
+    Arena tmp = {0};
+    for (int b = NNLRT_BUF_FIRST; b < plan->nbufs; b++)
+        sb_printf(out, "buf%d: %lld%s\n", b, (long long)plan->buf_elems[b],
+                  plan->buf_batched[b] ? " per sample" : "");
+    for (int e = 0; e < ENTRY_COUNT; e++) {
+        const Entry *en = &plan->entries[e];
+        sb_printf(out, "\n%s:\n", en->name);
+        for (int i = 0; i < en->nkernels; i++) {
+            const Kernel *k = &en->kernels[i];
+            sb_printf(out, "  %s", kernel_names[k->kind]);
+            if (k->kind == K_ELEM) {
+                for (int o = 0; o < k->nouts; o++) {
+                    sb_printf(out, "%s%%%d -> ", o ? ", " : " ", k->outs[o].node->id);
+                    fuse_dump_loc(out, k->outs[o].buf, k->outs[o].off);
+                }
+                sb_printf(out, " over %s\n", shape_str(&tmp, &k->outs[0].node->shape));
+            } else if (k->kind == K_SUMOUT) {
+                sb_printf(out, " %%%d -> sums[%d]\n", k->node->id, k->sum_index);
+            } else {
+                sb_printf(out, " %%%d -> ", k->node->id);
+                fuse_dump_loc(out, k->node->buf, k->node->buf_off);
+                sb_printf(out, " %s\n", shape_str(&tmp, &k->node->shape));
+            }
+        }
+    }
+    (void)p;
+    arena_free(&tmp);
+}

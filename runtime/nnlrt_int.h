@@ -1,0 +1,97 @@
+/* nnlrt_int.h — the internal header of libnnlrt, a section per file. Generated code never
+ * sees it; the public interface is nnlrt.h. */
+#ifndef NNLRT_INT_H
+#define NNLRT_INT_H
+
+#include <stdarg.h>
+
+#include "nnlrt.h"
+
+#define NNLRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+enum { NNLRT_ALIGN = 64 }; /* arenas and buffers: one cache line, any SIMD width */
+
+/* ---- alloc.c ---- */
+
+/* n * elem, or "out of memory" and exit when that does not fit in a size_t. */
+size_t nnlrt_array_bytes(size_t n, size_t elem);
+
+/* ---- error.c ---- */
+
+void nnlrt_verror(const char *file, long line, long col, const char *fmt, va_list ap);
+
+/* ---- csv.c: the strict row reader behind data files and parameter files ----
+ *
+ * A file is read whole, then row by row: one row per line ("\n" or "\r\n"), fields split
+ * at the delimiter, blanks (space, tab) around a field dropped, "..." quoting with ""
+ * for a quote. Blank lines after the last row are ignored; a blank line before it is an
+ * error. Positions are byte offsets into `data` until a message needs line:col. */
+
+typedef struct {
+    size_t at;   /* byte offset of the field's first non-blank character */
+    size_t text; /* offset of its NUL-terminated text (quotes removed) in NnlrtCsv.buf */
+} NnlrtCsvField;
+
+typedef struct {
+    const char *path;
+    char delim;
+    char *data;
+    size_t len;
+    size_t pos;        /* start of the next line */
+    size_t end;        /* end of the last non-blank line */
+    long line;         /* the row just read, 1-based */
+    size_t line_start; /* its first byte */
+    size_t line_end;   /* its end, before the "\n" or "\r\n" */
+    NnlrtCsvField *fields;
+    int n_fields, cap_fields;
+    char *buf;
+    size_t buf_len, buf_cap;
+} NnlrtCsv;
+
+/* Reads the whole file; false after reporting when it cannot be opened or read. */
+bool nnlrt_csv_open(NnlrtCsv *c, const char *path, char delim);
+/* 1: a row was read into c->fields; 0: no rows left; -1: an error was reported. */
+int nnlrt_csv_next(NnlrtCsv *c);
+const char *nnlrt_csv_text(const NnlrtCsv *c, int field);
+/* Field `field` of the current row as a finite number (finite as a float too when
+ * `single`); reports and returns false otherwise. */
+bool nnlrt_csv_number(const NnlrtCsv *c, int field, bool single, double *v);
+/* Reports an error at byte offset `at` of the current row. */
+void nnlrt_csv_error(const NnlrtCsv *c, size_t at, const char *fmt, ...) NNLRT_PRINTF(3, 4);
+/* Lines in the file: an upper bound on its rows. */
+int64_t nnlrt_csv_max_rows(const NnlrtCsv *c);
+void nnlrt_csv_close(NnlrtCsv *c);
+
+/* ---- params.c: parameter files (init_path, dump_path) ----
+ *
+ * One line per tensor, `name,v1,v2,...`, values row-major; every tensor of the model
+ * exactly once, in any order. */
+
+/* Loads into the parameter arena `params` (elements of m->elem_size bytes). Returns 0,
+ * or NNLRT_EUSER / NNLRT_EIO after reporting. */
+int nnlrt_params_load(const NnlrtModel *m, const char *path, void *params);
+/* Writes with %.9g (float) or %.17g (double): enough digits to read back the same bits. */
+int nnlrt_params_dump(const NnlrtModel *m, const char *path, const void *params);
+
+/* ---- train.c: the buffer table, shared with gradcheck.c ---- */
+
+typedef struct {
+    int64_t max_batch;
+    void **bufs;   /* m->n_bufs entries: params, grads, x, y, then the model's own */
+    void **states; /* m->n_states optimizer state arrays, each n_params */
+} NnlrtBuffers;
+
+/* Allocates every buffer zeroed and 64-byte aligned, sized for batches of max_batch. */
+void nnlrt_buffers_init(NnlrtBuffers *b, const NnlrtModel *m, int64_t max_batch);
+void nnlrt_buffers_free(NnlrtBuffers *b, const NnlrtModel *m);
+/* Copies samples idx[0..count) of ds into bufs[X] and bufs[Y], converted to the model's
+ * element type. */
+void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDataset *ds,
+                          const int64_t *idx, int64_t count);
+/* The generator the parameters are initialised from. */
+void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
+/* Checks that ds fits the model: sizes, and class labels that are whole numbers in
+ * [0, n_classes). Reports at the sample's source line. */
+bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds);
+
+#endif

@@ -1,0 +1,943 @@
+/* test_runtime.c — unit tests of libnnlrt: CSV loading and its messages, split,
+ * standardize, the rng, the training driver and the gradient check.
+ *
+ *   test_runtime GROUP DATA_DIR WORK_DIR      GROUP: csv rng split train gradcheck
+ *
+ * Error messages are captured with nnlrt_set_error_handler and compared whole. The model
+ * trained here is written by hand in C (linear regression), standing in for a compiled one.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnlrt.h"
+
+static int failures;
+static const char *data_dir, *work_dir;
+
+#define EXPECT(cond, ...)                                                                     \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fputc('\n', stderr);                                                              \
+            failures++;                                                                       \
+        }                                                                                     \
+    } while (0)
+
+/* ---- helpers ---- */
+
+static char last_error[2048];
+static int n_errors;
+
+static void capture_error(void *ctx, const char *message)
+{
+    (void)ctx;
+    snprintf(last_error, sizeof last_error, "%s", message);
+    n_errors++;
+}
+
+static void clear_errors(void)
+{
+    last_error[0] = 0;
+    n_errors = 0;
+}
+
+static const char *data_path(const char *name)
+{
+    static char buf[4][1024];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", data_dir, name);
+    return p;
+}
+
+static const char *work_path(const char *name)
+{
+    static char buf[4][1024];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", work_dir, name);
+    return p;
+}
+
+/* The whole file, NUL-terminated (caller frees), or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0)
+            s = realloc(s, cap *= 2);
+    }
+    fclose(f);
+    if (s)
+        s[n] = 0;
+    return s;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    char *x = slurp(a), *y = slurp(b);
+    bool same = x && y && strcmp(x, y) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; p && *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* Line `k` (0-based) of text, copied into buf. */
+static const char *nth_line(const char *text, int k, char *buf, size_t size)
+{
+    for (; k > 0 && text; k--) {
+        text = strchr(text, '\n');
+        text = text ? text + 1 : NULL;
+    }
+    if (!text)
+        return "";
+    size_t n = strcspn(text, "\n");
+    n = n < size - 1 ? n : size - 1;
+    memcpy(buf, text, n);
+    buf[n] = 0;
+    return buf;
+}
+
+/* ---- csv ---- */
+
+static NnlrtCsvOptions csv_opts(const char *name, bool header)
+{
+    return (NnlrtCsvOptions){.path = data_path(name), .target_index = -1, .header = header};
+}
+
+/* Loads a file that must load; false (after reporting) when it does not. */
+static bool load(const NnlrtCsvOptions *o, NnlrtDataset *ds)
+{
+    clear_errors();
+    bool ok = nnlrt_csv_load(o, ds);
+    EXPECT(ok, "%s: %s", o->path, last_error);
+    return ok;
+}
+
+static void test_csv_basic(void)
+{
+    NnlrtCsvOptions o = csv_opts("basic.csv", true);
+    NnlrtDataset ds;
+    if (!load(&o, &ds))
+        return;
+    EXPECT(ds.n == 3 && ds.x_size == 2 && ds.y_size == 1, "n %lld x %lld", (long long)ds.n,
+           (long long)ds.x_size);
+    float x[] = {1, 2, 4.5f, -0.5f, 7, 8}, y[] = {3, 6, 9};
+    EXPECT(memcmp(ds.x, x, sizeof x) == 0, "x values");
+    EXPECT(memcmp(ds.y, y, sizeof y) == 0, "y values");
+    EXPECT(ds.rows[0] == 2 && ds.rows[2] == 4, "rows %lld %lld", (long long)ds.rows[0],
+           (long long)ds.rows[2]);
+    EXPECT(strcmp(ds.source, o.path) == 0, "source %s", ds.source);
+    nnlrt_dataset_free(&ds);
+
+    /* target by name, features by name in a chosen order */
+    const char *names[] = {"c", "a"};
+    o.target = "b";
+    o.feature_names = names;
+    o.n_features = 2;
+    if (!load(&o, &ds))
+        return;
+    float x2[] = {3, 1, 6, 4.5f, 9, 7}, y2[] = {2, -0.5f, 8};
+    EXPECT(ds.x_size == 2 && memcmp(ds.x, x2, sizeof x2) == 0, "x by name");
+    EXPECT(memcmp(ds.y, y2, sizeof y2) == 0, "y by name");
+    nnlrt_dataset_free(&ds);
+
+    /* by index */
+    const long feats[] = {2};
+    o = csv_opts("basic.csv", true);
+    o.target_index = 0;
+    o.features = feats;
+    o.n_features = 1;
+    if (!load(&o, &ds))
+        return;
+    EXPECT(ds.x_size == 1 && ds.x[1] == 6 && ds.y[1] == 4.5f, "by index values");
+    nnlrt_dataset_free(&ds);
+}
+
+static void test_csv_formats(void)
+{
+    NnlrtCsvOptions o = csv_opts("quoted.csv", true);
+    o.target = "sec\"ond";
+    NnlrtDataset ds;
+    if (!load(&o, &ds))
+        return;
+    EXPECT(ds.n == 2 && ds.x[0] == 1.5f && ds.x[1] == 3 && ds.y[0] == 2 && ds.x[2] == 4 &&
+               ds.x[3] == 6 && ds.y[1] == 5,
+           "quoted values");
+    EXPECT(ds.rows[1] == 3, "quoted rows");
+    nnlrt_dataset_free(&ds);
+
+    o = csv_opts("semicolon.csv", false);
+    o.delimiter = ';';
+    o.target_index = 0;
+    if (!load(&o, &ds))
+        return;
+    EXPECT(ds.n == 3 && ds.y[2] == 30 && ds.x[4] == 5 && ds.x[5] == 6, "semicolon values");
+    nnlrt_dataset_free(&ds);
+
+    o = csv_opts("tabs.tsv", false);
+    o.delimiter = '\t';
+    if (!load(&o, &ds))
+        return;
+    EXPECT(ds.n == 2 && ds.x[1] == 2 && ds.x[2] == 4 && ds.y[1] == 6, "tab values");
+    nnlrt_dataset_free(&ds);
+}
+
+typedef struct {
+    const char *file;
+    bool header;
+    const char *target;
+    long target_index;
+    const char *expect; /* the message after "DATA_DIR/file" */
+} CsvErrorCase;
+
+static const CsvErrorCase csv_errors[] = {
+    {"empty.csv", false, NULL, -1, ":1:1: error: the file is empty: expected rows of numbers"},
+    {"blank_only.csv", false, NULL, -1,
+     ":1:1: error: the file is empty: expected rows of numbers"},
+    {"header_only.csv", true, NULL, -1,
+     ":1:1: error: the file has a header row and no data rows after it"},
+    {"too_many.csv", true, NULL, -1,
+     ":3:7: error: row has 5 fields, expected 3 (as in the header at line 1)"},
+    {"too_few.csv", false, NULL, -1,
+     ":2:4: error: row has 2 fields, expected 3 (as in the first row at line 1)"},
+    {"utf8_width.csv", true, NULL, -1,
+     ":2:9: error: row has 4 fields, expected 3 (as in the header at line 1)"},
+    {"not_number.csv", true, NULL, -1, ":3:4: error: cannot read 'abc' as a number"},
+    {"nan.csv", false, NULL, -1, ":1:3: error: value 'nan' is not a finite number"},
+    {"inf.csv", false, NULL, -1, ":2:1: error: value '-inf' is not a finite number"},
+    {"overflow.csv", false, NULL, -1, ":1:3: error: value '1e999' is not a finite number"},
+    {"float_overflow.csv", false, NULL, -1,
+     ":2:3: error: value '1e39' is not a finite number (too large for float32)"},
+    {"empty_field.csv", false, NULL, -1, ":2:3: error: empty field where a number is expected"},
+    {"blank_middle.csv", false, NULL, -1,
+     ":2:1: error: blank line (blank lines are allowed only at the end of the file)"},
+    {"unclosed.csv", false, NULL, -1, ":2:3: error: the quoted field is not closed on this line"},
+    {"after_quote.csv", false, NULL, -1,
+     ":1:6: error: unexpected 'x' after the closing quote of a field"},
+    {"nul.csv", false, NULL, -1, ":2:3: error: NUL byte in the line (not a text file?)"},
+    {"one_column.csv", false, NULL, -1,
+     ":1:1: error: the file has one column, the target, and no feature columns"},
+    {"basic.csv", true, "z", -1, ":1:1: error: no column named 'z' (the columns are a, b, c)"},
+    {"basic.csv", true, NULL, 3,
+     ":1:1: error: target column 3 is out of range: the file has 3 columns (0 to 2)"},
+    {"basic.csv", false, NULL, -2,
+     ":1:1: error: target column -2 is out of range: the file has 3 columns (0 to 2)"},
+    {"basic.csv", false, "c", -1,
+     ": error: column 'c' is chosen by name, but the file is read without a header row"},
+    {"missing.csv", false, NULL, -1, ": error: cannot open the file: No such file or directory"},
+    {".", false, NULL, -1, ": error: cannot read the file: Is a directory"},
+};
+
+static void expect_message(const char *path, const char *tail)
+{
+    char want[2048];
+    snprintf(want, sizeof want, "%s%s", path, tail);
+    EXPECT(strcmp(last_error, want) == 0, "\n  got  '%s'\n  want '%s'", last_error, want);
+    EXPECT(n_errors == 1, "%d messages for one error", n_errors);
+}
+
+static void test_csv_errors(void)
+{
+    for (size_t i = 0; i < sizeof csv_errors / sizeof csv_errors[0]; i++) {
+        const CsvErrorCase *e = &csv_errors[i];
+        NnlrtCsvOptions o = csv_opts(e->file, e->header);
+        o.target = e->target;
+        o.target_index = e->target_index;
+        NnlrtDataset ds;
+        clear_errors();
+        EXPECT(!nnlrt_csv_load(&o, &ds), "%s should fail", e->file);
+        EXPECT(ds.x == NULL && ds.n == 0, "%s: dataset left allocated", e->file);
+        expect_message(o.path, e->expect);
+    }
+}
+
+/* Feature lists that cannot be satisfied. */
+static void test_csv_feature_errors(void)
+{
+    static const long bad_index[] = {0, 7}, target_too[] = {0, 2}, twice[] = {1, 1};
+    static const char *const bad_name[] = {"a", "q"};
+    struct {
+        const long *idx;
+        const char *const *names;
+        const char *expect;
+    } cases[] = {
+        {bad_index, NULL,
+         ":1:1: error: feature column 7 is out of range: the file has 3 columns (0 to 2)"},
+        {target_too, NULL, ":1:1: error: column 2 ('c') is both the target and a feature"},
+        {twice, NULL, ":1:1: error: column 1 ('b') is listed twice as a feature"},
+        {NULL, bad_name, ":1:1: error: no column named 'q' (the columns are a, b, c)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        NnlrtCsvOptions o = csv_opts("basic.csv", true);
+        o.features = cases[i].idx;
+        o.feature_names = cases[i].names;
+        o.n_features = 2;
+        NnlrtDataset ds;
+        clear_errors();
+        EXPECT(!nnlrt_csv_load(&o, &ds), "feature case %zu should fail", i);
+        expect_message(o.path, cases[i].expect);
+    }
+}
+
+static void test_csv(void)
+{
+    test_csv_basic();
+    test_csv_formats();
+    test_csv_errors();
+    test_csv_feature_errors();
+}
+
+/* ---- rng ---- */
+
+static void test_rng(void)
+{
+    NnlrtRng a, b;
+    nnlrt_rng_seed(&a, 0);
+    /* xoshiro256** seeded through splitmix64, computed independently (Python) */
+    EXPECT(nnlrt_rng_next(&a) == 0x99ec5f36cb75f2b4u, "seed 0, first value");
+    EXPECT(nnlrt_rng_next(&a) == 0xbf6e1f784956452au, "seed 0, second value");
+    nnlrt_rng_seed(&a, 42);
+    EXPECT(nnlrt_rng_next(&a) == 0x15780b2e0c2ec716u, "seed 42, first value");
+    nnlrt_rng_seed(&a, 42);
+    EXPECT(nnlrt_rand_uniform(&a) == 0.08386297105988216, "seed 42, first uniform");
+
+    nnlrt_rng_seed(&a, 7);
+    nnlrt_rng_seed(&b, 7);
+    bool same = true;
+    for (int i = 0; i < 1000; i++)
+        same = same && nnlrt_rand_normal(&a) == nnlrt_rand_normal(&b) &&
+               nnlrt_rand_below(&a, 10) == nnlrt_rand_below(&b, 10);
+    EXPECT(same, "same seed, same sequence");
+
+    enum { N = 200000 };
+    double sum = 0, sq = 0, lo = 1, hi = 0;
+    int64_t counts[3] = {0};
+    for (int i = 0; i < N; i++) {
+        double u = nnlrt_rand_uniform(&a), z = nnlrt_rand_normal(&a);
+        lo = u < lo ? u : lo;
+        hi = u > hi ? u : hi;
+        sum += z;
+        sq += z * z;
+        uint64_t r = nnlrt_rand_below(&a, 3);
+        EXPECT(r < 3, "rand_below(3) gave %llu", (unsigned long long)r);
+        counts[r < 3 ? r : 0]++;
+    }
+    EXPECT(lo >= 0 && hi < 1, "uniform in [0, 1): %g %g", lo, hi);
+    EXPECT(fabs(sum / N) < 0.01 && fabs(sq / N - 1) < 0.02, "normal mean %g var %g", sum / N,
+           sq / N);
+    for (int k = 0; k < 3; k++)
+        EXPECT(fabs((double)counts[k] / N - 1.0 / 3) < 0.01, "rand_below(3) frequency %d", k);
+    EXPECT(nnlrt_rand_below(&a, 1) == 0, "rand_below(1)");
+}
+
+/* ---- split and standardize ---- */
+
+static void make_dataset(NnlrtDataset *ds, int64_t n)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->name = nnlrt_strdup("d");
+    ds->source = nnlrt_strdup("d.csv");
+    ds->n = n;
+    ds->x_size = 2;
+    ds->y_size = 1;
+    ds->x = nnlrt_alloc((size_t)n * 2 * sizeof(float));
+    ds->y = nnlrt_alloc((size_t)n * sizeof(float));
+    ds->rows = nnlrt_alloc((size_t)n * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) {
+        ds->x[2 * i] = (float)i;
+        ds->x[2 * i + 1] = 5;
+        ds->y[i] = (float)(100 + i);
+        ds->rows[i] = i + 2;
+    }
+}
+
+/* a and b hold every sample of src exactly once, each intact. */
+static void expect_partition(const NnlrtDataset *src, const NnlrtDataset *a,
+                             const NnlrtDataset *b)
+{
+    int seen[64] = {0};
+    const NnlrtDataset *parts[] = {a, b};
+    for (int p = 0; p < 2; p++) {
+        for (int64_t i = 0; i < parts[p]->n; i++) {
+            int64_t k = (int64_t)parts[p]->x[2 * i];
+            EXPECT(k >= 0 && k < src->n && k < 64, "sample %lld", (long long)k);
+            if (k < 0 || k >= 64)
+                continue;
+            seen[k]++;
+            EXPECT(parts[p]->y[i] == 100 + k && parts[p]->rows[i] == k + 2,
+                   "sample %lld kept with its target and row", (long long)k);
+        }
+    }
+    for (int64_t k = 0; k < src->n; k++)
+        EXPECT(seen[k] == 1, "sample %lld seen %d times", (long long)k, seen[k]);
+}
+
+static void test_split(void)
+{
+    NnlrtDataset src, a, b, a2, b2;
+    make_dataset(&src, 10);
+    nnlrt_split(&src, 0.8, 1, &a, &b);
+    EXPECT(a.n == 8 && b.n == 2, "0.8 of 10: %lld + %lld", (long long)a.n, (long long)b.n);
+    expect_partition(&src, &a, &b);
+    EXPECT(strcmp(a.name, "d") == 0 && strcmp(b.source, "d.csv") == 0, "name and source kept");
+    nnlrt_split(&src, 0.8, 1, &a2, &b2);
+    EXPECT(memcmp(a.x, a2.x, 8 * 2 * sizeof(float)) == 0, "same seed, same split");
+    nnlrt_dataset_free(&a2);
+    nnlrt_dataset_free(&b2);
+    nnlrt_split(&src, 0.8, 2, &a2, &b2);
+    EXPECT(memcmp(a.x, a2.x, 8 * 2 * sizeof(float)) != 0, "another seed, another split");
+    bool moved = false;
+    for (int i = 0; i < 8; i++)
+        moved = moved || a.x[2 * i] != (float)i;
+    EXPECT(moved, "the split shuffles");
+    nnlrt_dataset_free(&a);
+    nnlrt_dataset_free(&b);
+    nnlrt_dataset_free(&a2);
+    nnlrt_dataset_free(&b2);
+
+    nnlrt_split(&src, 0.25, 3, &a, &b);
+    EXPECT(a.n == 3 && b.n == 7, "round(2.5) = 3: %lld", (long long)a.n);
+    nnlrt_dataset_free(&a);
+    nnlrt_dataset_free(&b);
+    nnlrt_split(&src, 1.0, 3, &a, &b);
+    EXPECT(a.n == 10 && b.n == 0, "all in a");
+    expect_partition(&src, &a, &b);
+    nnlrt_dataset_free(&a);
+    nnlrt_dataset_free(&b);
+    nnlrt_dataset_free(&src);
+}
+
+static void test_standardize(void)
+{
+    NnlrtDataset ds, other;
+    make_dataset(&ds, 4);   /* column 0: 0 1 2 3, column 1: 5 5 5 5 */
+    make_dataset(&other, 2);
+    nnlrt_standardize(&other, &ds);
+    nnlrt_standardize(&ds, &ds);
+    double sd = sqrt(1.25); /* population deviation of 0 1 2 3 */
+    for (int i = 0; i < 4; i++) {
+        EXPECT(fabs(ds.x[2 * i] - (i - 1.5) / sd) < 1e-6, "column 0, row %d: %g", i,
+               ds.x[2 * i]);
+        EXPECT(ds.x[2 * i + 1] == 0, "constant column is only centred: %g", ds.x[2 * i + 1]);
+    }
+    EXPECT(fabs(other.x[2] - (1 - 1.5) / sd) < 1e-6, "other with ref's statistics: %g",
+           other.x[2]);
+    EXPECT(ds.y[0] == 100, "targets unchanged");
+    nnlrt_dataset_free(&ds);
+    nnlrt_dataset_free(&other);
+}
+
+/* ---- a hand-written model: y = W·x + b over x[2], squared error, metric mae ----
+ *
+ * Buffers: 4 = pred (1 per sample, batched), 5 = scratch gradient (3, not batched).
+ * Parameters: lin.W at 0 (2 elements), lin.b at 2. Update: SGD with momentum (state 0).
+ * Works in float or double, as the model's elem_size says. */
+
+static int tm_elem = 4;
+static double tm_lr = 0.1, tm_momentum = 0.5;
+static int64_t tm_nan_at = 0;     /* grad call that returns a NaN loss, 0 for none */
+static bool tm_wrong_grad;        /* make lin.b's gradient wrong, for the gradient check */
+static int64_t tm_grad_calls, tm_last_step, tm_last_epoch;
+static bool tm_misaligned, tm_bad_state;
+
+static double tm_get(void *buf, int64_t i)
+{
+    return tm_elem == 4 ? ((float *)buf)[i] : ((double *)buf)[i];
+}
+
+static void tm_set(void *buf, int64_t i, double v)
+{
+    if (tm_elem == 4)
+        ((float *)buf)[i] = (float)v;
+    else
+        ((double *)buf)[i] = v;
+}
+
+static void tm_init(void **bufs, NnlrtRng *rng)
+{
+    tm_set(bufs[NNLRT_BUF_PARAMS], 0, 2 * nnlrt_rand_uniform(rng) - 1);
+    tm_set(bufs[NNLRT_BUF_PARAMS], 1, 2 * nnlrt_rand_uniform(rng) - 1);
+    tm_set(bufs[NNLRT_BUF_PARAMS], 2, 0);
+}
+
+/* pred[B] = x[B, 2] · W[2] + b; adds the loss and mae sums. */
+static void tm_forward(void **bufs, int64_t B, double *sums)
+{
+    void *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
+    for (int i = 0; i < 6; i++)
+        tm_misaligned = tm_misaligned || (uintptr_t)bufs[i] % 64 != 0;
+    for (int64_t k = 0; k < B; k++) {
+        double pred = tm_get(p, 0) * tm_get(x, 2 * k) + tm_get(p, 1) * tm_get(x, 2 * k + 1) +
+                      tm_get(p, 2);
+        tm_set(bufs[4], k, pred);
+        double e = pred - tm_get(y, k);
+        sums[0] += e * e;
+        sums[1] += fabs(e);
+    }
+}
+
+static void tm_grad(void **bufs, int64_t B, double *sums)
+{
+    tm_forward(bufs, B, sums);
+    if (++tm_grad_calls == tm_nan_at)
+        sums[0] = NAN;
+    void *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y], *g = bufs[5];
+    for (int i = 0; i < 3; i++)
+        tm_set(g, i, 0);
+    for (int64_t k = 0; k < B; k++) {
+        double d = 2 * (tm_get(bufs[4], k) - tm_get(y, k)) / (double)B;
+        tm_set(g, 0, tm_get(g, 0) + d * tm_get(x, 2 * k));
+        tm_set(g, 1, tm_get(g, 1) + d * tm_get(x, 2 * k + 1));
+        tm_set(g, 2, tm_get(g, 2) + d);
+    }
+    for (int i = 0; i < 3; i++)
+        tm_set(bufs[NNLRT_BUF_GRADS], i, tm_get(g, i) * (tm_wrong_grad && i == 2 ? 1.1 : 1));
+}
+
+static void tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
+{
+    tm_bad_state = tm_bad_state || step != tm_last_step + 1 || epoch < tm_last_epoch;
+    tm_last_step = step;
+    tm_last_epoch = epoch;
+    for (int i = 0; i < 3; i++) {
+        double v = tm_momentum * tm_get(states[0], i) + tm_get(bufs[NNLRT_BUF_GRADS], i);
+        tm_set(states[0], i, v);
+        tm_set(bufs[NNLRT_BUF_PARAMS], i, tm_get(bufs[NNLRT_BUF_PARAMS], i) - tm_lr * v);
+    }
+}
+
+static void tm_eval(void **bufs, int64_t B, double *sums)
+{
+    tm_forward(bufs, B, sums);
+}
+
+static const NnlrtTensor tm_tensors[] = {
+    {"lin.W", 2, {2, 1}, 0, 2},
+    {"lin.b", 1, {1}, 2, 1},
+};
+static const char *const tm_metrics[] = {"mae"};
+static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1, 3};
+static const bool tm_buf_batched[] = {false, false, false, false, true, false};
+
+static NnlrtModel tm_model(int elem_size)
+{
+    tm_elem = elem_size;
+    tm_lr = 0.1;
+    tm_nan_at = 0;
+    tm_wrong_grad = false;
+    tm_grad_calls = tm_last_step = tm_last_epoch = 0;
+    return (NnlrtModel){
+        .elem_size = elem_size,
+        .n_params = 3,
+        .n_tensors = 2,
+        .tensors = tm_tensors,
+        .n_states = 1,
+        .x_size = 2,
+        .y_size = 1,
+        .target_kind = NNLRT_TARGET_VALUES,
+        .n_metrics = 1,
+        .metric_names = tm_metrics,
+        .n_bufs = 6,
+        .buf_elems = tm_buf_elems,
+        .buf_batched = tm_buf_batched,
+        .init = tm_init,
+        .grad = tm_grad,
+        .update = tm_update,
+        .eval = tm_eval,
+    };
+}
+
+/* ---- training ---- */
+
+static NnlrtDataset train_set, val_set;
+
+static bool load_linear(void)
+{
+    NnlrtCsvOptions o = csv_opts("linear.csv", true);
+    o.target = "y";
+    if (!load(&o, &train_set))
+        return false;
+    o.path = data_path("linear_val.csv");
+    if (load(&o, &val_set))
+        return true;
+    nnlrt_dataset_free(&train_set);
+    return false;
+}
+
+static NnlrtTrainConfig quiet_config(int64_t epochs)
+{
+    return (NnlrtTrainConfig){.epochs = epochs, .batch = 8, .seed = 1, .shuffle = true,
+                              .quiet = true};
+}
+
+/* The three parameters of a dump: lin.W's two values, then lin.b's. */
+static bool read_dump(const char *path, double p[3])
+{
+    char *text = slurp(path);
+    bool ok = text && sscanf(text, "lin.W,%lf,%lf\nlin.b,%lf\n", &p[0], &p[1], &p[2]) == 3;
+    free(text);
+    return ok;
+}
+
+static void test_train_converges(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(60);
+    cfg.log_path = work_path("converge.log");
+    cfg.dump_path = work_path("converge.params");
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
+    double p[3] = {0};
+    EXPECT(read_dump(cfg.dump_path, p), "dump readable");
+    EXPECT(fabs(p[0] - 2) < 1e-3 && fabs(p[1] + 3) < 1e-3 && fabs(p[2] - 0.5) < 1e-3,
+           "converged to %g %g %g", p[0], p[1], p[2]);
+    EXPECT(!tm_misaligned, "buffers 64-byte aligned");
+    EXPECT(!tm_bad_state && tm_last_step == 60 * 8 && tm_last_epoch == 59,
+           "step %lld epoch %lld", (long long)tm_last_step, (long long)tm_last_epoch);
+
+    char *log = slurp(cfg.log_path);
+    char line[256];
+    EXPECT(log && strcmp(nth_line(log, 0, line, sizeof line),
+                         "epoch,step,loss,mae,val_loss,val_mae") == 0,
+           "log header '%s'", line);
+    EXPECT(count_lines(log) == 61, "one row per epoch: %d lines", count_lines(log));
+    EXPECT(strncmp(nth_line(log, 1, line, sizeof line), "1,8,", 4) == 0, "first row '%s'",
+           line);
+    double loss = 1, mae = 1, val_loss = 1, val_mae = 1;
+    long long e, s;
+    int got = sscanf(nth_line(log, 60, line, sizeof line), "%lld,%lld,%lf,%lf,%lf,%lf", &e, &s,
+                     &loss, &mae, &val_loss, &val_mae);
+    EXPECT(got == 6 && e == 60 && s == 480, "last row '%s'", line);
+    EXPECT(loss < 1e-6 && mae < 1e-3 && val_loss < 1e-6 && val_mae < 1e-3, "last row '%s'",
+           line);
+    free(log);
+}
+
+static void test_train_reproducible(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(5);
+    cfg.log_path = work_path("run1.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 1: %s", last_error);
+    m = tm_model(4);
+    cfg.log_path = work_path("run2.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 2: %s", last_error);
+    EXPECT(same_file(work_path("run1.log"), work_path("run2.log")), "same seed, same log");
+    m = tm_model(4);
+    cfg.seed = 2;
+    cfg.log_path = work_path("run3.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 3: %s", last_error);
+    EXPECT(!same_file(work_path("run1.log"), work_path("run3.log")), "another seed, another log");
+}
+
+/* Column 2 (the loss) of row k of a log. */
+static double log_loss(const char *log, int k)
+{
+    char line[256];
+    const char *s = strchr(strchr(nth_line(log, k, line, sizeof line), ',') + 1, ',') + 1;
+    return strtod(s, NULL);
+}
+
+static void test_train_step_log(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(2);
+    cfg.log_every = 1;
+    cfg.log_path = work_path("steps.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
+    char *log = slurp(cfg.log_path), line[256];
+    EXPECT(count_lines(log) == 17, "16 steps: %d lines", count_lines(log));
+    EXPECT(strncmp(nth_line(log, 1, line, sizeof line), "1,1,", 4) == 0, "row 1 '%s'", line);
+    nth_line(log, 16, line, sizeof line);
+    size_t n = strlen(line);
+    EXPECT(strncmp(line, "2,16,", 5) == 0 && n > 3 && strcmp(line + n - 3, ",,,") == 0,
+           "row 16 '%s': metric and validation fields empty", line);
+
+    m = tm_model(4);
+    cfg.log_every = 3;
+    cfg.log_path = work_path("steps3.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
+    char *log3 = slurp(cfg.log_path);
+    EXPECT(count_lines(log3) == 6, "every 3 of 16 steps: %d lines", count_lines(log3));
+    EXPECT(strncmp(nth_line(log3, 5, line, sizeof line), "2,15,", 5) == 0, "row 5 '%s'", line);
+    double mean = (log_loss(log, 1) + log_loss(log, 2) + log_loss(log, 3)) / 3;
+    EXPECT(fabs(log_loss(log3, 1) - mean) < 1e-7 * mean, "mean of 3 steps: %.9g vs %.9g",
+           log_loss(log3, 1), mean);
+    free(log);
+    free(log3);
+}
+
+static void test_train_progress(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(10);
+    cfg.quiet = false;
+    cfg.batch = 0;
+    cfg.out = tmpfile();
+    EXPECT(cfg.out != NULL, "tmpfile");
+    if (!cfg.out)
+        return;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
+    EXPECT(tm_last_step == 10, "full batch: one step per epoch, %lld", (long long)tm_last_step);
+    char text[4096] = {0}, line[256];
+    rewind(cfg.out);
+    size_t n = fread(text, 1, sizeof text - 1, cfg.out);
+    text[n] = 0;
+    fclose(cfg.out);
+    EXPECT(count_lines(text) == 10, "10 epoch lines:\n%s", text);
+    nth_line(text, 2, line, sizeof line);
+    EXPECT(strncmp(line, "epoch  3/10  loss ", 18) == 0 && strstr(line, "  mae ") &&
+               strstr(line, "  val_loss ") && strstr(line, "  val_mae ") && strstr(line, " s)"),
+           "progress line '%s'", line);
+}
+
+static void test_train_diverges(void)
+{
+    NnlrtModel m = tm_model(4);
+    tm_nan_at = 11;
+    NnlrtTrainConfig cfg = quiet_config(5);
+    cfg.log_path = work_path("diverged.log");
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 3, "exit code 3");
+    const char *want = "nnlc: error: training diverged: the loss is nan at epoch 2, step 11 "
+                       "(last finite loss ";
+    EXPECT(strncmp(last_error, want, strlen(want)) == 0, "message '%s'", last_error);
+    EXPECT(tm_last_step == 10, "no update after the NaN: %lld", (long long)tm_last_step);
+    char *log = slurp(cfg.log_path);
+    EXPECT(log && strcmp(log, "epoch,step,loss,mae\n") != 0 && count_lines(log) == 2,
+           "the log keeps the finished epoch:\n%s", log ? log : "(none)");
+    free(log);
+
+    m = tm_model(4);
+    tm_lr = 50; /* far past stability: the loss overflows to inf */
+    clear_errors();
+    cfg = quiet_config(100);
+    cfg.log_path = NULL;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 3, "large lr diverges");
+    EXPECT(strstr(last_error, "training diverged: the loss is "), "message '%s'", last_error);
+}
+
+static void test_train_params_files(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(3);
+    cfg.dump_path = work_path("dump1.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train: %s", last_error);
+    cfg.epochs = 0;
+    cfg.init_path = cfg.dump_path;
+    cfg.dump_path = work_path("dump2.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload: %s", last_error);
+    EXPECT(same_file(work_path("dump1.params"), work_path("dump2.params")), "float round trip");
+
+    m = tm_model(8);
+    cfg.epochs = 3;
+    cfg.init_path = NULL;
+    cfg.dump_path = work_path("dump3.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train f64: %s", last_error);
+    cfg.epochs = 0;
+    cfg.init_path = cfg.dump_path;
+    cfg.dump_path = work_path("dump4.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload f64: %s", last_error);
+    EXPECT(same_file(work_path("dump3.params"), work_path("dump4.params")), "double round trip");
+
+    /* starting from the exact solution, the loss stays at (almost) zero */
+    m = tm_model(4);
+    cfg = quiet_config(1);
+    cfg.init_path = data_path("init_good.csv");
+    cfg.log_path = work_path("from_init.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "init_good: %s", last_error);
+    char *log = slurp(cfg.log_path);
+    EXPECT(log && log_loss(log, 1) < 1e-10, "loss from the exact parameters: %g",
+           log ? log_loss(log, 1) : -1);
+    free(log);
+}
+
+static void test_train_init_errors(void)
+{
+    struct {
+        const char *file;
+        int rc;
+        const char *expect;
+    } cases[] = {
+        {"init_unknown.csv", 1,
+         ":2:1: error: no parameter tensor named 'lin.c' (the model has lin.W, lin.b)"},
+        {"init_count.csv", 1, ":1:12: error: tensor 'lin.W' has 3 values here, expected 2"},
+        {"init_few.csv", 1, ":1:8: error: tensor 'lin.W' has 1 values here, expected 2"},
+        {"init_twice.csv", 1, ":3:1: error: tensor 'lin.W' is given twice (first at line 1)"},
+        {"init_missing.csv", 1,
+         ": error: no values for tensor 'lin.b' (every tensor of the model must be given)"},
+        {"init_nan.csv", 1, ":1:9: error: cannot read 'x' as a number"},
+        {"no_such_file.csv", 2, ": error: cannot open the file: No such file or directory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        NnlrtModel m = tm_model(4);
+        NnlrtTrainConfig cfg = quiet_config(1);
+        cfg.init_path = data_path(cases[i].file);
+        clear_errors();
+        int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
+        EXPECT(rc == cases[i].rc, "%s: exit code %d", cases[i].file, rc);
+        expect_message(cfg.init_path, cases[i].expect);
+    }
+}
+
+static void test_train_io_errors(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = quiet_config(1);
+    cfg.log_path = work_path("no/such/dir/train.log");
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "log in a missing directory");
+    expect_message(cfg.log_path,
+                   ": error: cannot open the log for writing: No such file or directory");
+
+    FILE *full = fopen("/dev/full", "w");
+    if (!full)
+        return; /* not on Linux: nothing to test with */
+    fclose(full);
+    cfg.log_path = "/dev/full";
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "log on a full device");
+    expect_message("/dev/full", ": error: cannot write the log: No space left on device");
+    cfg.log_path = NULL;
+    cfg.dump_path = "/dev/full";
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "dump on a full device");
+    expect_message("/dev/full", ": error: cannot write the file: No space left on device");
+}
+
+static void test_train_labels(void)
+{
+    NnlrtModel m = tm_model(4);
+    m.target_kind = NNLRT_TARGET_CLASS;
+    m.n_classes = 2;
+    NnlrtCsvOptions o = csv_opts("labels.csv", true);
+    const char *bad[][2] = {
+        {"bad_label.csv", ":3: error: label 5 is not a class of the model (0 to 1)"},
+        {"half_label.csv", ":2: error: label 0.5 is not a class of the model (0 to 1)"},
+    };
+    NnlrtDataset ds;
+    NnlrtTrainConfig cfg = quiet_config(1);
+    if (load(&o, &ds)) {
+        EXPECT(nnlrt_train(&m, &cfg, &ds, NULL) == 0, "good labels: %s", last_error);
+        nnlrt_dataset_free(&ds);
+    }
+    for (int i = 0; i < 2; i++) {
+        o = csv_opts(bad[i][0], true);
+        if (!load(&o, &ds))
+            continue;
+        clear_errors();
+        EXPECT(nnlrt_train(&m, &cfg, &ds, NULL) == 1, "%s: exit code", bad[i][0]);
+        expect_message(o.path, bad[i][1]);
+        nnlrt_dataset_free(&ds);
+    }
+}
+
+static void test_train(void)
+{
+    if (!load_linear())
+        return;
+    test_train_converges();
+    test_train_reproducible();
+    test_train_step_log();
+    test_train_progress();
+    test_train_diverges();
+    test_train_params_files();
+    test_train_init_errors();
+    test_train_io_errors();
+    test_train_labels();
+    nnlrt_dataset_free(&train_set);
+    nnlrt_dataset_free(&val_set);
+}
+
+/* ---- gradient check ---- */
+
+static void test_gradcheck(void)
+{
+    if (!load_linear())
+        return;
+    NnlrtModel m = tm_model(8);
+    FILE *out = tmpfile();
+    EXPECT(out != NULL, "tmpfile");
+    if (!out)
+        return;
+    EXPECT(nnlrt_gradcheck(&m, &train_set, 1, 1e-6, out), "correct gradients pass");
+    char text[1024] = {0}, line[256];
+    rewind(out);
+    text[fread(text, 1, sizeof text - 1, out)] = 0;
+    double err = 1;
+    EXPECT(sscanf(nth_line(text, 0, line, sizeof line), "lin.W %lf", &err) == 1 && err < 1e-6,
+           "lin.W line '%s'", line);
+    EXPECT(strncmp(nth_line(text, 1, line, sizeof line), "lin.b ", 6) == 0, "lin.b line");
+    fclose(out);
+
+    m = tm_model(8);
+    tm_wrong_grad = true;
+    out = tmpfile();
+    EXPECT(out != NULL, "tmpfile");
+    if (!out)
+        return;
+    EXPECT(!nnlrt_gradcheck(&m, &train_set, 1, 1e-6, out), "a wrong gradient fails");
+    rewind(out);
+    text[fread(text, 1, sizeof text - 1, out)] = 0;
+    EXPECT(sscanf(nth_line(text, 1, line, sizeof line), "lin.b %lf", &err) == 1 &&
+               fabs(err - 0.1 / 1.1) < 1e-4,
+           "lin.b off by 10%%: '%s'", line);
+    fclose(out);
+
+    m = tm_model(4);
+    clear_errors();
+    EXPECT(!nnlrt_gradcheck(&m, &train_set, 1, 1e-6, stdout), "float model refused");
+    EXPECT(strcmp(last_error, "nnlc: error: the gradient check needs a float64 model "
+                              "(elements of 4 bytes)") == 0,
+           "message '%s'", last_error);
+    nnlrt_dataset_free(&train_set);
+    nnlrt_dataset_free(&val_set);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck DATA_DIR WORK_DIR\n");
+        return 2;
+    }
+    data_dir = argv[2];
+    work_dir = argv[3];
+    nnlrt_set_error_handler(capture_error, NULL);
+    const char *group = argv[1];
+    if (strcmp(group, "csv") == 0)
+        test_csv();
+    else if (strcmp(group, "rng") == 0)
+        test_rng();
+    else if (strcmp(group, "split") == 0) {
+        test_split();
+        test_standardize();
+    } else if (strcmp(group, "train") == 0)
+        test_train();
+    else if (strcmp(group, "gradcheck") == 0)
+        test_gradcheck();
+    else {
+        fprintf(stderr, "test_runtime: unknown group '%s'\n", group);
+        return 2;
+    }
+    if (failures)
+        fprintf(stderr, "%s: %d failure%s\n", group, failures, failures == 1 ? "" : "s");
+    return failures ? 1 : 0;
+}
