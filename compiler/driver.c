@@ -26,7 +26,7 @@ static NnlrtDataset *driver_load(Nnl *nnl, DataSource *ds)
                                .n_features = ds->nfeatures, .header = ds->header,
                                .delimiter = ds->delimiter};
         if (!ds->nfeatures)
-            opt.features = NULL;
+            opt.features = NULL, opt.feature_names = NULL;
         if (!nnlrt_csv_load(&opt, out)) {
             nnl->nerrors++; /* the runtime has reported it */
             return NULL;

@@ -636,7 +636,9 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
                 return val_err();
             }
         }
-        if (!names)
+        if (names)
+            ds->features = NULL;
+        else
             ds->feature_names = NULL;
     }
     if (given[3]) {

@@ -253,11 +253,13 @@ static void sema_expr(Scope *sc, AstNode *e);
 /* Arguments against formals: at most as many positional as formals, named ones known
  * and given once, every formal without a default given. */
 static void sema_args(Scope *sc, AstNode *call, const char *const *params, int nparams,
-                      int required, const char *callee_desc)
+                      int required, const char *callee_desc, int npre)
 {
     Nnl *nnl = sc->nnl;
     bool given[64] = {0};
     int npos = 0;
+    for (; npos < npre && npos < 64; npos++)
+        given[npos] = true;
     for (int i = 0; i < call->args.len; i++) {
         AstNode *a = call->args.items[i];
         if (!a->name) {
@@ -296,7 +298,9 @@ static void sema_args(Scope *sc, AstNode *call, const char *const *params, int n
         }
 }
 
-static void sema_call(Scope *sc, AstNode *call)
+/* `npre`: leading parameters the caller supplies itself (a loss in a train block gets the
+ * model's output and the target). */
+static void sema_call(Scope *sc, AstNode *call, int npre)
 {
     Nnl *nnl = sc->nnl;
     for (int i = 0; i < call->args.len; i++)
@@ -324,7 +328,7 @@ static void sema_call(Scope *sc, AstNode *call)
                        call->name, bi->max_args, bi->max_args == 1 ? "" : "s", npos);
             return;
         }
-        sema_args(sc, call, bi->params, np, bi->min_args, desc);
+        sema_args(sc, call, bi->params, np, bi->min_args, desc, 0);
         return;
     }
     AstNode *d = sema_lookup(nnl, call->name);
@@ -346,7 +350,7 @@ static void sema_call(Scope *sc, AstNode *call)
     }
     const char *desc = arena_printf(&nnl->arena, "%s '%s' (%s:%s)", ast_kind_name(d->kind),
                                     d->name, d->src->path, diag_at(nnl, d->src, d->off));
-    sema_args(sc, call, params, np, required, desc);
+    sema_args(sc, call, params, np, required, desc, npre);
 }
 
 static void sema_expr(Scope *sc, AstNode *e)
@@ -357,7 +361,7 @@ static void sema_expr(Scope *sc, AstNode *e)
             sema_unknown(sc, e, "name", e->name);
         break;
     case AST_CALL:
-        sema_call(sc, e);
+        sema_call(sc, e, 0);
         break;
     case AST_LIST:
         for (int i = 0; i < e->args.len; i++)
@@ -496,7 +500,21 @@ static void sema_train(Nnl *nnl, AstNode *t)
                            s->name, diag_at(nnl, s->src, t->body.items[j]->off));
                 break;
             }
-        sema_expr(&sc, s->rhs);
+        /* loss = huber(delta = 2), metrics = [accuracy]: called with (output, target) */
+        bool objective = strcmp(s->name, "loss") == 0 || strcmp(s->name, "metrics") == 0;
+        AstNode *v = s->rhs;
+        if (objective && v->kind == AST_CALL) {
+            sema_call(&sc, v, 2);
+        } else if (objective && v->kind == AST_LIST) {
+            for (int j = 0; j < v->args.len; j++) {
+                if (v->args.items[j]->kind == AST_CALL)
+                    sema_call(&sc, v->args.items[j], 2);
+                else
+                    sema_expr(&sc, v->args.items[j]);
+            }
+        } else {
+            sema_expr(&sc, v);
+        }
     }
 }
 
