@@ -50,27 +50,33 @@ static NnlrtDataset *driver_load(Nnl *nnl, DataSource *ds)
     return out;
 }
 
+/* Frees a data set and the ones it was split from (each once: parts share a parent). */
 static void driver_free_data(DataSource *ds)
 {
-    if (ds && ds->loaded) {
-        nnlrt_dataset_free(ds->loaded);
-        ds->loaded = NULL;
+    for (; ds; ds = ds->kind == DS_SPLIT ? ds->parent : NULL) {
+        if (ds->loaded) {
+            nnlrt_dataset_free(ds->loaded);
+            ds->loaded = NULL;
+        }
     }
 }
 
 /* Labels of a classifier must be class numbers of the model's output. */
-static bool driver_check_labels(Nnl *nnl, const NnlrtDataset *ds, const IrProgram *p)
+static bool driver_check_labels(Nnl *nnl, const NnlrtDataset *ds, const TrainSpec *spec,
+                                const IrProgram *p)
 {
+    /* the model's output: what its return (the last statement, per sema) computes */
+    const AstNode *out = spec->model->body.items[spec->model->body.len - 1]->rhs;
     for (int64_t i = 0; i < ds->n; i++) {
         double y = ds->y[i];
         if (y != floor(y) || y < 0 || y >= (double)p->n_classes) {
-            LineCol lc = source_linecol(p->output->src, p->output->off);
+            LineCol lc = source_linecol(out->src, out->off);
             const char *where = ds->rows
                 ? arena_printf(&nnl->arena, "%s:%lld", ds->source, (long long)ds->rows[i])
                 : ds->source;
             diag_file_error(nnl, where, "label %g is not a class of the model: its output "
                             "(%s:%u:%u) has %lld classes, numbered from 0", y,
-                            p->output->src->path, lc.line, lc.col, (long long)p->n_classes);
+                            out->src->path, lc.line, lc.col, (long long)p->n_classes);
             return false;
         }
     }
@@ -257,7 +263,8 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
         goto done;
     if (prog.target_kind == NNLRT_TARGET_CLASS &&
-        (!driver_check_labels(nnl, data, &prog) || (val && !driver_check_labels(nnl, val, &prog))))
+        (!driver_check_labels(nnl, data, &spec, &prog) ||
+         (val && !driver_check_labels(nnl, val, &spec, &prog))))
         goto done;
     r = NNL_OK;
     if (opt->stop == STOP_CHECK)

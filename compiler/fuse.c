@@ -169,8 +169,10 @@ static void fuse_entry_with_dests(Fuse *f, Entry *e, IrNode **roots, const int *
 {
     int nall = n + nsums;
     IrNode **all = nnl_malloc(sizeof(IrNode *) * (size_t)(nall + 1));
-    memcpy(all, roots, sizeof(IrNode *) * (size_t)n);
-    memcpy(all + n, sums, sizeof(IrNode *) * (size_t)nsums);
+    for (int i = 0; i < n; i++)
+        all[i] = roots[i];
+    for (int i = 0; i < nsums; i++)
+        all[n + i] = sums[i];
     fuse_mark(f, all, nall);
     fuse_count_uses(f);
     fuse_place_roots(roots, bufs, offs, n);

@@ -1002,6 +1002,10 @@ static Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, 
             r = lower_expr(L, &callee, decl->rhs);
         else
             r = lower_block(L, &callee, decl, prefix);
+        if (ok(r) && call) { /* the caller's messages point at the call, not into the body */
+            r.src = call->src;
+            r.off = call->off;
+        }
     }
     L->prefix = saved_prefix;
     L->hint = saved_hint;
@@ -1250,7 +1254,7 @@ static Val lower_model(Lower *L, int64_t x_size)
     DataSource *ds = L->spec->data;
     if (shape_size(&in) != x_size) {
         const AstNode *at = L->spec->key_at[KEY_DATA];
-        lerr(L, f, "model '%s' takes %s %s, but each sample of data '%s' (%s:%s) has %lld "
+        lerr(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "
              "value%s", m->name, f->name,
              shape_str(&L->nnl->arena, &(Shape){.rank = in.rank, .dim = {in.dim[0], in.dim[1],
                                                  in.dim[2], in.dim[3]}}),

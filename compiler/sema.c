@@ -158,6 +158,30 @@ static void sema_define_global(Nnl *nnl, const char *name, AstNode *decl, uint32
     nnl->global_names[nnl->nglobals++] = name;
 }
 
+/* The name after a declaration's keyword ("train NAME"), for messages about the name. */
+static uint32_t decl_name_off(const AstNode *d)
+{
+    uint32_t off = d->off;
+    const char *t = d->src->text;
+    while (off < d->src->len && t[off] != ' ' && t[off] != '\t')
+        off++;
+    while (off < d->src->len && (t[off] == ' ' || t[off] == '\t'))
+        off++;
+    return off;
+}
+
+/* The keyword before a statement's name ("param W"), for messages about the keyword. */
+static uint32_t stmt_keyword_off(const AstNode *s)
+{
+    uint32_t off = s->off;
+    const char *t = s->src->text;
+    while (off > 0 && (t[off - 1] == ' ' || t[off - 1] == '\t'))
+        off--;
+    while (off > 0 && t[off - 1] >= 'a' && t[off - 1] <= 'z')
+        off--;
+    return off;
+}
+
 static void sema_collect_globals(Nnl *nnl, AstNode *prog)
 {
     for (int i = 0; i < prog->body.len; i++) {
@@ -170,16 +194,9 @@ static void sema_collect_globals(Nnl *nnl, AstNode *prog)
         case AST_IMPORT:
         case AST_TRAIN:
             break;
-        default: {
+        default:
             /* the name follows the keyword: point at it */
-            uint32_t off = d->off;
-            const char *t = d->src->text;
-            while (off < d->src->len && t[off] != ' ' && t[off] != '\t')
-                off++;
-            while (off < d->src->len && (t[off] == ' ' || t[off] == '\t'))
-                off++;
-            sema_define_global(nnl, d->name, d, off);
-        }
+            sema_define_global(nnl, d->name, d, decl_name_off(d));
         }
     }
 }
@@ -231,6 +248,10 @@ static const char **scope_candidates(const Scope *sc, int *n)
 
 static void sema_unknown(Scope *sc, const AstNode *at, const char *what, const char *name)
 {
+    if (strcmp(what, "name") == 0 && sema_builtin_value(name)) { /* param, grad */
+        diag_error(sc->nnl, at->src, at->off, "'%s' is only known in an optimizer", name);
+        return;
+    }
     int n;
     const char **cand = scope_candidates(sc, &n);
     const char *s = sema_suggest(name, cand, n);
@@ -264,8 +285,9 @@ static void sema_args(Scope *sc, AstNode *call, const char *const *params, int n
         AstNode *a = call->args.items[i];
         if (!a->name) {
             if (npos >= nparams) {
-                diag_error(nnl, a->src, a->off, "too many arguments to %s (it takes %d)",
-                           callee_desc, nparams);
+                diag_error(nnl, a->src, a->off, "too many arguments to %s: it takes %d%s",
+                           callee_desc, nparams - npre,
+                           npre ? " besides the model's output and the target" : "");
                 return;
             }
             given[npos++] = true;
@@ -324,8 +346,13 @@ static void sema_call(Scope *sc, AstNode *call, int npre)
             return;
         }
         if (npos > bi->max_args) {
-            diag_error(nnl, call->src, call->off, "'%s' takes at most %d argument%s, given %d",
-                       call->name, bi->max_args, bi->max_args == 1 ? "" : "s", npos);
+            AstNode *extra = call->args.items[0];
+            for (int i = 0, k = 0; i < call->args.len && k <= bi->max_args; i++)
+                if (!call->args.items[i]->name && k++ == bi->max_args)
+                    extra = call->args.items[i];
+            diag_error(nnl, extra->src, extra->off, "'%s' takes %s%d argument%s, given %d",
+                       call->name, bi->min_args == bi->max_args ? "" : "at most ",
+                       bi->max_args, bi->max_args == 1 ? "" : "s", npos);
             return;
         }
         sema_args(sc, call, bi->params, np, bi->min_args, desc, 0);
@@ -397,11 +424,11 @@ static void sema_stmt(Scope *sc, AstNode *s, bool last)
         for (int i = 0; i < s->shape.len; i++)
             sema_expr(sc, s->shape.items[i]);
         if (s->kind == AST_PARAM && dk != AST_LAYER)
-            diag_error(nnl, s->src, s->off, "'param' declares a parameter and belongs in a "
-                       "layer, not in a %s", ast_kind_name(dk));
+            diag_error(nnl, s->src, stmt_keyword_off(s), "'param' declares a parameter and "
+                       "belongs in a layer, not in a %s", ast_kind_name(dk));
         else if (s->kind == AST_STATE && dk != AST_OPTIMIZER)
-            diag_error(nnl, s->src, s->off, "'state' belongs in an optimizer, not in a %s",
-                       ast_kind_name(dk));
+            diag_error(nnl, s->src, stmt_keyword_off(s), "'state' belongs in an optimizer, "
+                       "not in a %s", ast_kind_name(dk));
         else if (scope_has(sc, s->name))
             diag_error(nnl, s->src, s->off, "'%s' is already defined in this %s", s->name,
                        ast_kind_name(dk));
@@ -452,7 +479,9 @@ static void sema_callable(Nnl *nnl, AstNode *d)
     } else {
         for (int i = 0; i < d->body.len; i++)
             sema_stmt(&sc, d->body.items[i], i == d->body.len - 1);
-        bool returns = d->body.len && d->body.items[d->body.len - 1]->kind == AST_RETURN;
+        bool returns = false; /* one that is not last has been reported */
+        for (int i = 0; i < d->body.len; i++)
+            returns |= d->body.items[i]->kind == AST_RETURN;
         if (d->kind != AST_OPTIMIZER && !returns)
             diag_error(nnl, d->src, d->off, "%s '%s' must end with 'return'",
                        ast_kind_name(d->kind), d->name);
@@ -465,11 +494,12 @@ static void sema_train(Nnl *nnl, AstNode *t)
     AstNode *m = sema_lookup(nnl, t->name);
     if (!m || m->kind != AST_MODEL) {
         Scope sc = {.nnl = nnl, .decl = t};
+        AstNode at = {.src = t->src, .off = decl_name_off(t)};
         if (m)
-            diag_error(nnl, t->src, t->off, "'%s' is a %s; train needs a model", t->name,
+            diag_error(nnl, t->src, at.off, "'%s' is a %s; train needs a model", t->name,
                        ast_kind_name(m->kind));
         else
-            sema_unknown(&sc, t, "model", t->name);
+            sema_unknown(&sc, &at, "model", t->name);
     }
     Scope sc = {.nnl = nnl, .decl = t};
     int nkeys = 0;
