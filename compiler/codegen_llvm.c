@@ -392,11 +392,21 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMValueRef m = ta ? cA : rA, kk = ta ? rA : cA, n = tb ? rB : cB;
     LLVMValueRef pa = cg_buf_ptr(cg, A->buf, A->buf_off), pb = cg_buf_ptr(cg, Bm->buf, Bm->buf_off);
     LLVMValueRef pc = cg_buf_ptr(cg, c->buf, c->buf_off);
-    LLVMValueRef work = LLVMBuildMul(b, LLVMBuildMul(b, m, n, ""), kk, "");
+    /* the work with B at its smallest (1) and at its largest decides statically if it can */
+    int64_t r1 = ar < 0 ? 1 : ar, r2 = br < 0 ? 1 : br;
+    int64_t least = (ta ? ac : r1) * (ta ? r1 : ac) * (tb ? r2 : bc);
+    int64_t most = ar < 0 || br < 0 ? least * cg->plan->max_batch : least;
     LLVMBasicBlockRef small = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_small");
     LLVMBasicBlockRef big = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_blas");
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_done");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, work, k64(cg, CG_INLINE_GEMM), ""), small, big);
+    if (most < CG_INLINE_GEMM) {
+        LLVMBuildBr(b, small);
+    } else if (least >= CG_INLINE_GEMM) {
+        LLVMBuildBr(b, big);
+    } else {
+        LLVMValueRef work = LLVMBuildMul(b, LLVMBuildMul(b, m, n, ""), kk, "");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, work, k64(cg, CG_INLINE_GEMM), ""), small, big);
+    }
 
     /* inline: for i, j: c = sum_p a(i, p) b(p, j) */
     LLVMPositionBuilderAtEnd(b, small);
@@ -503,24 +513,20 @@ static void cg_kernel_argmax(Cg *cg, const Kernel *k)
 
 /* ---- entry points ---- */
 
-static void cg_load_bases(Cg *cg)
+static void cg_add_attr(Cg *cg, LLVMValueRef fn, unsigned index, const char *name)
 {
-    LLVMBuilderRef b = cg->b;
-    for (int i = 0; i < cg->plan->nbufs; i++) {
-        LLVMValueRef idx = k64(cg, i);
-        LLVMValueRef slot = LLVMBuildGEP2(b, cg->ptr, cg->bufs, &idx, 1, "");
-        cg->base[i] = LLVMBuildLoad2(b, cg->ptr, slot, "");
-    }
-    for (int k = 0; cg->states && k < cg->p->nstates; k++) {
-        LLVMValueRef idx = k64(cg, k);
-        LLVMValueRef slot = LLVMBuildGEP2(b, cg->ptr, cg->states, &idx, 1, "");
-        cg->state_base[k] = LLVMBuildLoad2(b, cg->ptr, slot, "");
-    }
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    if (kind) /* 0: unknown to this LLVM; skip rather than guess */
+        LLVMAddAttributeAtIndex(fn, index, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
 }
 
+/* The entry point loads the buffer table and calls the body, which takes every buffer as
+ * a `noalias` pointer: they are distinct allocations, and saying so lets the vectorizer
+ * drop its run-time overlap checks. The body is inlined back by the optimizer. */
 static void cg_entry(Cg *cg, int which)
 {
     const Entry *e = &cg->plan->entries[which];
+    int nb = cg->plan->nbufs, ns = cg->p->nstates;
     LLVMTypeRef params[4];
     int np = 0;
     params[np++] = cg->ptr; /* bufs */
@@ -529,22 +535,62 @@ static void cg_entry(Cg *cg, int which)
     case ENTRY_GRAD: case ENTRY_EVAL: params[np++] = cg->i64; params[np++] = cg->ptr; break;
     case ENTRY_UPDATE: params[np++] = cg->ptr; params[np++] = cg->i64; params[np++] = cg->i64; break;
     }
-    cg->fn = LLVMAddFunction(cg->mod, e->name, LLVMFunctionType(cg->vd, params, (unsigned)np, false));
+    LLVMValueRef entry_fn = LLVMAddFunction(cg->mod, e->name,
+                                            LLVMFunctionType(cg->vd, params, (unsigned)np, false));
+    /* body(bufs..., states..., the entry's own arguments after the table) */
+    int nbody = nb + ns + np - 1;
+    LLVMTypeRef *bp = nnl_malloc(sizeof(LLVMTypeRef) * (size_t)nbody);
+    for (int i = 0; i < nb + ns; i++)
+        bp[i] = cg->ptr;
+    for (int i = 1; i < np; i++)
+        bp[nb + ns + i - 1] = params[i];
+    char name[64];
+    snprintf(name, sizeof name, "%s.body", e->name);
+    cg->fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, (unsigned)nbody, false));
+    LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
+    cg_add_attr(cg, cg->fn, LLVMAttributeFunctionIndex, "alwaysinline");
+    for (int i = 0; i < nb + ns; i++)
+        cg_add_attr(cg, cg->fn, (unsigned)i + 1, "noalias");
+
+    /* the entry: load the table (and the states' table), call the body */
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, entry_fn, "entry"));
+    LLVMValueRef *args = nnl_malloc(sizeof(LLVMValueRef) * (size_t)nbody);
+    for (int i = 0; i < nb + ns; i++) {
+        bool state = i >= nb;
+        LLVMValueRef table = state ? LLVMGetParam(entry_fn, 1) : LLVMGetParam(entry_fn, 0);
+        LLVMValueRef idx = k64(cg, state ? i - nb : i);
+        args[i] = state && which != ENTRY_UPDATE
+                      ? LLVMConstPointerNull(cg->ptr)
+                      : LLVMBuildLoad2(cg->b, cg->ptr,
+                                       LLVMBuildGEP2(cg->b, cg->ptr, table, &idx, 1, ""), "");
+    }
+    for (int i = 1; i < np; i++)
+        args[nb + ns + i - 1] = LLVMGetParam(entry_fn, (unsigned)i);
+    LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(cg->fn), cg->fn, args, (unsigned)nbody, "");
+    LLVMBuildRetVoid(cg->b);
+    nnl_dealloc(args);
+    nnl_dealloc(bp);
+
+    /* the body */
     cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
-    cg->bufs = LLVMGetParam(cg->fn, 0);
+    for (int i = 0; i < nb; i++)
+        cg->base[i] = LLVMGetParam(cg->fn, (unsigned)i);
+    for (int k = 0; k < ns; k++)
+        cg->state_base[k] = LLVMGetParam(cg->fn, (unsigned)(nb + k));
+    int a = nb + ns;
     switch (which) {
-    case ENTRY_INIT: cg->rng = LLVMGetParam(cg->fn, 1); break;
+    case ENTRY_INIT: cg->rng = LLVMGetParam(cg->fn, (unsigned)a); break;
     case ENTRY_GRAD:
-    case ENTRY_EVAL: cg->B = LLVMGetParam(cg->fn, 1); cg->sums = LLVMGetParam(cg->fn, 2); break;
+    case ENTRY_EVAL:
+        cg->B = LLVMGetParam(cg->fn, (unsigned)a);
+        cg->sums = LLVMGetParam(cg->fn, (unsigned)a + 1);
+        break;
     case ENTRY_UPDATE:
-        cg->states = LLVMGetParam(cg->fn, 1);
-        cg->step = LLVMGetParam(cg->fn, 2);
-        cg->epoch = LLVMGetParam(cg->fn, 3);
+        cg->step = LLVMGetParam(cg->fn, (unsigned)a + 1);
+        cg->epoch = LLVMGetParam(cg->fn, (unsigned)a + 2);
         break;
     }
-    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry");
-    LLVMPositionBuilderAtEnd(cg->b, entry);
-    cg_load_bases(cg);
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
     for (int i = 0; i < e->nkernels && !cg->failed; i++) {
         const Kernel *k = &e->kernels[i];
         switch (k->kind) {

@@ -119,8 +119,9 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
             return false;
         }
         Source *src = nnl_text_source(nnl, "--set", opt->sets[i]);
+        int before = nnl->nerrors;
         AstNode *t = parse_train_body(nnl, src);
-        if (!t)
+        if (!t || nnl->nerrors != before)
             return false;
         for (int j = 0; j < t->body.len; j++)
             ast_push(&nnl->arena, out, t->body.items[j]);
@@ -290,6 +291,8 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         fuse_dump(&dump, &prog, &plan);
         goto done;
     }
+    /* the runtime evaluates in batches of `batch`, or of 1024 with batch = all */
+    plan.max_batch = spec.batch ? spec.batch : (data->n > 1024 ? data->n : 1024);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     JitEntries fns;

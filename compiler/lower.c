@@ -210,7 +210,10 @@ static Val lower_name(Lower *L, Env *e, AstNode *x)
     Builtin b = sema_builtin(x->name);
     if (b)
         return (Val){.kind = V_BUILTIN, .builtin = b, .src = x->src, .off = x->off};
-    lerr(L, x, "'%s' cannot be used as a value here", x->name);
+    if (d)
+        lerr(L, x, "model '%s' cannot be used as a value", x->name);
+    else
+        lerr(L, x, "unknown name '%s'", x->name);
     return val_err();
 }
 

@@ -1,9 +1,11 @@
 #!/bin/sh
-# compare.sh EXPECTED ACTUAL TOL — compare two CSV files field by field.
+# compare.sh EXPECTED ACTUAL TOL [FLOOR] — compare two CSV files field by field.
 #
 # Both files must have the same number of rows, and each row the same number of
 # comma-separated fields. A field that is a decimal number in both files is compared
-# numerically: |a - b| <= TOL * max(|a|, |b|, 1e-6). Any other field (a header, a name
+# numerically: |a - b| <= TOL * max(|a|, |b|, FLOOR) (FLOOR 1e-6 unless given: values far
+# below the magnitude of the terms they are computed from cannot be resolved better than
+# float32 resolves those terms). Any other field (a header, a name
 # such as "h1.W", "nan", "inf") is compared as text. Carriage returns and spaces around
 # fields are ignored; a blank last line is not a row.
 #
@@ -12,11 +14,12 @@
 # POSIX sh and awk only.
 
 usage() {
-    echo "usage: compare.sh EXPECTED ACTUAL TOL" >&2
+    echo "usage: compare.sh EXPECTED ACTUAL TOL [FLOOR]" >&2
     exit 2
 }
 
-[ $# -eq 3 ] || usage
+[ $# -eq 3 ] || [ $# -eq 4 ] || usage
+floor=${4:-1e-6}
 for f in "$1" "$2"; do
     if [ ! -f "$f" ] || [ ! -r "$f" ]; then
         echo "compare.sh: cannot read '$f'" >&2
@@ -27,7 +30,7 @@ case $3 in
     '' | *[!0-9eE.+-]*) echo "compare.sh: TOL must be a number, got '$3'" >&2; exit 2 ;;
 esac
 
-exec awk -v exp_file="$1" -v act_file="$2" -v tol="$3" '
+exec awk -v exp_file="$1" -v act_file="$2" -v tol="$3" -v floor="$floor" '
 function isnum(s) {
     return s ~ /^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$/
 }
@@ -83,7 +86,7 @@ BEGIN {
                 x = e + 0; y = a + 0
                 scale = abs(x)
                 if (abs(y) > scale) scale = abs(y)
-                if (scale < 1e-6) scale = 1e-6
+                if (scale < floor + 0) scale = floor + 0
                 if (abs(x - y) > tol * scale) {
                     printf "compare.sh: row %d, field %d: expected %s, got %s (|diff| %.3g > %.3g)\n", \
                         row, i, e, a, abs(x - y), tol * scale > "/dev/stderr"
