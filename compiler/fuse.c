@@ -193,6 +193,26 @@ static void fuse_entry_with_dests(Fuse *f, Entry *e, IrNode **roots, const int *
     nnl_dealloc(all);
 }
 
+/* Consecutive elementwise loops over the same space become one loop with several outputs:
+ * a later output reads an earlier one from a register instead of memory. */
+static void fuse_merge_loops(Entry *e)
+{
+    int w = 0;
+    for (int i = 0; i < e->nkernels; i++) {
+        Kernel *k = &e->kernels[i];
+        Kernel *prev = w > 0 ? &e->kernels[w - 1] : NULL;
+        if (prev && prev->kind == K_ELEM && k->kind == K_ELEM &&
+            shape_equal(&prev->outs[0].node->shape, &k->outs[0].node->shape)) {
+            for (int o = 0; o < k->nouts; o++)
+                kernel_out(prev, k->outs[o].node, k->outs[o].buf, k->outs[o].off);
+            nnl_dealloc(k->outs);
+            continue;
+        }
+        e->kernels[w++] = *k;
+    }
+    e->nkernels = w;
+}
+
 void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
 {
     (void)nnl;
@@ -250,6 +270,8 @@ void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
     plan->entries[ENTRY_EVAL].name = "nnl_eval";
     fuse_entry_with_dests(&f, &plan->entries[ENTRY_EVAL], NULL, NULL, NULL, 0, sums, 1 + nm,
                           false);
+    for (int e = 0; e < ENTRY_COUNT; e++)
+        fuse_merge_loops(&plan->entries[e]);
     nnl_dealloc(f.reach);
     nnl_dealloc(roots);
     nnl_dealloc(sums);

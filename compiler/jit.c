@@ -6,6 +6,7 @@
  * turned into an internal-error diagnostic, never an abort.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
