@@ -332,7 +332,7 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
         .log = o->log, .init = o->init, .dump_params = o->dump_params,
-        .elem_size = o->mode == NNL_RUN_GRADCHECK ? 8 : 4,
+        .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
         .out = o->out ? o->out : stdout,
     };

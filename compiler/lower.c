@@ -258,10 +258,33 @@ static Val lower_matmul(Lower *L, AstNode *at, Val a, Val b)
     return val_tensor(ir_matmul(L->p, a.t, b.t, false, false), at);
 }
 
+static Val lower_binary(Lower *L, AstNode *at, Op op, Val a, Val b);
+
+/* A list in arithmetic works item by item: epoch >= [30, 80] is [epoch >= 30, epoch >= 80]. */
+static Val lower_binary_list(Lower *L, AstNode *at, Op op, Val a, Val b)
+{
+    int n = a.kind == V_LIST ? a.n : b.n;
+    if (a.kind == V_LIST && b.kind == V_LIST && a.n != b.n) {
+        lerr(L, at, "lists of different lengths (%d and %d)", a.n, b.n);
+        return val_err();
+    }
+    Val r = {.kind = V_LIST, .n = n, .src = at->src, .off = at->off};
+    r.items = arena_alloc(&L->nnl->arena, sizeof(Val) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        r.items[i] = lower_binary(L, at, op, a.kind == V_LIST ? a.items[i] : a,
+                                  b.kind == V_LIST ? b.items[i] : b);
+        if (!ok(r.items[i]))
+            return val_err();
+    }
+    return r;
+}
+
 static Val lower_binary(Lower *L, AstNode *at, Op op, Val a, Val b)
 {
     if (!ok(a) || !ok(b))
         return val_err();
+    if (a.kind == V_LIST || b.kind == V_LIST)
+        return lower_binary_list(L, at, op, a, b);
     if (!is_numeric(a) || !is_numeric(b)) {
         lerr(L, at, "'%s' needs numbers or tensors, not %s", ir_op_name(op),
              val_desc(L, !is_numeric(a) ? a : b));
@@ -381,6 +404,15 @@ static Val lower_reduce(Lower *L, AstNode *at, Builtin b, Val x, Val *axis, bool
 {
     if (x.kind == V_NUM)
         return x;
+    if (x.kind == V_LIST && (b == BI_SUM || b == BI_MEAN) && !has_axis) {
+        /* the sum of a list's items */
+        Val acc = val_num(0, at);
+        for (int i = 0; i < x.n && ok(acc); i++)
+            acc = lower_binary(L, at, OP_ADD, acc, x.items[i]);
+        if (ok(acc) && b == BI_MEAN && x.n > 0)
+            acc = lower_binary(L, at, OP_DIV, acc, val_num((double)x.n, at));
+        return acc;
+    }
     if (!want_tensor(L, at, x, sema_builtin_info(b)->name))
         return val_err();
     IrProgram *p = L->p;
@@ -1070,7 +1102,8 @@ static Val lower_block(Lower *L, Env *e, AstNode *decl, const char *prefix)
 /* ---- the train declaration ---- */
 
 enum { KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER, KEY_EPOCHS, KEY_BATCH, KEY_SEED,
-       KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_COUNT };
+       KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE,
+       KEY_L1, KEY_L2, KEY_COUNT };
 
 static int train_key(const char *name)
 {
@@ -1180,6 +1213,23 @@ static bool train_key_value(Lower *L, TrainSpec *spec, int key, AstNode *x)
     case KEY_LOG_EVERY:
         good = train_number(L, x, 0, &spec->log_every, "log_every");
         break;
+    case KEY_CLIP_NORM:
+    case KEY_CLIP_VALUE:
+    case KEY_L1:
+    case KEY_L2: {
+        v = lower_expr(L, &env, x);
+        bool clip = key == KEY_CLIP_NORM || key == KEY_CLIP_VALUE;
+        if (ok(v) && (v.kind != V_NUM || !(clip ? v.num > 0 : v.num >= 0) || !isfinite(v.num))) {
+            lerr(L, x, "%s must be a %s number, not %s", sema_train_keys[key],
+                 clip ? "positive" : "non-negative", val_desc(L, v));
+            good = false;
+        }
+        good = good && ok(v);
+        if (good)
+            *(key == KEY_CLIP_NORM ? &spec->clip_norm : key == KEY_CLIP_VALUE ? &spec->clip_value
+              : key == KEY_L1 ? &spec->l1 : &spec->l2) = v.num;
+        break;
+    }
     }
     env_free(&env);
     return good;
@@ -1213,7 +1263,7 @@ NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSp
     /* epochs first: hyper-parameters may use it */
     static const int order[] = {KEY_EPOCHS, KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER,
                                 KEY_BATCH, KEY_SEED, KEY_SHUFFLE, KEY_METRICS, KEY_LOG,
-                                KEY_LOG_EVERY};
+                                KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE, KEY_L1, KEY_L2};
     for (size_t i = 0; i < NNL_COUNTOF(order); i++) {
         int k = order[i];
         if (chosen[k]) {
@@ -1305,6 +1355,30 @@ static IrNode *lower_objective(Lower *L, AstNode *ref, Val out, Val target, cons
     return ir_reshape(L->p, v.t, shape_scalar(true));
 }
 
+/* What the optimizer sees as `grad`: the loss's gradient, plus the regularization terms
+ * (l1: l1 |w|, l2: l2 w^2 added to the objective), clipped elementwise (clip_value), then
+ * scaled to a global L2 norm of at most clip_norm (as torch.nn.utils.clip_grad_norm_). */
+static IrNode *lower_grad_terms(Lower *L, IrNode *g, IrNode *w)
+{
+    IrProgram *p = L->p;
+    TrainSpec *sp = L->spec;
+    if (sp->l1)
+        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, ir_const(p, sp->l1),
+                                              ir_unary(p, OP_SIGN, w)));
+    if (sp->l2)
+        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, ir_const(p, 2 * sp->l2), w));
+    if (sp->clip_value)
+        g = ir_binary(p, OP_MIN, ir_binary(p, OP_MAX, g, ir_const(p, -sp->clip_value)),
+                      ir_const(p, sp->clip_value));
+    if (sp->clip_norm) {
+        IrNode *norm = ir_unary(p, OP_SQRT, ir_sum_all(p, ir_binary(p, OP_MUL, g, g), false));
+        IrNode *coef = ir_binary(p, OP_DIV, ir_const(p, sp->clip_norm),
+                                 ir_binary(p, OP_ADD, norm, ir_const(p, 1e-6)));
+        g = ir_binary(p, OP_MUL, g, ir_binary(p, OP_MIN, coef, ir_const(p, 1)));
+    }
+    return g;
+}
+
 static bool lower_optimizer(Lower *L)
 {
     IrProgram *p = L->p;
@@ -1315,6 +1389,7 @@ static bool lower_optimizer(Lower *L)
     L->param_arena->index = ARENA_PARAMS;
     L->grad_arena = ir_leaf(p, OP_ARENA, arena);
     L->grad_arena->index = ARENA_GRADS;
+    L->grad_arena = lower_grad_terms(L, L->grad_arena, L->param_arena);
     Env env = {0}, global = {0};
     L->mode = MODE_GLOBAL; /* hyper-parameters: numbers, or expressions of epoch and step */
     bool good = bind_args(L, &env, &global, d, ref->kind == AST_CALL ? ref : NULL, NULL, 0);
@@ -1324,9 +1399,7 @@ static bool lower_optimizer(Lower *L)
     for (int i = 0; good && i < d->body.len; i++) {
         AstNode *s = d->body.items[i];
         if (s->kind == AST_STATE) {
-            Env none = {0};
-            Val init = lower_expr(L, &none, s->rhs);
-            env_free(&none);
+            Val init = lower_expr(L, &env, s->rhs);
             if (!ok(init) || init.kind != V_NUM) {
                 if (ok(init))
                     lerr(L, s->rhs, "a state starts from a number, not %s", val_desc(L, init));

@@ -37,6 +37,7 @@ static int cmd_gradcheck(Args *a);
     "  --log FILE        write the training log (CSV) to FILE\n" \
     "  --init FILE       start from the parameters in FILE (lines: name,v1,v2,...)\n" \
     "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
+    "  --float64         compute in float64 instead of float32\n" \
     "  --quiet           print nothing but errors\n"
 
 static const Command commands[] = {
@@ -161,6 +162,10 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         }
         if ((c->options & OPT_RUN) && strcmp(arg, "--quiet") == 0) {
             a->run.quiet = 1;
+            continue;
+        }
+        if ((c->options & OPT_RUN) && strcmp(arg, "--float64") == 0) {
+            a->run.float64 = 1;
             continue;
         }
         for (size_t k = 0; (c->options & OPT_RUN) && k < sizeof run_opts / sizeof *run_opts && !missing; k++) {

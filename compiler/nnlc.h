@@ -70,6 +70,7 @@ typedef struct {
     const char *init;           /* --init FILE: starting parameters */
     const char *dump_params;    /* --save-params FILE: final parameters */
     int quiet;
+    int float64;                /* --float64: train in double precision */
     FILE *out;                  /* dumps and progress */
 } NnlRunOptions;
 

@@ -412,6 +412,7 @@ typedef struct {
     bool shuffle;
     const char *log;
     int64_t log_every;
+    double clip_norm, clip_value, l1, l2;  /* 0: off */
     const AstNode *key_at[16]; /* where each key was set, for messages */
 } TrainSpec;
 

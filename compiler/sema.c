@@ -48,7 +48,7 @@ static const char *const builtin_values[BV_COUNT] = {
 
 const char *const sema_train_keys[] = {
     "data", "validate", "loss", "optimizer", "epochs", "batch", "seed", "shuffle", "metrics",
-    "log", "log_every", NULL,
+    "log", "log_every", "clip_norm", "clip_value", "l1", "l2", NULL,
 };
 
 Builtin sema_builtin(const char *name)
@@ -522,7 +522,7 @@ static void sema_train(Nnl *nnl, AstNode *t)
             else
                 diag_error(nnl, s->src, s->off, "unknown train key '%s' (known: data, "
                            "validate, loss, optimizer, epochs, batch, seed, shuffle, metrics, "
-                           "log, log_every)", s->name);
+                           "log, log_every, clip_norm, clip_value, l1, l2)", s->name);
         }
         for (int j = 0; j < i; j++)
             if (strcmp(t->body.items[j]->name, s->name) == 0) {
