@@ -241,12 +241,17 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     if (!driver_overrides(nnl, opt, &overrides) ||
         lower_train_spec(nnl, train, &overrides, &spec) != NNL_OK)
         return NNL_EUSER;
-    NnlrtDataset *data = driver_load(nnl, spec.data);
-    NnlrtDataset *val = spec.validate ? driver_load(nnl, spec.validate) : NULL;
     IrProgram prog = {.arena = &nnl->arena};
     Plan plan = {0};
     Jit *jit = NULL;
     StrBuf dump = {0};
+    if (opt->no_data) {
+        /* names, keys and shapes only, with data shaped as the model's input */
+        r = lower_program(nnl, &spec, -1, &prog);
+        goto done;
+    }
+    NnlrtDataset *data = driver_load(nnl, spec.data);
+    NnlrtDataset *val = spec.validate ? driver_load(nnl, spec.validate) : NULL;
     r = NNL_EUSER;
     if (!data || (spec.validate && !val))
         goto done;
@@ -327,13 +332,14 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         [NNL_RUN_CHECK] = STOP_CHECK, [NNL_RUN_DUMP_IR] = STOP_IR,
         [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
         [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
-        [NNL_RUN_GRADCHECK] = STOP_RUN,
+        [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
     };
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
         .log = o->log, .init = o->init, .dump_params = o->dump_params,
         .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
+        .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
         .out = o->out ? o->out : stdout,
     };
     return driver_run(nnl, &opt);

@@ -37,6 +37,7 @@ typedef struct {
     TrainSpec *spec;
     Mode mode;
     int depth;              /* call depth, against runaway recursion */
+    bool exploded;          /* the graph grew past LOWER_MAX_NODES (reported) */
     /* parameters: the prefix of the layer being evaluated, the name hint of the statement */
     const char *prefix;
     const char *hint;
@@ -59,7 +60,7 @@ typedef struct {
     int n, cap;
 } Env;
 
-enum { LOWER_MAX_DEPTH = 64 };
+enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 18 };
 
 static Val val_err(void) { return (Val){.kind = V_NONE}; }
 static bool ok(Val v) { return v.kind != V_NONE; }
@@ -1016,6 +1017,15 @@ static Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, 
              "supported)", LOWER_MAX_DEPTH, decl->name);
         return val_err();
     }
+    if (L->exploded)
+        return val_err(); /* reported once; the callers unwind quietly */
+    if (L->p->nnodes > LOWER_MAX_NODES) {
+        L->exploded = true;
+        lerr(L, at, "the program expands to more than %d graph nodes at this call of '%s'; "
+             "is a function calling itself or others many times over?", LOWER_MAX_NODES,
+             decl->name);
+        return val_err();
+    }
     if (decl->kind == AST_LAYER && L->mode != MODE_MODEL) {
         lerr(L, at, "layer '%s' has parameters and can only be used in a model", decl->name);
         return val_err();
@@ -1305,7 +1315,7 @@ static Val lower_model(Lower *L, int64_t x_size)
             return val_err();
     }
     DataSource *ds = L->spec->data;
-    if (shape_size(&in) != x_size) {
+    if (x_size >= 0 && shape_size(&in) != x_size) {
         const AstNode *at = L->spec->key_at[KEY_DATA];
         lerr(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "
              "value%s", m->name, f->name,

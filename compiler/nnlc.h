@@ -59,6 +59,7 @@ typedef enum {
     NNL_RUN_DUMP_LLVM,     /* the optimized LLVM module */
     NNL_RUN_TRAIN,         /* compile and train */
     NNL_RUN_GRADCHECK,     /* compile in float64, compare gradients with finite differences */
+    NNL_RUN_CHECK_NO_DATA, /* as CHECK, without reading data files (the fuzz harness) */
 } NnlRunMode;
 
 typedef struct {

@@ -419,7 +419,7 @@ typedef struct {
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
 NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec);
 /* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
- * with float data of `x_size` inputs per sample. */
+ * with float data of `x_size` inputs per sample (-1: as many as the model takes). */
 NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);
 
 /* ---- autodiff.c ---- */
@@ -495,6 +495,7 @@ typedef struct {
     const char *init, *dump_params;
     int elem_size;                /* 4, or 8 for gradient checks */
     bool gradcheck;
+    bool no_data;                 /* check without reading data files */
     bool quiet;
     FILE *out;
 } RunOptions;

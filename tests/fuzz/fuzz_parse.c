@@ -1,4 +1,4 @@
-/* fuzz_parse.c — libFuzzer harness over the lexer and the parser.
+/* fuzz_parse.c — libFuzzer harness over the lexer, the parser, names and lowering.
  *
  * Any input must end in a report or a tree: no crash, no leak, no hang. Built with
  * -fsanitize=fuzzer in the sanitizer configuration; replay.c runs the same entry point
@@ -27,9 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             nnl_dump(nnl, (NnlStage)stage, sink);
         nnl_free(nnl);
     }
+    /* names, train keys, shapes: everything but reading data files and code generation */
     Nnl *nnl = nnl_new(ignore, NULL);
+    NnlRunOptions opt = {.mode = NNL_RUN_CHECK_NO_DATA, .out = sink};
     if (nnl_load_text(nnl, "fuzz.nnl", (const char *)data, size) == NNL_OK)
-        nnl_parse(nnl);
+        nnl_run(nnl, &opt);
     nnl_free(nnl);
     return 0;
 }
