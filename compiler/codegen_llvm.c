@@ -13,6 +13,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 
 #include "nnlc_int.h"
 
@@ -39,6 +40,7 @@ typedef struct {
     LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
     LLVMValueRef *state_base;
     LLVMValueRef *cache;           /* per node id, valid in the current loop body */
+    int64_t max_b;                 /* the largest B of the entry being generated */
     bool failed;
 } Cg;
 
@@ -99,10 +101,37 @@ static LLVMValueRef cg_bool(Cg *cg, LLVMValueRef i1)
 typedef struct {
     LLVMBasicBlockRef header;
     LLVMValueRef phi, count;
+    int64_t most;        /* the largest trip count it can have */
 } Loop;
+
+enum { CG_SMALL_LOOP = 16 }; /* loops this short are not worth vectorizing */
+
+/* !llvm.loop metadata that turns vectorization, interleaving and unrolling off: short loops
+ * would only grow the code (and the compile time) with vector bodies that never run. */
+static void cg_loop_scalar(Cg *cg, LLVMValueRef br)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef off[2] = {
+        LLVMMDStringInContext2(cg->ctx, "llvm.loop.vectorize.enable", 26),
+        LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, false))};
+    LLVMMetadataRef one[2] = {
+        LLVMMDStringInContext2(cg->ctx, "llvm.loop.interleave.count", 26),
+        LLVMValueAsMetadata(LLVMConstInt(cg->i32, 1, false))};
+    LLVMMetadataRef keep[1] = {LLVMMDStringInContext2(cg->ctx, "llvm.loop.unroll.disable", 24)};
+    LLVMMetadataRef ops[4] = {self, LLVMMDNodeInContext2(cg->ctx, off, 2),
+                              LLVMMDNodeInContext2(cg->ctx, one, 2),
+                              LLVMMDNodeInContext2(cg->ctx, keep, 1)};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(cg->ctx, ops, 4);
+    LLVMMetadataReplaceAllUsesWith(self, loop);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9),
+                    LLVMMetadataAsValue(cg->ctx, loop));
+}
 
 static LLVMValueRef cg_loop_begin(Cg *cg, LLVMValueRef count, Loop *l)
 {
+    l->most = LLVMIsAConstantInt(count) ? LLVMConstIntGetSExtValue(count)
+              : count == cg->B           ? cg->max_b
+                                         : INT64_MAX;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->b);
     l->header = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "loop");
     LLVMBuildBr(cg->b, l->header);
@@ -120,7 +149,10 @@ static void cg_loop_end(Cg *cg, Loop *l)
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->b);
     LLVMAddIncoming(l->phi, &next, &latch, 1);
     LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "done");
-    LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntULT, next, l->count, ""), l->header, exit);
+    LLVMValueRef br = LLVMBuildCondBr(cg->b, LLVMBuildICmp(cg->b, LLVMIntULT, next, l->count, ""),
+                                      l->header, exit);
+    if (l->most <= CG_SMALL_LOOP)
+        cg_loop_scalar(cg, br);
     LLVMPositionBuilderAtEnd(cg->b, exit);
 }
 
@@ -130,8 +162,14 @@ static void cg_iter_begin(Cg *cg, const Shape *s, Iter *it, Loop *loops)
     *it = (Iter){.batched = s->batched, .shape = *s};
     if (s->batched)
         it->iv[it->nd] = cg_loop_begin(cg, cg->B, &loops[it->nd]), it->nd++;
-    for (int i = 0; i < s->rank; i++)
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] == 1) { /* no loop for a dim of 1: its index is 0 */
+            loops[it->nd].header = NULL;
+            it->iv[it->nd++] = k64(cg, 0);
+            continue;
+        }
         it->iv[it->nd] = cg_loop_begin(cg, k64(cg, s->dim[i]), &loops[it->nd]), it->nd++;
+    }
     if (it->nd == 0) /* a scalar: one iteration */
         it->iv[it->nd] = cg_loop_begin(cg, k64(cg, 1), &loops[it->nd]), it->nd++;
 }
@@ -139,7 +177,8 @@ static void cg_iter_begin(Cg *cg, const Shape *s, Iter *it, Loop *loops)
 static void cg_iter_end(Cg *cg, Iter *it, Loop *loops)
 {
     for (int i = it->nd - 1; i >= 0; i--)
-        cg_loop_end(cg, &loops[i]);
+        if (loops[i].header)
+            cg_loop_end(cg, &loops[i]);
 }
 
 /* Element offset of a value of shape `s`, at the iteration `it`, broadcasting. */
@@ -395,7 +434,7 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     /* the work with B at its smallest (1) and at its largest decides statically if it can */
     int64_t r1 = ar < 0 ? 1 : ar, r2 = br < 0 ? 1 : br;
     int64_t least = (ta ? ac : r1) * (ta ? r1 : ac) * (tb ? r2 : bc);
-    int64_t most = ar < 0 || br < 0 ? least * cg->plan->max_batch : least;
+    int64_t most = ar < 0 || br < 0 ? least * cg->max_b : least;
     LLVMBasicBlockRef small = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_small");
     LLVMBasicBlockRef big = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_blas");
     LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "gemm_done");
@@ -423,6 +462,7 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMAddIncoming(lp.phi, &zero, &pre, 1);
     LLVMAddIncoming(acc, &zt, &pre, 1);
     lp.count = kk;
+    lp.most = ta ? (ar < 0 ? cg->max_b : ar) : ac;
     LLVMValueRef p = lp.phi;
     LLVMValueRef ia = ta ? LLVMBuildAdd(b, LLVMBuildMul(b, p, cA, ""), i, "")
                          : LLVMBuildAdd(b, LLVMBuildMul(b, i, cA, ""), p, "");
@@ -572,6 +612,7 @@ static void cg_entry(Cg *cg, int which)
     nnl_dealloc(bp);
 
     /* the body */
+    cg->max_b = which == ENTRY_EVAL ? cg->plan->max_batch_eval : cg->plan->max_batch;
     cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
     for (int i = 0; i < nb; i++)
         cg->base[i] = LLVMGetParam(cg->fn, (unsigned)i);

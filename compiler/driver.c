@@ -296,8 +296,12 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         fuse_dump(&dump, &prog, &plan);
         goto done;
     }
-    /* the runtime evaluates in batches of `batch`, or of 1024 with batch = all */
-    plan.max_batch = spec.batch ? spec.batch : (data->n > 1024 ? data->n : 1024);
+    /* training steps take `batch` samples (all of them with batch = all); the runtime
+     * evaluates in batches of `batch`, or of 1024 with batch = all */
+    plan.max_batch = spec.batch ? spec.batch : data->n;
+    plan.max_batch_eval = spec.batch ? spec.batch : 1024;
+    if (opt->gradcheck)
+        plan.max_batch = plan.max_batch_eval = data->n < 8 ? data->n : 8;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     JitEntries fns;

@@ -57,7 +57,7 @@ static void jit_report(void *ctx, LLVMErrorRef err)
     jit_error(ctx, "JIT", err);
 }
 
-static LLVMTargetMachineRef jit_host_machine(Nnl *nnl)
+static LLVMTargetMachineRef jit_host_machine(Nnl *nnl, LLVMCodeGenOptLevel level)
 {
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
@@ -70,7 +70,7 @@ static LLVMTargetMachineRef jit_host_machine(Nnl *nnl)
     }
     char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features,
-                                                      LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                                                      level, LLVMRelocPIC,
                                                       LLVMCodeModelJITDefault);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(features);
@@ -80,7 +80,7 @@ static LLVMTargetMachineRef jit_host_machine(Nnl *nnl)
 
 static bool jit_optimize(Nnl *nnl, LLVMModuleRef mod)
 {
-    LLVMTargetMachineRef tm = jit_host_machine(nnl);
+    LLVMTargetMachineRef tm = jit_host_machine(nnl, LLVMCodeGenLevelAggressive);
     if (!tm)
         return false;
     char *triple = LLVMGetTargetMachineTriple(tm);
@@ -160,7 +160,13 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
     }
     Jit *jit = nnl_malloc(sizeof *jit);
     *jit = (Jit){0};
-    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit->lljit, LLVMOrcCreateLLJITBuilder());
+    /* The module is optimized already: the JIT's own code generator runs at -O1 */
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMTargetMachineRef jtm = jit_host_machine(nnl, LLVMCodeGenLevelLess);
+    if (jtm)
+        LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+            builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit->lljit, builder);
     if (err) {
         jit->lljit = NULL;
         jit_error(nnl, "creating the JIT", err);

@@ -457,7 +457,8 @@ enum { ENTRY_INIT, ENTRY_GRAD, ENTRY_EVAL, ENTRY_UPDATE, ENTRY_COUNT };
 typedef struct {
     Entry entries[ENTRY_COUNT];
     int nbufs;               /* including the NNLRT_BUF_FIRST fixed ones */
-    int64_t max_batch;       /* the largest B the entry points will see */
+    int64_t max_batch;       /* the largest B of a training step */
+    int64_t max_batch_eval;  /* the largest B of an evaluation */
     int64_t *buf_elems;      /* per sample when batched, else in all */
     bool *buf_batched;
 } Plan;
