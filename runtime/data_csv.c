@@ -1,11 +1,11 @@
-/* data_csv.c — CSV data sets, split and standardization.
+/* data_csv.c — CSV data sets.
  *
  * A CSV data set is one target column (y_size = 1) and a list of feature columns (every
  * other column in file order by default), chosen by header name or 0-based index. Every
  * field of every row, used or not, must be a finite number: a file is either all good or
- * rejected with the position of the first problem.
+ * rejected with the position of the first problem. Inputs and targets are stored as
+ * float32 (the values were checked to be finite as floats).
  */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -211,10 +211,10 @@ static bool csv_store_row(const NnlrtCsv *c, const CsvColumns *cols, double *val
     for (int k = 0; k < cols->n_cols; k++)
         if (!nnlrt_csv_number(c, k, true, &vals[k]))
             return false;
-    float *x = out->x + i * out->x_size;
+    float *x = (float *)out->x + i * out->x_size, *y = out->y;
     for (int k = 0; k < cols->n_features; k++)
         x[k] = (float)vals[cols->features[k]];
-    out->y[i] = (float)vals[cols->target];
+    y[i] = (float)vals[cols->target];
     out->rows[i] = c->line;
     return true;
 }
@@ -224,6 +224,8 @@ static bool csv_read_rows(NnlrtCsv *c, const CsvColumns *cols, NnlrtDataset *out
     int64_t cap = nnlrt_csv_max_rows(c);
     out->x_size = cols->n_features;
     out->y_size = 1;
+    out->x_type = out->y_type = NNLRT_F32;
+    out->x_scale = 1;
     out->x = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, (size_t)out->x_size * sizeof(float)));
     out->y = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, sizeof(float)));
     out->rows = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, sizeof(int64_t)));
@@ -265,107 +267,4 @@ bool nnlrt_csv_load(const NnlrtCsvOptions *opt, NnlrtDataset *out)
     }
     out->source = nnlrt_strdup(opt->path);
     return true;
-}
-
-void nnlrt_dataset_free(NnlrtDataset *ds)
-{
-    nnlrt_free(ds->name);
-    nnlrt_free(ds->x);
-    nnlrt_free(ds->y);
-    nnlrt_free(ds->source);
-    nnlrt_free(ds->rows);
-    memset(ds, 0, sizeof *ds);
-}
-
-/* ---- split ---- */
-
-/* Sample `from` of src becomes sample `to` of dst. */
-static void data_copy_sample(const NnlrtDataset *src, int64_t from, NnlrtDataset *dst,
-                             int64_t to)
-{
-    memcpy(dst->x + to * dst->x_size, src->x + from * src->x_size,
-           (size_t)src->x_size * sizeof(float));
-    memcpy(dst->y + to * dst->y_size, src->y + from * src->y_size,
-           (size_t)src->y_size * sizeof(float));
-    if (src->rows)
-        dst->rows[to] = src->rows[from];
-}
-
-static void data_alloc_like(const NnlrtDataset *src, int64_t n, NnlrtDataset *dst)
-{
-    memset(dst, 0, sizeof *dst);
-    dst->name = nnlrt_strdup(src->name);
-    dst->source = nnlrt_strdup(src->source);
-    dst->n = n;
-    dst->x_size = src->x_size;
-    dst->y_size = src->y_size;
-    dst->x = nnlrt_alloc(nnlrt_array_bytes((size_t)(n * src->x_size), sizeof(float)));
-    dst->y = nnlrt_alloc(nnlrt_array_bytes((size_t)(n * src->y_size), sizeof(float)));
-    if (src->rows)
-        dst->rows = nnlrt_alloc(nnlrt_array_bytes((size_t)n, sizeof(int64_t)));
-}
-
-void nnlrt_split(const NnlrtDataset *src, double frac, uint64_t seed, NnlrtDataset *a,
-                 NnlrtDataset *b)
-{
-    int64_t n = src->n;
-    double want = frac > 0 ? (frac < 1 ? round(frac * (double)n) : (double)n) : 0;
-    int64_t n_a = (int64_t)want;
-    int64_t *perm = nnlrt_alloc(nnlrt_array_bytes((size_t)n, sizeof(int64_t)));
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    NnlrtRng rng;
-    nnlrt_rng_seed(&rng, seed);
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)nnlrt_rand_below(&rng, (uint64_t)i + 1);
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    data_alloc_like(src, n_a, a);
-    data_alloc_like(src, n - n_a, b);
-    for (int64_t i = 0; i < n; i++) {
-        if (i < n_a)
-            data_copy_sample(src, perm[i], a, i);
-        else
-            data_copy_sample(src, perm[i], b, i - n_a);
-    }
-    nnlrt_free(perm);
-}
-
-/* ---- standardize ---- */
-
-/* Mean and population standard deviation of column j of ds, in two passes. */
-static void data_column_stats(const NnlrtDataset *ds, int64_t j, double *mean, double *sd)
-{
-    double sum = 0, sq = 0;
-    for (int64_t i = 0; i < ds->n; i++)
-        sum += ds->x[i * ds->x_size + j];
-    *mean = sum / (double)ds->n;
-    for (int64_t i = 0; i < ds->n; i++) {
-        double d = ds->x[i * ds->x_size + j] - *mean;
-        sq += d * d;
-    }
-    *sd = sqrt(sq / (double)ds->n);
-}
-
-/* All statistics are taken before any value changes, so ref may be ds itself. A constant
- * column (deviation 0) is only centred. */
-void nnlrt_standardize(NnlrtDataset *ds, const NnlrtDataset *ref)
-{
-    if (ref->n == 0 || ref->x_size != ds->x_size)
-        return;
-    size_t bytes = nnlrt_array_bytes((size_t)ds->x_size, sizeof(double));
-    double *mean = nnlrt_alloc(bytes), *sd = nnlrt_alloc(bytes);
-    for (int64_t j = 0; j < ds->x_size; j++)
-        data_column_stats(ref, j, &mean[j], &sd[j]);
-    for (int64_t i = 0; i < ds->n; i++) {
-        float *x = ds->x + i * ds->x_size;
-        for (int64_t j = 0; j < ds->x_size; j++) {
-            double v = x[j] - mean[j];
-            x[j] = (float)(sd[j] > 0 ? v / sd[j] : v);
-        }
-    }
-    nnlrt_free(mean);
-    nnlrt_free(sd);
 }

@@ -58,16 +58,38 @@ enum {
 
 /* ---- data sets ---- */
 
+/* How a data set's inputs or targets are stored: as the file had them (float32 for CSV,
+ * uint8 for IDX, the dtype for NPY). Conversion to the model's element type happens only
+ * when a batch is gathered, so a 60000 x 784 uint8 image set stays 47 MB. */
+typedef enum { NNLRT_F32, NNLRT_F64, NNLRT_U8, NNLRT_I64 } NnlrtType;
+
+size_t nnlrt_type_size(NnlrtType t);            /* 4, 8, 1, 8 */
+const char *nnlrt_type_name(NnlrtType t);       /* "float32", "float64", "uint8", "int64" */
+
 typedef struct {
     char *name;           /* the `data` name in the script */
     int64_t n;            /* samples */
     int64_t x_size;       /* input elements per sample */
     int64_t y_size;       /* target elements per sample (1 for a class label) */
-    float *x;             /* n * x_size, row-major */
-    float *y;             /* n * y_size */
-    char *source;         /* file the samples came from, for messages */
+    NnlrtType x_type;     /* element type of x as stored */
+    NnlrtType y_type;     /* element type of y as stored */
+    double x_scale;       /* an input is x[i] * x_scale once converted (1 by default);
+                           * targets are never scaled */
+    void *x;              /* n * x_size elements of x_type, row-major */
+    void *y;              /* n * y_size elements of y_type */
+    char *source;         /* file the samples (the inputs) came from, for messages */
+    char *y_source;       /* file the targets came from when it is another one (IDX
+                           * labels, NPY targets), or NULL */
     int64_t *rows;        /* source line of each sample (CSV), or NULL */
 } NnlrtDataset;
+
+/* Element i of x (0 <= i < n * x_size) times x_scale, and element i of y
+ * (0 <= i < n * y_size: sample i's target when y_size is 1), as doubles. For checks and
+ * messages; batches are converted in bulk by the trainer. */
+double nnlrt_dataset_x(const NnlrtDataset *ds, int64_t i);
+double nnlrt_dataset_y(const NnlrtDataset *ds, int64_t i);
+/* Bytes the samples occupy: n * (x_size * size of x_type + y_size * size of y_type). */
+size_t nnlrt_dataset_bytes(const NnlrtDataset *ds);
 
 typedef struct {
     const char *path;         /* resolved path */
@@ -81,17 +103,52 @@ typedef struct {
 } NnlrtCsvOptions;
 
 /* Loads a CSV file strictly: every row the same number of fields, every field a finite
- * number; errors name file:line:col. */
+ * number; errors name file:line:col. Inputs and targets are stored as float32. */
 bool nnlrt_csv_load(const NnlrtCsvOptions *opt, NnlrtDataset *out);
 
-/* Splits `src` into `a` (the first round(frac * n) samples after a seeded shuffle) and `b`. */
+/* Binary data files, plain or gzip-compressed (told apart by their first bytes). Both
+ * loaders are strict: the headers are checked, and for a plain file the sizes they promise
+ * against the file's size, before anything is allocated (a .gz, whose size is only known
+ * once read, is read into a buffer that grows with what arrives); a file shorter or longer
+ * than its header says, a cut or corrupt .gz stream, is an error. Errors read "FILE: error: at byte N: ...", N
+ * counting bytes of the uncompressed data (said so for a .gz). `scale` becomes x_scale
+ * (1/255 turns bytes into [0, 1]); it must be finite and not 0. */
+
+/* IDX (MNIST) files: `images` holds N samples of unsigned bytes in 1 to 4 dimensions
+ * (x_size: the product of all but the first), `labels` N unsigned bytes (y_size 1). */
+bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtDataset *out);
+
+/* NPY files (format 1.0, 2.0, 3.0), C order, dtype <f4, <f8, |u1 or <i8: `x_path`
+ * holds N samples (the first dimension; x_size is the product of the rest), `y_path`
+ * shape (N) or (N, y_size). Floating-point values must be finite. */
+bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtDataset *out);
+
+/* Splits `src` into `a` (the first round(frac * n) samples after a seeded shuffle) and `b`,
+ * keeping the stored types and the scale. */
 void nnlrt_split(const NnlrtDataset *src, double frac, uint64_t seed, NnlrtDataset *a,
                  NnlrtDataset *b);
 
-/* Standardizes every input column of `ds` with mean and deviation measured on `ref`. */
-void nnlrt_standardize(NnlrtDataset *ds, const NnlrtDataset *ref);
+/* Standardizes every input column of `ds` in place with the mean and deviation of `ref`'s
+ * (scaled) inputs, and sets ds->x_scale to 1. Floating-point data only: for uint8 or
+ * int64 inputs (of ds or ref) it reports "standardize needs floating-point data; ..." and
+ * returns false, changing nothing (converting a uint8 image set to float32 would take
+ * four times its memory; scale it instead). Also false when the input sizes differ. */
+bool nnlrt_standardize(NnlrtDataset *ds, const NnlrtDataset *ref);
 
 void nnlrt_dataset_free(NnlrtDataset *ds);
+
+/* ---- finding data files ---- */
+
+/* Where a data file named in a script is: an absolute name as it is; a relative one next
+ * to the script (in `script_dir`; NULL means the current directory), then in each
+ * directory of the colon-separated NNL_DATA_PATH (empty entries skipped), then in
+ * /usr/share/datasets. Returns the first candidate that exists and is not a directory,
+ * written into buf, or NULL (candidates too long for buf are skipped); the caller then
+ * reports "cannot find 'NAME' (looked in: PLACES)" with nnlrt_data_places. */
+const char *nnlrt_find_data(const char *name, const char *script_dir, char *buf, size_t n);
+/* The places nnlrt_find_data looks for `name`, in order, as "dir, dir, ..." (the name
+ * itself when absolute), cut short with "..." when buf is too small. Returns buf. */
+const char *nnlrt_data_places(const char *name, const char *script_dir, char *buf, size_t n);
 
 /* ---- the compiled model ---- */
 

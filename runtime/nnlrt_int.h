@@ -62,6 +62,46 @@ void nnlrt_csv_error(const NnlrtCsv *c, size_t at, const char *fmt, ...) NNLRT_P
 int64_t nnlrt_csv_max_rows(const NnlrtCsv *c);
 void nnlrt_csv_close(NnlrtCsv *c);
 
+/* ---- data.c ---- */
+
+/* Element i of an array of type t, as a double. */
+double nnlrt_value(NnlrtType t, const void *data, int64_t i);
+/* A loader's `scale`: finite and not 0, else reported. */
+bool nnlrt_check_scale(double scale);
+
+/* ---- data_file.c: binary data files, plain or .gz, read with byte offsets ----
+ *
+ * Offsets (`at`) count bytes of the uncompressed data; messages read
+ * "PATH: error: at byte N: ..." ("at byte N (uncompressed)" for a .gz). */
+
+typedef struct {
+    const char *path;
+    struct gzFile_s *gz;  /* zlib's gzFile */
+    bool compressed;      /* starts with the gzip magic */
+    bool cut;             /* the .gz stream ended before its end marker */
+    int64_t file_size;    /* bytes on disk; -1 when not a regular file */
+    int64_t at;           /* bytes of data read so far */
+} NnlrtFile;
+
+/* Opens for reading; false after reporting ("cannot open the file: ..."). */
+bool nnlrt_file_open(NnlrtFile *f, const char *path);
+void nnlrt_file_close(NnlrtFile *f);
+/* Reports "at byte `at`: msg" against the file. */
+void nnlrt_file_error(const NnlrtFile *f, int64_t at, const char *fmt, ...) NNLRT_PRINTF(3, 4);
+/* Up to n bytes: fewer only at the end of the data (f->cut says whether a .gz stream was
+ * cut off there); -1 after reporting a read error or corrupt .gz data. */
+int64_t nnlrt_file_read(NnlrtFile *f, void *buf, int64_t n);
+/* Exactly n bytes of a header, or reports "file truncated in the header (what)". */
+bool nnlrt_file_header(NnlrtFile *f, void *buf, int64_t n, const char *what);
+/* Before allocating: for a plain file, that exactly `bytes` are left after the header
+ * (reporting "file truncated: ..." or "N bytes of unexpected data after the last LAST"). A
+ * .gz passes: its size is only known once read. */
+bool nnlrt_file_check_size(const NnlrtFile *f, int64_t bytes, const char *last);
+/* Reads the `bytes` of data the header promises into a new allocation (*out, exactly that
+ * size; while a .gz is read, at most max(16 MB, twice what it holds)), then checks that nothing
+ * follows them (and the .gz trailer). False after reporting. */
+bool nnlrt_file_data(NnlrtFile *f, int64_t bytes, const char *last, void **out);
+
 /* ---- params.c: parameter files (init_path, dump_path) ----
  *
  * One line per tensor, `name,v1,v2,...`, values row-major; every tensor of the model
@@ -84,14 +124,16 @@ typedef struct {
 /* Allocates every buffer zeroed and 64-byte aligned, sized for batches of max_batch. */
 void nnlrt_buffers_init(NnlrtBuffers *b, const NnlrtModel *m, int64_t max_batch);
 void nnlrt_buffers_free(NnlrtBuffers *b, const NnlrtModel *m);
-/* Copies samples idx[0..count) of ds into bufs[X] and bufs[Y], converted to the model's
- * element type. */
+/* Copies samples idx[0..count) of ds into bufs[X] and bufs[Y], converted from their stored
+ * types to the model's element type, inputs times ds->x_scale: the only place data set
+ * values are converted in bulk. */
 void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDataset *ds,
                           const int64_t *idx, int64_t count);
 /* The generator the parameters are initialised from. */
 void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
-/* Checks that ds fits the model: sizes, and class labels that are whole numbers in
- * [0, n_classes). Reports at the sample's source line. */
+/* Checks that ds fits the model: sizes, values that stay finite in the model's element
+ * type once scaled, and class labels that are whole numbers in [0, n_classes). Reports at
+ * the sample's source line (CSV) or number. */
 bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,17 +60,52 @@ void nnlrt_buffers_free(NnlrtBuffers *b, const NnlrtModel *m)
     memset(b, 0, sizeof *b);
 }
 
-/* n floats from src into elements at..at+n of dst, in the model's element type. */
-static void train_convert(const NnlrtModel *m, void *dst, int64_t at, const float *src,
-                          int64_t n)
+/* d[0..n) = src[from..from+n) * scale, converted from the stored type: the one place a
+ * data set's values become the model's. The product is taken in double, then rounded
+ * once to the model's type (255 * (1/255) gives exactly 1). */
+#define TRAIN_CONVERT(in_t)                                                                   \
+    do {                                                                                      \
+        const in_t *s = (const in_t *)src + from;                                             \
+        for (int64_t i = 0; i < n; i++)                                                       \
+            d[i] = (double)s[i] * scale;                                                      \
+    } while (0)
+
+static void train_convert_f32(float *d, NnlrtType t, const void *src, int64_t from, int64_t n,
+                              double scale)
 {
-    if (m->elem_size == 4) {
-        memcpy((float *)dst + at, src, (size_t)n * sizeof(float));
+    if (t == NNLRT_F32 && scale == 1) {
+        memcpy(d, (const float *)src + from, (size_t)n * sizeof(float));
         return;
     }
-    double *d = (double *)dst + at;
-    for (int64_t i = 0; i < n; i++)
-        d[i] = src[i];
+    switch (t) {
+    case NNLRT_F32: TRAIN_CONVERT(float); break;
+    case NNLRT_F64: TRAIN_CONVERT(double); break;
+    case NNLRT_U8: TRAIN_CONVERT(uint8_t); break;
+    case NNLRT_I64: TRAIN_CONVERT(int64_t); break;
+    }
+}
+
+static void train_convert_f64(double *d, NnlrtType t, const void *src, int64_t from,
+                              int64_t n, double scale)
+{
+    switch (t) {
+    case NNLRT_F32: TRAIN_CONVERT(float); break;
+    case NNLRT_F64: TRAIN_CONVERT(double); break;
+    case NNLRT_U8: TRAIN_CONVERT(uint8_t); break;
+    case NNLRT_I64: TRAIN_CONVERT(int64_t); break;
+    }
+}
+
+#undef TRAIN_CONVERT
+
+/* Elements from..from+n of a stored array into elements at..at+n of a model buffer. */
+static void train_convert(const NnlrtModel *m, void *dst, int64_t at, NnlrtType t,
+                          const void *src, int64_t from, int64_t n, double scale)
+{
+    if (m->elem_size == 4)
+        train_convert_f32((float *)dst + at, t, src, from, n, scale);
+    else
+        train_convert_f64((double *)dst + at, t, src, from, n, scale);
 }
 
 void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDataset *ds,
@@ -77,10 +113,10 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
 {
     for (int64_t k = 0; k < count; k++) {
         int64_t i = idx[k];
-        train_convert(m, b->bufs[NNLRT_BUF_X], k * m->x_size, ds->x + i * ds->x_size,
-                      ds->x_size);
-        train_convert(m, b->bufs[NNLRT_BUF_Y], k * m->y_size, ds->y + i * ds->y_size,
-                      ds->y_size);
+        train_convert(m, b->bufs[NNLRT_BUF_X], k * m->x_size, ds->x_type, ds->x,
+                      i * ds->x_size, ds->x_size, ds->x_scale);
+        train_convert(m, b->bufs[NNLRT_BUF_Y], k * m->y_size, ds->y_type, ds->y,
+                      i * ds->y_size, ds->y_size, 1);
     }
 }
 
@@ -91,12 +127,17 @@ void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed)
 
 /* ---- checking the data against the model ---- */
 
+static const char *train_y_file(const NnlrtDataset *ds)
+{
+    return ds->y_source ? ds->y_source : ds->source ? ds->source : ds->name;
+}
+
 static bool train_check_label(const NnlrtModel *m, const NnlrtDataset *ds, int64_t i)
 {
-    double v = ds->y[i * ds->y_size];
+    double v = nnlrt_dataset_y(ds, i * ds->y_size);
     if (v >= 0 && v < (double)m->n_classes && v == floor(v))
         return true;
-    const char *file = ds->source ? ds->source : ds->name;
+    const char *file = train_y_file(ds);
     long line = ds->rows ? (long)ds->rows[i] : 0;
     if (!ds->rows)
         nnlrt_error(file, 0, 0, "sample %lld: label %g is not a class of the model (0 to %lld)",
@@ -105,6 +146,35 @@ static bool train_check_label(const NnlrtModel *m, const NnlrtDataset *ds, int64
         nnlrt_error(file, line, 0, "label %g is not a class of the model (0 to %lld)", v,
                     (long long)m->n_classes - 1);
     return false;
+}
+
+/* Whether values of type t times scale can lie beyond what the model's type holds. */
+static bool train_may_overflow(NnlrtType t, double scale, double limit)
+{
+    double max = t == NNLRT_U8 ? 255 : t == NNLRT_F32 ? FLT_MAX : INFINITY;
+    return max * fabs(scale) > limit;
+}
+
+/* Every input (or target) must stay finite once converted: float64 or int64 data can
+ * overflow a float32 model, where it would only show up as a diverged loss. */
+static bool train_check_range(const NnlrtModel *m, const NnlrtDataset *ds, bool inputs)
+{
+    double limit = m->elem_size == 4 ? FLT_MAX : DBL_MAX;
+    NnlrtType t = inputs ? ds->x_type : ds->y_type;
+    if (!train_may_overflow(t, inputs ? ds->x_scale : 1, limit))
+        return true;
+    int64_t per = inputs ? ds->x_size : ds->y_size;
+    for (int64_t i = 0; i < ds->n * per; i++) {
+        double v = inputs ? nnlrt_dataset_x(ds, i) : nnlrt_dataset_y(ds, i);
+        if (fabs(v) <= limit)
+            continue;
+        nnlrt_error(inputs ? (ds->source ? ds->source : ds->name) : train_y_file(ds), 0, 0,
+                    "sample %lld: %s %lld is %g, beyond the range of the model's %s",
+                    (long long)(i / per + 1), inputs ? "input" : "target",
+                    (long long)(i % per + 1), v, m->elem_size == 4 ? "float32" : "float64");
+        return false;
+    }
+    return true;
 }
 
 bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds)
@@ -121,6 +191,8 @@ bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds)
         nnlrt_error(file, 0, 0, "the data set has no samples");
         return false;
     }
+    if (!train_check_range(m, ds, true) || !train_check_range(m, ds, false))
+        return false;
     if (m->target_kind != NNLRT_TARGET_CLASS || ds->y_size != 1)
         return true;
     for (int64_t i = 0; i < ds->n; i++)
@@ -280,19 +352,27 @@ static int train_close_log(Trainer *t, int rc)
     return rc;
 }
 
+/* A logged number: ",%.9g" when training in float32, ",%.17g" in float64, so that a
+ * float64 log resolves what the run computes (as the parameter files do). */
+static const char *log_number_format(const Trainer *t)
+{
+    return t->m->elem_size == 8 ? ",%.17g" : ",%.9g";
+}
+
 static int train_log_epoch(Trainer *t, int64_t epoch)
 {
     if (!t->log || t->cfg->log_every > 0)
         return NNLRT_OK;
     const NnlrtEpochStats *s = &t->stats;
-    bool ok = fprintf(t->log, "%lld,%lld,%.9g", (long long)epoch + 1, (long long)t->step,
-                      s->loss) >= 0;
+    const char *num = log_number_format(t);
+    bool ok = fprintf(t->log, "%lld,%lld", (long long)epoch + 1, (long long)t->step) >= 0;
+    ok = ok && fprintf(t->log, num, s->loss) >= 0;
     for (int i = 0; i < t->m->n_metrics; i++)
-        ok = ok && fprintf(t->log, ",%.9g", s->metrics[i]) >= 0;
+        ok = ok && fprintf(t->log, num, s->metrics[i]) >= 0;
     if (t->val) {
-        ok = ok && fprintf(t->log, ",%.9g", s->val_loss) >= 0;
+        ok = ok && fprintf(t->log, num, s->val_loss) >= 0;
         for (int i = 0; i < t->m->n_metrics; i++)
-            ok = ok && fprintf(t->log, ",%.9g", s->val_metrics[i]) >= 0;
+            ok = ok && fprintf(t->log, num, s->val_metrics[i]) >= 0;
     }
     ok = ok && fputc('\n', t->log) != EOF;
     return ok ? NNLRT_OK : train_log_failed(t);
@@ -310,8 +390,8 @@ static int train_log_step(Trainer *t, int64_t epoch, double loss)
     double mean = t->window_loss / (double)t->window_steps;
     t->window_loss = 0;
     t->window_steps = 0;
-    bool ok = fprintf(t->log, "%lld,%lld,%.9g", (long long)epoch + 1, (long long)t->step,
-                      mean) >= 0;
+    bool ok = fprintf(t->log, "%lld,%lld", (long long)epoch + 1, (long long)t->step) >= 0;
+    ok = ok && fprintf(t->log, log_number_format(t), mean) >= 0;
     int empty = t->m->n_metrics + (t->val ? 1 + t->m->n_metrics : 0);
     for (int i = 0; i < empty; i++)
         ok = ok && fputc(',', t->log) != EOF;

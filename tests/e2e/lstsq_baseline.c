@@ -148,8 +148,8 @@ int main(int argc, char **argv)
     for (int64_t s = 0; s < train.n; s++) {
         row[0] = 1.0;
         for (int64_t j = 0; j < d; j++)
-            row[j + 1] = train.x[s * d + j];
-        double y = train.y[s];
+            row[j + 1] = ((const float *)train.x)[s * d + j]; /* CSV data are float32 */
+        double y = nnlrt_dataset_y(&train, s);
         for (int i = 0; i < p; i++) {
             for (int j = 0; j < p; j++)
                 a[i * p + j] += row[i] * row[j];
@@ -172,8 +172,8 @@ int main(int argc, char **argv)
     for (int64_t s = 0; s < test.n; s++) {
         double pred = w[0];
         for (int64_t j = 0; j < d; j++)
-            pred += w[j + 1] * test.x[s * d + j];
-        double e = pred - test.y[s];
+            pred += w[j + 1] * ((const float *)test.x)[s * d + j];
+        double e = pred - nnlrt_dataset_y(&test, s);
         sse += e * e;
     }
     printf("%.9g\n", sse / (double)test.n);

@@ -29,6 +29,17 @@ static const char *data_dir, *work_dir;
 
 /* ---- helpers ---- */
 
+/* The inputs and targets of a float32 data set (CSV, or made here). */
+static float *fx(const NnlrtDataset *ds)
+{
+    return ds->x;
+}
+
+static float *fy(const NnlrtDataset *ds)
+{
+    return ds->y;
+}
+
 static char last_error[2048];
 static int n_errors;
 
@@ -167,7 +178,7 @@ static void test_csv_basic(void)
     o.n_features = 1;
     if (!load(&o, &ds))
         return;
-    EXPECT(ds.x_size == 1 && ds.x[1] == 6 && ds.y[1] == 4.5f, "by index values");
+    EXPECT(ds.x_size == 1 && fx(&ds)[1] == 6 && fy(&ds)[1] == 4.5f, "by index values");
     nnlrt_dataset_free(&ds);
 }
 
@@ -178,8 +189,8 @@ static void test_csv_formats(void)
     NnlrtDataset ds;
     if (!load(&o, &ds))
         return;
-    EXPECT(ds.n == 2 && ds.x[0] == 1.5f && ds.x[1] == 3 && ds.y[0] == 2 && ds.x[2] == 4 &&
-               ds.x[3] == 6 && ds.y[1] == 5,
+    EXPECT(ds.n == 2 && fx(&ds)[0] == 1.5f && fx(&ds)[1] == 3 && fy(&ds)[0] == 2 &&
+               fx(&ds)[2] == 4 && fx(&ds)[3] == 6 && fy(&ds)[1] == 5,
            "quoted values");
     EXPECT(ds.rows[1] == 3, "quoted rows");
     nnlrt_dataset_free(&ds);
@@ -189,14 +200,15 @@ static void test_csv_formats(void)
     o.target_index = 0;
     if (!load(&o, &ds))
         return;
-    EXPECT(ds.n == 3 && ds.y[2] == 30 && ds.x[4] == 5 && ds.x[5] == 6, "semicolon values");
+    EXPECT(ds.n == 3 && fy(&ds)[2] == 30 && fx(&ds)[4] == 5 && fx(&ds)[5] == 6,
+           "semicolon values");
     nnlrt_dataset_free(&ds);
 
     o = csv_opts("tabs.tsv", false);
     o.delimiter = '\t';
     if (!load(&o, &ds))
         return;
-    EXPECT(ds.n == 2 && ds.x[1] == 2 && ds.x[2] == 4 && ds.y[1] == 6, "tab values");
+    EXPECT(ds.n == 2 && fx(&ds)[1] == 2 && fx(&ds)[2] == 4 && fy(&ds)[1] == 6, "tab values");
     nnlrt_dataset_free(&ds);
 }
 
@@ -358,13 +370,15 @@ static void make_dataset(NnlrtDataset *ds, int64_t n)
     ds->n = n;
     ds->x_size = 2;
     ds->y_size = 1;
+    ds->x_type = ds->y_type = NNLRT_F32;
+    ds->x_scale = 1;
     ds->x = nnlrt_alloc((size_t)n * 2 * sizeof(float));
     ds->y = nnlrt_alloc((size_t)n * sizeof(float));
     ds->rows = nnlrt_alloc((size_t)n * sizeof(int64_t));
     for (int64_t i = 0; i < n; i++) {
-        ds->x[2 * i] = (float)i;
-        ds->x[2 * i + 1] = 5;
-        ds->y[i] = (float)(100 + i);
+        fx(ds)[2 * i] = (float)i;
+        fx(ds)[2 * i + 1] = 5;
+        fy(ds)[i] = (float)(100 + i);
         ds->rows[i] = i + 2;
     }
 }
@@ -377,12 +391,12 @@ static void expect_partition(const NnlrtDataset *src, const NnlrtDataset *a,
     const NnlrtDataset *parts[] = {a, b};
     for (int p = 0; p < 2; p++) {
         for (int64_t i = 0; i < parts[p]->n; i++) {
-            int64_t k = (int64_t)parts[p]->x[2 * i];
+            int64_t k = (int64_t)fx(parts[p])[2 * i];
             EXPECT(k >= 0 && k < src->n && k < 64, "sample %lld", (long long)k);
             if (k < 0 || k >= 64)
                 continue;
             seen[k]++;
-            EXPECT(parts[p]->y[i] == 100 + k && parts[p]->rows[i] == k + 2,
+            EXPECT(fy(parts[p])[i] == 100 + k && parts[p]->rows[i] == k + 2,
                    "sample %lld kept with its target and row", (long long)k);
         }
     }
@@ -406,7 +420,7 @@ static void test_split(void)
     EXPECT(memcmp(a.x, a2.x, 8 * 2 * sizeof(float)) != 0, "another seed, another split");
     bool moved = false;
     for (int i = 0; i < 8; i++)
-        moved = moved || a.x[2 * i] != (float)i;
+        moved = moved || fx(&a)[2 * i] != (float)i;
     EXPECT(moved, "the split shuffles");
     nnlrt_dataset_free(&a);
     nnlrt_dataset_free(&b);
@@ -434,13 +448,14 @@ static void test_standardize(void)
     nnlrt_standardize(&ds, &ds);
     double sd = sqrt(1.25); /* population deviation of 0 1 2 3 */
     for (int i = 0; i < 4; i++) {
-        EXPECT(fabs(ds.x[2 * i] - (i - 1.5) / sd) < 1e-6, "column 0, row %d: %g", i,
-               ds.x[2 * i]);
-        EXPECT(ds.x[2 * i + 1] == 0, "constant column is only centred: %g", ds.x[2 * i + 1]);
+        EXPECT(fabs(fx(&ds)[2 * i] - (i - 1.5) / sd) < 1e-6, "column 0, row %d: %g", i,
+               fx(&ds)[2 * i]);
+        EXPECT(fx(&ds)[2 * i + 1] == 0, "constant column is only centred: %g",
+               fx(&ds)[2 * i + 1]);
     }
-    EXPECT(fabs(other.x[2] - (1 - 1.5) / sd) < 1e-6, "other with ref's statistics: %g",
-           other.x[2]);
-    EXPECT(ds.y[0] == 100, "targets unchanged");
+    EXPECT(fabs(fx(&other)[2] - (1 - 1.5) / sd) < 1e-6, "other with ref's statistics: %g",
+           fx(&other)[2]);
+    EXPECT(fy(&ds)[0] == 100, "targets unchanged");
     nnlrt_dataset_free(&ds);
     nnlrt_dataset_free(&other);
 }
