@@ -228,6 +228,9 @@ static LLVMValueRef cg_var(Cg *cg, const IrNode *n)
 {
     LLVMValueRef v = n->index == VAR_BATCH ? cg->B : n->index == VAR_STEP ? cg->step : cg->epoch;
     if (!v) {
+        diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not known in this entry "
+                        "point", n->index == VAR_BATCH ? "B" : n->index == VAR_STEP ? "step"
+                                                                                : "epoch");
         cg->failed = true;
         return kT(cg, 0);
     }

@@ -15,7 +15,9 @@ static void source_index_lines(Source *src)
         n += src->text[i] == '\n';
     src->line_starts = nnl_malloc(n * sizeof(uint32_t));
     src->nlines = 0;
-    src->line_starts[src->nlines++] = 0;
+    /* A UTF-8 byte-order mark, which the lexer skips, is not a column of line 1. */
+    bool bom = src->len >= 3 && memcmp(src->text, "\xEF\xBB\xBF", 3) == 0;
+    src->line_starts[src->nlines++] = bom ? 3 : 0;
     for (uint32_t i = 0; i < src->len; i++)
         if (src->text[i] == '\n')
             src->line_starts[src->nlines++] = i + 1;
@@ -96,7 +98,7 @@ void diag_verror(Nnl *nnl, NnlSeverity sev, Source *src, uint32_t off, const cha
     d.col = (int)lc.col;
     d.line_text = src->text + start;
     d.line_len = (int)(end - start);
-    d.caret = (int)(off - start);
+    d.caret = off > start ? (int)(off - start) : 0;
     diag_emit(nnl, &d);
 }
 

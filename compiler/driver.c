@@ -14,13 +14,46 @@ static const DataSource *driver_root(const DataSource *ds)
     return ds;
 }
 
+/* A data file named in a script, found next to it, along NNL_DATA_PATH or in
+ * /usr/share/datasets; NULL after reporting where it was looked for. */
+static const char *driver_find(Nnl *nnl, DataSource *ds, const char *name)
+{
+    char buf[4096];
+    const char *found = nnlrt_find_data(name, ds->script_dir, buf, sizeof buf);
+    if (found)
+        return arena_strndup(&nnl->arena, found, strlen(found));
+    char places[2048];
+    diag_error(nnl, ds->src, ds->off, "cannot find the data file '%s' (looked in: %s)", name,
+               nnlrt_data_places(name, ds->script_dir, places, sizeof places));
+    return NULL;
+}
+
+static bool driver_load_files(Nnl *nnl, DataSource *ds, NnlrtDataset *out)
+{
+    const char *a = driver_find(nnl, ds, ds->path);
+    const char *b = a && ds->path2 ? driver_find(nnl, ds, ds->path2) : NULL;
+    if (!a || (ds->path2 && !b))
+        return false;
+    bool good = ds->kind == DS_IDX ? nnlrt_idx_load(a, b, ds->scale, out)
+                                   : nnlrt_npy_load(a, b, ds->scale, out);
+    if (!good)
+        nnl->nerrors++; /* the runtime has reported it */
+    return good;
+}
+
 static NnlrtDataset *driver_load(Nnl *nnl, DataSource *ds)
 {
     if (ds->loaded)
         return ds->loaded;
     NnlrtDataset *out = arena_alloc(&nnl->arena, sizeof *out);
-    if (ds->kind == DS_CSV) {
-        NnlrtCsvOptions opt = {.path = ds->path, .target = ds->target_name,
+    if (ds->kind == DS_IDX || ds->kind == DS_NPY) {
+        if (!driver_load_files(nnl, ds, out))
+            return NULL;
+    } else if (ds->kind == DS_CSV) {
+        const char *path = driver_find(nnl, ds, ds->path);
+        if (!path)
+            return NULL;
+        NnlrtCsvOptions opt = {.path = path, .target = ds->target_name,
                                .target_index = ds->target_index, .features = ds->features,
                                .feature_names = ds->feature_names,
                                .n_features = ds->nfeatures, .header = ds->header,
@@ -68,15 +101,17 @@ static bool driver_check_labels(Nnl *nnl, const NnlrtDataset *ds, const TrainSpe
     /* the model's output: what its return (the last statement, per sema) computes */
     const AstNode *out = spec->model->body.items[spec->model->body.len - 1]->rhs;
     for (int64_t i = 0; i < ds->n; i++) {
-        double y = ds->y[i];
+        double y = nnlrt_dataset_y(ds, i);
         if (y != floor(y) || y < 0 || y >= (double)p->n_classes) {
             LineCol lc = source_linecol(out->src, out->off);
+            const char *file = ds->y_source ? ds->y_source : ds->source;
             const char *where = ds->rows
-                ? arena_printf(&nnl->arena, "%s:%lld", ds->source, (long long)ds->rows[i])
-                : ds->source;
+                ? arena_printf(&nnl->arena, "%s:%lld", file, (long long)ds->rows[i])
+                : arena_printf(&nnl->arena, "%s: sample %lld", file, (long long)i + 1);
             diag_file_error(nnl, where, "label %g is not a class of the model: its output "
-                            "(%s:%u:%u) has %lld classes, numbered from 0", y,
-                            out->src->path, lc.line, lc.col, (long long)p->n_classes);
+                            "(%s:%u:%u) has %lld class%s, numbered from 0", y,
+                            out->src->path, lc.line, lc.col, (long long)p->n_classes,
+                            p->n_classes == 1 ? "" : "es");
             return false;
         }
     }
@@ -262,9 +297,10 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         goto done;
     }
     if (driver_root(spec.data)->standardize) {
-        if (val)
-            nnlrt_standardize(val, data);
-        nnlrt_standardize(data, data);
+        if ((val && !nnlrt_standardize(val, data)) || !nnlrt_standardize(data, data)) {
+            nnl->nerrors++; /* the runtime has reported it */
+            goto done;
+        }
     }
     if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
         goto done;
@@ -310,9 +346,14 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     if (r != NNL_OK || opt->stop == STOP_LLVM)
         goto done;
     if (!opt->quiet)
+    {
+        int64_t nparams = 0; /* the arena pads each tensor; count what the model has */
+        for (int i = 0; i < prog.nparams; i++)
+            nparams += prog.params[i].size;
         fprintf(opt->out, "nnlc: %s: %lld parameters, compiled in %.0f ms; training on %lld "
-                "samples\n", spec.model->name, (long long)prog.nparam_elems, driver_ms(&t0),
+                "samples\n", spec.model->name, (long long)nparams, driver_ms(&t0),
                 (long long)data->n);
+    }
     r = driver_train(nnl, opt, &spec, &prog, &plan, &fns, data, val);
 done:
     if (dump.len && fwrite(dump.data, 1, dump.len, opt->out) != dump.len)

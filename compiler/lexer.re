@@ -19,9 +19,9 @@ void lex_init(Lexer *lx, Nnl *nnl, Source *src)
     lx->nnl = nnl;
     lx->src = src;
     lx->cur = (const unsigned char *)src->text;
+    lx->lim = lx->cur + src->len;
     if (src->len >= 3 && memcmp(lx->cur, "\xEF\xBB\xBF", 3) == 0)
         lx->cur += 3; /* a UTF-8 byte-order mark, as some editors write */
-    lx->lim = lx->cur + src->len;
     lx->mar = lx->cur;
     lx->semicolon = false;
 }

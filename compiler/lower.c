@@ -29,7 +29,9 @@ struct Val {
     uint32_t off;
 };
 
-typedef enum { MODE_GLOBAL, MODE_MODEL, MODE_INIT, MODE_OPT } Mode;
+/* What is being evaluated: globals (data, train keys, hyper-parameters), a model, a loss
+ * or metric, an initializer, an optimizer body. */
+typedef enum { MODE_GLOBAL, MODE_MODEL, MODE_OBJECTIVE, MODE_INIT, MODE_OPT } Mode;
 
 typedef struct {
     Nnl *nnl;
@@ -173,8 +175,8 @@ static Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv)
     case BV_STEP:
         if (L->mode == MODE_OPT || L->mode == MODE_GLOBAL)
             return val_tensor(ir_var(L->p, bv == BV_EPOCH ? VAR_EPOCH : VAR_STEP), at);
-        lerr(L, at, "'%s' is only known while training: use it in an optimizer or its "
-             "hyper-parameters", at->name);
+        lerr(L, at, "'%s' is only known to an optimizer and its hyper-parameters, not in a "
+             "model, loss or metric", at->name);
         return val_err();
     case BV_FAN_IN:
     case BV_FAN_OUT:
@@ -602,22 +604,24 @@ static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
         return val_tensor(ir_leaf(p, b == BI_RAND ? OP_RAND : OP_RANDN, L->init_shape), call);
     case BI_CSV:
     case BI_SPLIT:
+    case BI_IDX:
+    case BI_NPY:
         return lower_data_call(L, call, b, a, given);
     default:
+        lerr(L, call, "internal error: the built-in '%s' has no lowering", call->name);
         return val_err();
     }
 }
 
 /* ---- data ---- */
 
-static const char *script_relative(Lower *L, Source *src, const char *path)
+/* The directory of the script a data set is declared in (NULL: the current one). */
+static const char *script_dir(Lower *L, Source *src)
 {
-    if (path[0] == '/' || src->is_stdlib)
-        return path;
     const char *slash = strrchr(src->path, '/');
-    if (!slash)
-        return path;
-    return arena_printf(&L->nnl->arena, "%.*s/%s", (int)(slash - src->path), src->path, path);
+    if (src->is_stdlib || !slash)
+        return NULL;
+    return arena_strndup(&L->nnl->arena, src->path, (size_t)(slash - src->path));
 }
 
 static bool want_str(Lower *L, AstNode *at, Val v, const char *what)
@@ -640,7 +644,8 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
     ds->target_index = -1;
     if (!want_str(L, call, a[0], "the path of csv"))
         return val_err();
-    ds->path = script_relative(L, call->src, a[0].str);
+    ds->path = a[0].str;
+    ds->script_dir = script_dir(L, call->src);
     if (given[1]) {
         if (a[1].kind == V_STR)
             ds->target_name = a[1].str;
@@ -703,6 +708,27 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
     return (Val){.kind = V_DATA, .data = ds, .src = call->src, .off = call->off};
 }
 
+/* idx(images, labels, scale = 1) and npy(x, y, scale = 1) */
+static Val lower_file_pair(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
+{
+    if (!want_str(L, call, a[0], b == BI_IDX ? "the images file" : "the inputs file") ||
+        !want_str(L, call, a[1], b == BI_IDX ? "the labels file" : "the targets file"))
+        return val_err();
+    double scale = 1;
+    if (given[2]) {
+        if (a[2].kind != V_NUM || !isfinite(a[2].num) || a[2].num == 0) {
+            lerr(L, call, "scale must be a non-zero number, not %s", val_desc(L, a[2]));
+            return val_err();
+        }
+        scale = a[2].num;
+    }
+    DataSource *ds = arena_alloc(&L->nnl->arena, sizeof *ds);
+    *ds = (DataSource){.kind = b == BI_IDX ? DS_IDX : DS_NPY, .src = call->src,
+                       .off = call->off, .path = a[0].str, .path2 = a[1].str,
+                       .script_dir = script_dir(L, call->src), .scale = scale};
+    return (Val){.kind = V_DATA, .data = ds, .src = call->src, .off = call->off};
+}
+
 static Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 {
     if (L->mode != MODE_GLOBAL) {
@@ -711,6 +737,8 @@ static Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *giv
     }
     if (b == BI_CSV)
         return lower_csv(L, call, a, given);
+    if (b == BI_IDX || b == BI_NPY)
+        return lower_file_pair(L, call, b, a, given);
     if (a[0].kind != V_DATA) {
         lerr(L, call, "split needs a data set, not %s", val_desc(L, a[0]));
         return val_err();
@@ -755,7 +783,10 @@ static Val lower_data_decl(Lower *L, AstNode *decl, const char *name)
              decl->names.items[0]->name);
         return val_err();
     }
-    if ((n == 1 && v.kind != V_DATA) || (n > 1 && (v.kind != V_LIST || v.n != n))) {
+    bool all_data = v.kind == V_LIST;
+    for (int i = 0; all_data && i < v.n; i++)
+        all_data = v.items[i].kind == V_DATA;
+    if ((n == 1 && v.kind != V_DATA) || (n > 1 && (!all_data || v.n != n))) {
         lerr(L, decl->rhs, "a data declaration needs %s, not %s",
              n == 1 ? "a data set such as csv(...)" : "as many data sets as names",
              val_desc(L, v));
@@ -1287,6 +1318,9 @@ NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSp
         if (!chosen[required_keys[i]])
             diag_error(nnl, train->src, train->off, "train '%s' needs '%s = ...'", train->name,
                        required[i]);
+    if (nnl->nerrors == before && (!spec->data || !spec->loss || !spec->optimizer))
+        diag_error(nnl, train->src, train->off, "internal error: train '%s' is incomplete "
+                   "without a reported error", train->name);
     nnl_dealloc(L.data_cache_keys);
     return nnl->nerrors != before ? NNL_EUSER : NNL_OK;
 }
@@ -1346,6 +1380,12 @@ static Val lower_model(Lower *L, int64_t x_size)
 static IrNode *lower_objective(Lower *L, AstNode *ref, Val out, Val target, const char *what)
 {
     AstNode *d = sema_lookup(L->nnl, ref->name);
+    if (d->params.len < 2) {
+        lerr(L, ref, "%s '%s' takes %d parameter%s, but a %s is called with the model's output "
+             "and the target", ast_kind_name(d->kind), d->name, d->params.len,
+             d->params.len == 1 ? "" : "s", what);
+        return NULL;
+    }
     Env global = {0};
     Val pre[2] = {out, target};
     Val v = lower_call_decl(L, d, ref->kind == AST_CALL ? ref : NULL, &global, pre, 2);
@@ -1490,6 +1530,7 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
         goto done;
     }
     prog->target = ir_leaf(prog, OP_TARGET, shape_scalar(true));
+    L.mode = MODE_OBJECTIVE;
     Val target = val_tensor(prog->target, spec->key_at[KEY_DATA]);
     prog->loss = lower_objective(&L, spec->loss, out, target, "loss");
     if (!prog->loss)
@@ -1520,6 +1561,7 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
             goto done;
         }
     }
+    L.mode = MODE_GLOBAL;
     lower_optimizer(&L);
 done:
     nnl_dealloc(L.data_cache_keys);

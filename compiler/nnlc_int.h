@@ -343,7 +343,7 @@ typedef enum {
     /* initializers */
     BI_RAND, BI_RANDN,
     /* data */
-    BI_CSV, BI_SPLIT,
+    BI_CSV, BI_SPLIT, BI_IDX, BI_NPY,
     BI_COUNT
 } Builtin;
 
@@ -377,12 +377,15 @@ const char *sema_suggest(const char *name, const char *const *candidates, int n)
 /* A data source as the script describes it; driver.c loads it. */
 typedef struct DataSource DataSource;
 struct DataSource {
-    enum { DS_CSV, DS_SPLIT } kind;
+    enum { DS_CSV, DS_SPLIT, DS_IDX, DS_NPY } kind;
     const char *name;          /* the data declaration's name */
     Source *src;               /* where it is declared */
     uint32_t off;
-    /* csv(...) */
-    const char *path;          /* resolved against the script's directory */
+    /* files: csv(path), idx(images, labels), npy(x, y); found by nnlrt_find_data */
+    const char *path;
+    const char *path2;
+    const char *script_dir;    /* NULL: the current directory */
+    double scale;              /* idx, npy: inputs are multiplied by it */
     const char *target_name;
     long target_index;
     long *features;

@@ -38,6 +38,8 @@ static const BuiltinInfo builtins[BI_COUNT] = {
     [BI_CSV] = {"csv", 1, 6, {"path", "target", "features", "header", "delimiter",
                                "standardize"}},
     [BI_SPLIT] = {"split", 2, 3, {"source", "fraction", "seed"}},
+    [BI_IDX] = {"idx", 2, 3, {"images", "labels", "scale"}},
+    [BI_NPY] = {"npy", 2, 3, {"x", "y", "scale"}},
 };
 
 static const char *const builtin_values[BV_COUNT] = {

@@ -2,6 +2,7 @@
 # golden.sh NNLC MODE INPUT EXPECTED — runs nnlc on INPUT and compares with EXPECTED.
 #   MODE diag: `nnlc check INPUT`, stderr and stdout, then "exit: N"
 #   MODE ast:  `nnlc dump --stage=ast INPUT`, same capture
+#   MODE ir, grad, kernels: `nnlc dump --stage=MODE INPUT`, same capture
 # nnlc runs in INPUT's directory with the bare file name, so paths in messages are stable.
 # With NNL_UPDATE=1 the expected file is (re)written instead: review the diff before committing.
 set -u
@@ -10,6 +11,7 @@ nnlc=$1 mode=$2 input=$3 expected=$4
 case $mode in
     diag) args="check" ;;
     ast)  args="dump --stage=ast" ;;
+    ir|grad|kernels) args="dump --stage=$mode" ;;
     *)    echo "golden.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 
