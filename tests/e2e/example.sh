@@ -7,6 +7,14 @@
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
 #   reference DIR          DIR/model.nnl from DIR/init.csv matches PyTorch's losses and final
 #                          parameters (DIR/losses.csv, DIR/final.csv) to 1e-5 relative
+#   reference32 DIR        the same with DIR/losses32.csv and DIR/final32.csv (float32, 1e-5)
+#   reference64 DIR        nnlc run --float64 against DIR/losses64.csv and DIR/final64.csv
+#                          (PyTorch in float64) to 1e-9 relative
+#   user-optimizer         user_optimizer.nnl (Lion, defined in nnl) trains xor to a final
+#                          loss < 0.05, and its update compiles to ONE elementwise kernel
+#                          over the parameter arena, as the built-in adam's does
+#   compare-optimizers     examples/compare_optimizers.sh writes a row per epoch, and every
+#                          optimizer's loss is lower at the last epoch than at the first
 set -eu
 nnlc=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 check=$2
@@ -56,17 +64,83 @@ determinism)
     cmp "$tmp/a.params" "$tmp/b.params"
     echo "$1: two runs wrote identical logs ($(wc -l <"$tmp/a.csv") lines) and parameters"
     ;;
-reference)
+reference | reference32 | reference64)
     dir=$(cd "$1" && pwd)
     cd "$dir"
-    "$nnlc" run model.nnl --quiet --init init.csv --log "$tmp/log.csv" \
+    case $check in
+    reference) suffix='' precision='' tol=1e-5 floor=1e-2 ;;
+    reference32) suffix=32 precision='' tol=1e-5 floor=1e-2 ;;
+    # float64: 1e-9 relative, and 1e-12 absolute for parameters below 1e-3. The run agrees
+    # with PyTorch's float64 run to about 1e-14 (the order of its sums and FMA contraction
+    # differ); 1e-9 leaves room for that to grow on another machine, and still catches any
+    # difference in a rule: the smallest one found (the float32 bias correction of Adam,
+    # see stdlib/optimizers.nnl) was 1e-5.
+    reference64) suffix=64 precision=--float64 tol=1e-9 floor=1e-3 ;;
+    esac
+    # shellcheck disable=SC2086 # $precision is empty or one word
+    "$nnlc" run model.nnl --quiet $precision --init init.csv --log "$tmp/log.csv" \
         --save-params "$tmp/final.csv"
     awk -F, 'NR == 1 { print "step,loss"; next } { print $2 "," $3 }' "$tmp/log.csv" >"$tmp/losses.csv"
-    "$here/../reference/compare.sh" losses.csv "$tmp/losses.csv" 1e-5
-    # parameters: 1e-5 relative, and 1e-7 absolute for the few below 0.01 (float32 cannot
-    # resolve them better than it resolves the O(0.1) terms they are the difference of)
-    "$here/../reference/compare.sh" final.csv "$tmp/final.csv" 1e-5 1e-2
-    echo "$(basename "$dir"): 20 losses and the final parameters match PyTorch to 1e-5"
+    "$here/../reference/compare.sh" "losses$suffix.csv" "$tmp/losses.csv" "$tol"
+    # parameters: relative, and absolute for the few below the floor (a parameter near 0
+    # cannot be resolved better than the O(0.1) terms it is the difference of: float32 to
+    # about 1e-7, float64 to about 1e-16)
+    "$here/../reference/compare.sh" "final$suffix.csv" "$tmp/final.csv" "$tol" "$floor"
+    steps=$(($(wc -l <"losses$suffix.csv") - 1))
+    echo "$(basename "$dir"): $steps losses and the final parameters match PyTorch to $tol"
+    ;;
+user-optimizer)
+    script=$here/user_optimizer.nnl
+    "$nnlc" run "$script" --quiet --log "$tmp/log.csv"
+    loss=$(column loss "$tmp/log.csv")
+    echo "user_optimizer.nnl (Lion): final loss $loss (target < 0.05)"
+    at_most "$loss" 0.04999999
+    # The update entry: its lines up to the next entry (a line "name:") or the end.
+    update() {
+        "$nnlc" dump --stage=kernels "$1" >"$tmp/kernels.txt"
+        awk '/^[A-Za-z_][A-Za-z0-9_]*:$/ { on = ($0 == "nnl_update:"); next } on && NF' \
+            "$tmp/kernels.txt"
+    }
+    mine=$(update "$script")
+    adam=$(update xor.nnl)
+    echo "lion:  $mine"
+    echo "adam:  $adam"
+    # exactly one kernel, elementwise, writing the parameters, over the whole arena
+    for k in "$mine" "$adam"; do
+        [ "$(printf '%s\n' "$k" | wc -l)" -eq 1 ] || { echo "not one kernel" >&2; exit 1; }
+        case $k in
+        *'elementwise '*'-> params+0'*' over ['*']') ;;
+        *) echo "not one elementwise loop over the parameter arena: $k" >&2; exit 1 ;;
+        esac
+    done
+    [ "${mine##* over }" = "${adam##* over }" ] || {
+        echo "lion's loop is not over the same arena as adam's" >&2
+        exit 1
+    }
+    ;;
+compare-optimizers)
+    NNLC=$nnlc sh ./compare_optimizers.sh "$tmp/optimizers.csv" 2>/dev/null
+    epochs=$(sed -n 's/^ *epochs *= *\([0-9]*\).*/\1/p' iris.nnl)
+    awk -F, -v want="$epochs" '
+        NR == 1 {
+            if ($0 != "epoch,sgd,momentum,nesterov,adagrad,rmsprop,adadelta,adam,adamax,nadam") {
+                print "bad header: " $0; bad = 1
+            }
+            n = NF; next
+        }
+        NF != n || $1 != NR - 1 { print "bad row " NR ": " $0; bad = 1 }
+        NR == 2 { for (i = 2; i <= n; i++) first[i] = $i }
+        { for (i = 2; i <= n; i++) last[i] = $i }
+        END {
+            if (NR - 1 != want) { print NR - 1 " rows, " want " epochs"; bad = 1 }
+            for (i = 2; i <= n; i++)
+                if (!(last[i] + 0 < first[i] + 0)) {
+                    print "column " i ": loss " first[i] " at epoch 1, " last[i] " at the last"
+                    bad = 1
+                }
+            exit bad
+        }' "$tmp/optimizers.csv" >&2
+    echo "compare_optimizers.sh: $(($(wc -l <"$tmp/optimizers.csv") - 1)) epochs, 9 optimizers, every loss decreased"
     ;;
 *)
     echo "example.sh: unknown check '$check'" >&2
