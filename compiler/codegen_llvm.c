@@ -40,6 +40,9 @@ typedef struct {
     LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
     LLVMValueRef *state_base;
     LLVMValueRef *cache;           /* per node id, valid in the current loop body */
+    LLVMValueRef *dcache;          /* the same for values computed in double */
+    signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
+    bool in_double;                /* computing a uniform scalar in double */
     int64_t max_b;                 /* the largest B of the entry being generated */
     bool failed;
 } Cg;
@@ -317,10 +320,51 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
     }
 }
 
+/* A scalar computed from numbers, the batch size, step and epoch only: a hyper-parameter
+ * and its schedule. */
+static bool cg_uniform(Cg *cg, const IrNode *n)
+{
+    if (cg->uniform[n->id])
+        return cg->uniform[n->id] > 0;
+    bool u = !n->shape.batched && n->shape.rank == 0;
+    if (u && n->op != OP_CONST && n->op != OP_VAR) {
+        u = ir_op_class(n->op) == OPC_ELEM && n->op != OP_ONEHOT;
+        for (int i = 0; u && i < 3 && n->in[i]; i++)
+            u = cg_uniform(cg, n->in[i]);
+    }
+    cg->uniform[n->id] = u ? 1 : -1;
+    return u;
+}
+
+/* Such scalars are computed in double, as PyTorch computes them in Python, and rounded
+ * once where they meet float32 data: 1 - 0.999^step in float32 would lose 1e-5. */
+static LLVMValueRef cg_uniform_value(Cg *cg, IrNode *n, const Iter *it)
+{
+    LLVMTypeRef t = cg->T;
+    int es = cg->elem_size;
+    cg->in_double = true;
+    cg->T = cg->f64;
+    cg->elem_size = 8;
+    LLVMValueRef v = cg_value(cg, n, it);
+    cg->in_double = false;
+    cg->T = t;
+    cg->elem_size = es;
+    return LLVMBuildFPTrunc(cg->b, v, cg->T, "");
+}
+
 static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it)
 {
+    if (cg->in_double) {
+        if (!cg->dcache[n->id])
+            cg->dcache[n->id] = cg_compute(cg, n, it);
+        return cg->dcache[n->id];
+    }
     if (cg->cache[n->id])
         return cg->cache[n->id];
+    if (n->buf < 0 && cg->elem_size == 4 && n->op != OP_CONST && cg_uniform(cg, n)) {
+        cg->cache[n->id] = cg_uniform_value(cg, n, it);
+        return cg->cache[n->id];
+    }
     /* Everything is generated in the innermost loop body, so a value stays valid for the
      * rest of it (onehot's operand, computed one dim up, does not depend on the last). */
     LLVMValueRef v = n->buf >= 0 ? cg_load(cg, n, it) : cg_compute(cg, n, it);
@@ -331,6 +375,7 @@ static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it)
 static void cg_clear_cache(Cg *cg)
 {
     memset(cg->cache, 0, sizeof(LLVMValueRef) * (size_t)cg->p->nnodes);
+    memset(cg->dcache, 0, sizeof(LLVMValueRef) * (size_t)cg->p->nnodes);
 }
 
 /* ---- kernels ---- */
@@ -665,6 +710,9 @@ LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMC
     cg.base = nnl_malloc(sizeof(LLVMValueRef) * (size_t)plan->nbufs);
     cg.state_base = nnl_malloc(sizeof(LLVMValueRef) * (size_t)(p->nstates + 1));
     cg.cache = nnl_malloc(sizeof(LLVMValueRef) * (size_t)p->nnodes);
+    cg.dcache = nnl_malloc(sizeof(LLVMValueRef) * (size_t)p->nnodes);
+    cg.uniform = nnl_malloc((size_t)p->nnodes);
+    memset(cg.uniform, 0, (size_t)p->nnodes);
     cg_clear_cache(&cg);
     for (int e = 0; e < ENTRY_COUNT && !cg.failed; e++)
         cg_entry(&cg, e);
@@ -672,6 +720,8 @@ LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMC
     nnl_dealloc(cg.base);
     nnl_dealloc(cg.state_base);
     nnl_dealloc(cg.cache);
+    nnl_dealloc(cg.dcache);
+    nnl_dealloc(cg.uniform);
     char *msg = NULL;
     if (!cg.failed && LLVMVerifyModule(cg.mod, LLVMReturnStatusAction, &msg)) {
         diag_file_error(nnl, NULL, "internal error: the generated LLVM module is invalid: %s", msg);
