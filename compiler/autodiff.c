@@ -16,6 +16,9 @@ typedef struct {
     int n;          /* forward nodes */
 } Ad;
 
+/* Node ids follow creation order, so that dumps are the same whatever the C compiler:
+ * a call never has two arguments that both create nodes (C leaves their order open). */
+
 /* Sums `g` over the dims where `x` was broadcast, giving x's shape. */
 static IrNode *ad_unbroadcast(IrProgram *p, IrNode *g, const Shape *x)
 {
@@ -85,7 +88,8 @@ static void ad_SQRT(Ad *ad, IrNode *y, IrNode *g)
 /* d tanh(x) = 1 - tanh(x)^2 */
 static void ad_TANH(Ad *ad, IrNode *y, IrNode *g)
 {
-    ad_add(ad, A, mul(ad, g, ir_binary(P, OP_SUB, k(ad, 1), mul(ad, y, y))));
+    IrNode *one = k(ad, 1), *yy = mul(ad, y, y);
+    ad_add(ad, A, mul(ad, g, ir_binary(P, OP_SUB, one, yy)));
 }
 
 /* d erf(x) = 2/sqrt(pi) exp(-x^2) */
@@ -140,8 +144,9 @@ static void ad_POW(Ad *ad, IrNode *y, IrNode *g)
  * maximum and minimum) */
 static void ad_minmax(Ad *ad, IrNode *y, IrNode *g, Op wins)
 {
-    IrNode *share = ir_binary(P, OP_ADD, ir_binary(P, wins, A, B),
-                              mul(ad, k(ad, 0.5), ir_binary(P, OP_EQ, A, B)));
+    IrNode *won = ir_binary(P, wins, A, B), *half = k(ad, 0.5);
+    IrNode *tie = mul(ad, half, ir_binary(P, OP_EQ, A, B));
+    IrNode *share = ir_binary(P, OP_ADD, won, tie);
     if (A->needs_grad)
         ad_add(ad, A, mul(ad, g, share));
     if (B->needs_grad)
@@ -164,7 +169,8 @@ static void ad_SUM(Ad *ad, IrNode *y, IrNode *g) { ad_add(ad, A, ir_broadcast(P,
 
 static void ad_RMAX(Ad *ad, IrNode *y, IrNode *g)
 {
-    ad_add(ad, A, mul(ad, ir_broadcast(P, g, A->shape), ir_binary(P, OP_EQ, A, y)));
+    IrNode *gb = ir_broadcast(P, g, A->shape);
+    ad_add(ad, A, mul(ad, gb, ir_binary(P, OP_EQ, A, y)));
 }
 
 /* y = a @ b: da = g @ b^T, db = a^T @ g */
@@ -204,7 +210,8 @@ void ad_backward(IrProgram *p)
     ad.adj = nnl_malloc(sizeof(IrNode *) * (size_t)ad.n);
     memset(ad.adj, 0, sizeof(IrNode *) * (size_t)ad.n);
     /* d(mean over the batch)/d(loss of one sample) = 1 / B */
-    ad.adj[p->loss->id] = ir_binary(p, OP_DIV, ir_const(p, 1), ir_var(p, VAR_BATCH));
+    IrNode *one = ir_const(p, 1), *batch = ir_var(p, VAR_BATCH);
+    ad.adj[p->loss->id] = ir_binary(p, OP_DIV, one, batch);
     for (int i = ad.n - 1; i >= 0; i--) {
         IrNode *y = p->nodes[i];
         if (!ad.adj[i] || !y->needs_grad)

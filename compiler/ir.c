@@ -193,8 +193,8 @@ static IrNode *match_sigmoid(IrNode *n)
 static IrNode *ir_softplus(IrProgram *p, IrNode *t)
 {
     IrNode *neg_abs = ir_unary(p, OP_NEG, ir_unary(p, OP_ABS, t));
-    IrNode *l = ir_unary(p, OP_LOG, ir_binary(p, OP_ADD, ir_const(p, 1),
-                                              ir_unary(p, OP_EXP, neg_abs)));
+    IrNode *one = ir_const(p, 1), *e = ir_unary(p, OP_EXP, neg_abs);
+    IrNode *l = ir_unary(p, OP_LOG, ir_binary(p, OP_ADD, one, e));
     return ir_binary(p, OP_ADD, ir_binary(p, OP_MAX, t, ir_const(p, 0)), l);
 }
 

@@ -62,7 +62,7 @@ typedef struct {
     int n, cap;
 } Env;
 
-enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 18 };
+enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 16 };
 
 static Val val_err(void) { return (Val){.kind = V_NONE}; }
 static bool ok(Val v) { return v.kind != V_NONE; }
@@ -433,7 +433,8 @@ static Val lower_reduce(Lower *L, AstNode *at, Builtin b, Val x, Val *axis, bool
         for (int i = 0; i < t->shape.rank; i++)
             if (mask & (2 << i))
                 count *= t->shape.dim[i];
-        r = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, t, mask), ir_const(p, (double)count));
+        IrNode *total = ir_reduce(p, OP_SUM, t, mask);
+        r = ir_binary(p, OP_DIV, total, ir_const(p, (double)count));
         break;
     }
     case BI_MAX:
@@ -1412,18 +1413,20 @@ static IrNode *lower_grad_terms(Lower *L, IrNode *g, IrNode *w)
 {
     IrProgram *p = L->p;
     TrainSpec *sp = L->spec;
-    if (sp->l1)
-        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, ir_const(p, sp->l1),
-                                              ir_unary(p, OP_SIGN, w)));
+    if (sp->l1) {
+        IrNode *l1 = ir_const(p, sp->l1), *sg = ir_unary(p, OP_SIGN, w);
+        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, l1, sg));
+    }
     if (sp->l2)
         g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, ir_const(p, 2 * sp->l2), w));
-    if (sp->clip_value)
-        g = ir_binary(p, OP_MIN, ir_binary(p, OP_MAX, g, ir_const(p, -sp->clip_value)),
-                      ir_const(p, sp->clip_value));
+    if (sp->clip_value) {
+        IrNode *lo = ir_binary(p, OP_MAX, g, ir_const(p, -sp->clip_value));
+        g = ir_binary(p, OP_MIN, lo, ir_const(p, sp->clip_value));
+    }
     if (sp->clip_norm) {
         IrNode *norm = ir_unary(p, OP_SQRT, ir_sum_all(p, ir_binary(p, OP_MUL, g, g), false));
-        IrNode *coef = ir_binary(p, OP_DIV, ir_const(p, sp->clip_norm),
-                                 ir_binary(p, OP_ADD, norm, ir_const(p, 1e-6)));
+        IrNode *limit = ir_const(p, sp->clip_norm);
+        IrNode *coef = ir_binary(p, OP_DIV, limit, ir_binary(p, OP_ADD, norm, ir_const(p, 1e-6)));
         g = ir_binary(p, OP_MUL, g, ir_binary(p, OP_MIN, coef, ir_const(p, 1)));
     }
     return g;
@@ -1472,8 +1475,11 @@ static bool lower_optimizer(Lower *L)
             leaf->aux = k;
             IrNode *cur = leaf;
             if (init.num != 0) /* the arenas start at 0: the first step sees `init` */
-                cur = ir_where(p, ir_binary(p, OP_EQ, ir_var(p, VAR_STEP), ir_const(p, 1)),
-                               ir_const(p, init.num), leaf);
+            {
+                IrNode *stp = ir_var(p, VAR_STEP), *one = ir_const(p, 1);
+                IrNode *first = ir_binary(p, OP_EQ, stp, one);
+                cur = ir_where(p, first, ir_const(p, init.num), leaf);
+            }
             env_bind(&env, s->name, val_tensor(cur, s));
         } else if (s->kind == AST_ASSIGN) {
             Val v = lower_expr(L, &env, s->rhs);

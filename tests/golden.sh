@@ -20,7 +20,7 @@ name=$(basename "$input")
 actual=$(mktemp)
 trap 'rm -f "$actual"' EXIT
 # shellcheck disable=SC2086
-(cd "$dir" && timeout 10 "$nnlc" $args "$name" >"$actual.out" 2>&1; echo "exit: $?" >>"$actual.out")
+(cd "$dir" && timeout 60 "$nnlc" $args "$name" >"$actual.out" 2>&1; echo "exit: $?" >>"$actual.out")
 mv "$actual.out" "$actual"
 
 if [ "${NNL_UPDATE:-0}" = 1 ]; then
