@@ -1,0 +1,77 @@
+"""PyTorch reference for bench/fashion_mlp.nnl: one epoch of the Fashion-MNIST MLP.
+
+784-256-128-10, ReLU, nn.Linear's default init, CrossEntropyLoss, Adam(lr=1e-3), batch 128,
+shuffled each epoch. The IDX .gz files are read with gzip + numpy and kept as uint8; each batch
+is converted to float and scaled by 1/255, as nnlc does. Only the training loop is timed.
+
+usage: OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N /usr/bin/python3 bench/torch_mlp.py --threads N
+       [--epochs E] [--dir DIR]
+(Debian's torch calls OpenBLAS for its matrix products; without OPENBLAS_NUM_THREADS, OpenBLAS
+starts a thread per CPU on top of torch's own threads.)
+prints one line: "threads N samples S seconds T samples_per_s R maxrss_kb M loss L"
+"""
+import argparse
+import gzip
+import resource
+import time
+
+import numpy as np
+import torch
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    if data[2] != 0x08:
+        raise SystemExit("torch_mlp.py: %s: not an unsigned-byte IDX file" % path)
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--dir", default="/usr/share/datasets/fashion-mnist")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    images = read_idx(args.dir + "/train-images-idx3-ubyte.gz")
+    labels = read_idx(args.dir + "/train-labels-idx1-ubyte.gz")
+    n = images.shape[0]
+    x_all = torch.from_numpy(images.reshape(n, -1).copy())          # uint8 [n, 784]
+    y_all = torch.from_numpy(labels.astype(np.int64))                 # int64 [n]
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256), torch.nn.ReLU(),
+        torch.nn.Linear(256, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    steps = 0
+    loss = None
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        perm = torch.randperm(n)
+        for i in range(0, n, args.batch):
+            idx = perm[i:i + args.batch]
+            x = x_all[idx].float().mul_(1.0 / 255.0)
+            y = y_all[idx]
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            steps += 1
+    seconds = time.perf_counter() - t0
+    samples = n * args.epochs
+    print("threads %d samples %d seconds %.4f samples_per_s %.1f maxrss_kb %d loss %.6f" % (
+        args.threads, samples, seconds, samples / seconds,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, loss.item()))
+
+
+if __name__ == "__main__":
+    main()
