@@ -5,10 +5,11 @@ shuffled each epoch. The IDX .gz files are read with gzip + numpy and kept as ui
 is converted to float and scaled by 1/255, as nnlc does. Only the training loop is timed.
 
 usage: OMP_NUM_THREADS=N OPENBLAS_NUM_THREADS=N /usr/bin/python3 bench/torch_mlp.py --threads N
-       [--epochs E] [--dir DIR]
+       [--epochs E] [--dir DIR] [--test]
 (Debian's torch calls OpenBLAS for its matrix products; without OPENBLAS_NUM_THREADS, OpenBLAS
 starts a thread per CPU on top of torch's own threads.)
-prints one line: "threads N samples S seconds T samples_per_s R maxrss_kb M loss L"
+prints one line: "threads N samples S seconds T samples_per_s R maxrss_kb M loss L", and with
+--test a second: "test_accuracy A" (the accuracy on the 10000 test images after training)
 """
 import argparse
 import gzip
@@ -35,6 +36,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--test", action="store_true",
+                    help="after training, print the accuracy on the 10000 test images")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -71,6 +74,13 @@ def main():
     print("threads %d samples %d seconds %.4f samples_per_s %.1f maxrss_kb %d loss %.6f" % (
         args.threads, samples, seconds, samples / seconds,
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, loss.item()))
+    if args.test:
+        timg = read_idx(args.dir + "/t10k-images-idx3-ubyte.gz")
+        tlab = read_idx(args.dir + "/t10k-labels-idx1-ubyte.gz")
+        with torch.no_grad():
+            x = torch.from_numpy(timg.reshape(timg.shape[0], -1).copy()).float() / 255.0
+            pred = model(x).argmax(dim=1).numpy()
+        print("test_accuracy %.4f" % float((pred == tlab).mean()))
 
 
 if __name__ == "__main__":
