@@ -43,6 +43,8 @@ typedef struct {
     LLVMValueRef *dcache;          /* the same for values computed in double */
     signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
     bool in_double;                /* computing a uniform scalar in double */
+    LLVMValueRef forward;          /* nnl_forward, shared by grad and eval, or NULL */
+    int nforward;                  /* the kernels it holds (a prefix of both) */
     int64_t max_b;                 /* the largest B of the entry being generated */
     bool failed;
 } Cg;
@@ -622,6 +624,21 @@ static void cg_kernel_argmax(Cg *cg, const Kernel *k)
 
 /* ---- entry points ---- */
 
+static void cg_kernels(Cg *cg, const Entry *e, int from, int to)
+{
+    for (int i = from; i < to && !cg->failed; i++) {
+        const Kernel *k = &e->kernels[i];
+        switch (k->kind) {
+        case K_ELEM: cg_kernel_elem(cg, k); break;
+        case K_REDUCE: cg_kernel_reduce(cg, k); break;
+        case K_MATMUL: cg_kernel_matmul(cg, k); break;
+        case K_PICK: cg_kernel_pick(cg, k); break;
+        case K_ARGMAX: cg_kernel_argmax(cg, k); break;
+        case K_SUMOUT: cg_kernel_sumout(cg, k); break;
+        }
+    }
+}
+
 static void cg_add_attr(Cg *cg, LLVMValueRef fn, unsigned index, const char *name)
 {
     unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
@@ -701,18 +718,73 @@ static void cg_entry(Cg *cg, int which)
         break;
     }
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
-    for (int i = 0; i < e->nkernels && !cg->failed; i++) {
-        const Kernel *k = &e->kernels[i];
-        switch (k->kind) {
-        case K_ELEM: cg_kernel_elem(cg, k); break;
-        case K_REDUCE: cg_kernel_reduce(cg, k); break;
-        case K_MATMUL: cg_kernel_matmul(cg, k); break;
-        case K_PICK: cg_kernel_pick(cg, k); break;
-        case K_ARGMAX: cg_kernel_argmax(cg, k); break;
-        case K_SUMOUT: cg_kernel_sumout(cg, k); break;
-        }
+    int first = 0;
+    if ((which == ENTRY_GRAD || which == ENTRY_EVAL) && cg->forward) {
+        /* the forward pass both share: one call instead of a second copy */
+        int nf = nb + ns + 1;
+        LLVMValueRef *fargs = nnl_malloc(sizeof(LLVMValueRef) * (size_t)nf);
+        for (int i = 0; i < nb + ns; i++)
+            fargs[i] = LLVMGetParam(cg->fn, (unsigned)i);
+        fargs[nb + ns] = cg->B;
+        LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(cg->forward), cg->forward, fargs,
+                       (unsigned)nf, "");
+        nnl_dealloc(fargs);
+        first = cg->nforward;
     }
+    cg_kernels(cg, e, first, e->nkernels);
     LLVMBuildRetVoid(cg->b);
+}
+
+static bool cg_same_kernel(const Kernel *a, const Kernel *b)
+{
+    if (a->kind != b->kind || a->node != b->node || a->nouts != b->nouts)
+        return false;
+    for (int o = 0; o < a->nouts; o++)
+        if (a->outs[o].node != b->outs[o].node || a->outs[o].buf != b->outs[o].buf ||
+            a->outs[o].off != b->outs[o].off)
+            return false;
+    return true;
+}
+
+/* The forward pass: eval's kernels before its sums, when grad begins with exactly them
+ * (it does unless the backward pass needs a forward value the loss does not). It becomes
+ * one internal function, not inlined, so that it is optimized and compiled once. */
+static void cg_forward(Cg *cg)
+{
+    const Entry *g = &cg->plan->entries[ENTRY_GRAD], *e = &cg->plan->entries[ENTRY_EVAL];
+    int n = 0;
+    while (n < e->nkernels && e->kernels[n].kind != K_SUMOUT)
+        n++;
+    if (n == 0 || n > g->nkernels)
+        return;
+    for (int i = 0; i < n; i++)
+        if (!cg_same_kernel(&g->kernels[i], &e->kernels[i]))
+            return;
+    int nb = cg->plan->nbufs, ns = cg->p->nstates;
+    LLVMTypeRef *params = nnl_malloc(sizeof(LLVMTypeRef) * (size_t)(nb + ns + 1));
+    for (int i = 0; i < nb + ns; i++)
+        params[i] = cg->ptr;
+    params[nb + ns] = cg->i64;
+    cg->fn = LLVMAddFunction(cg->mod, "nnl_forward",
+                             LLVMFunctionType(cg->vd, params, (unsigned)(nb + ns + 1), false));
+    nnl_dealloc(params);
+    LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
+    cg_add_attr(cg, cg->fn, LLVMAttributeFunctionIndex, "noinline");
+    for (int i = 0; i < nb + ns; i++)
+        cg_add_attr(cg, cg->fn, (unsigned)i + 1, "noalias");
+    for (int i = 0; i < nb; i++)
+        cg->base[i] = LLVMGetParam(cg->fn, (unsigned)i);
+    for (int k = 0; k < ns; k++)
+        cg->state_base[k] = LLVMGetParam(cg->fn, (unsigned)(nb + k));
+    cg->B = LLVMGetParam(cg->fn, (unsigned)(nb + ns));
+    cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
+    cg->max_b = cg->plan->max_batch > cg->plan->max_batch_eval ? cg->plan->max_batch
+                                                                : cg->plan->max_batch_eval;
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
+    cg_kernels(cg, g, 0, n);
+    LLVMBuildRetVoid(cg->b);
+    cg->forward = cg->fn;
+    cg->nforward = n;
 }
 
 /* Builds the module in `ctx`; NULL after reporting an internal error. */
@@ -735,6 +807,7 @@ LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMC
     cg.uniform = nnl_malloc((size_t)p->nnodes);
     memset(cg.uniform, 0, (size_t)p->nnodes);
     cg_clear_cache(&cg);
+    cg_forward(&cg);
     for (int e = 0; e < ENTRY_COUNT && !cg.failed; e++)
         cg_entry(&cg, e);
     LLVMDisposeBuilder(cg.b);

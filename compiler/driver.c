@@ -1,11 +1,25 @@
 /* driver.c — the pipeline, on one screen (driver_run), and what it hands the runtime. */
+#define _POSIX_C_SOURCE 200809L /* realpath */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "nnlc_int.h"
 
 /* ---- data ---- */
+
+/* The data sets of a train block as the runtime describes and loads them: the training
+ * and validation sets and those they are split from, each once, parents first. The
+ * driver finds the files itself, so that a missing one is reported at the declaration. */
+typedef struct {
+    DataSource **src;     /* by spec */
+    NnlrtDataSpec *specs;
+    bool *failed;         /* a file of the spec could not be found (reported once) */
+    int n;
+    int train, val;       /* val -1: none */
+    NnlrtData data;
+} DriverData;
 
 static const DataSource *driver_root(const DataSource *ds)
 {
@@ -14,9 +28,70 @@ static const DataSource *driver_root(const DataSource *ds)
     return ds;
 }
 
+/* The script's directory, absolute, so that a trainer finds the files wherever it runs. */
+static const char *driver_abs_dir(Nnl *nnl, const char *dir)
+{
+    char *abs = realpath(dir ? dir : ".", NULL);
+    if (!abs)
+        return dir;
+    const char *copy = arena_strndup(&nnl->arena, abs, strlen(abs));
+    free(abs);
+    return copy;
+}
+
+static NnlrtDataSpec driver_spec(Nnl *nnl, const DataSource *ds, int parent)
+{
+    static const NnlrtDataKind kinds[] = {[DS_CSV] = NNLRT_DATA_CSV, [DS_SPLIT] = NNLRT_DATA_SPLIT,
+                                          [DS_IDX] = NNLRT_DATA_IDX, [DS_NPY] = NNLRT_DATA_NPY};
+    NnlrtDataSpec s = {
+        .name = ds->name, .kind = kinds[ds->kind], .path = ds->path, .path2 = ds->path2,
+        .scale = ds->scale, .target = ds->target_name, .target_index = ds->target_index,
+        .features = ds->features, .feature_names = (const char *const *)ds->feature_names,
+        .n_features = ds->nfeatures, .header = ds->header, .delimiter = ds->delimiter,
+        .standardize = ds->standardize, .parent = parent, .fraction = ds->fraction,
+        .seed = ds->seed, .part = ds->part,
+    };
+    if (ds->kind != DS_SPLIT)
+        s.script_dir = driver_abs_dir(nnl, ds->script_dir);
+    return s;
+}
+
+static int driver_add_data(Nnl *nnl, DriverData *dd, DataSource *ds)
+{
+    for (int i = 0; i < dd->n; i++)
+        if (dd->src[i] == ds)
+            return i;
+    int parent = ds->kind == DS_SPLIT ? driver_add_data(nnl, dd, ds->parent) : -1;
+    size_t n = (size_t)dd->n + 1;
+    dd->src = nnl_realloc(dd->src, n * sizeof *dd->src);
+    dd->specs = nnl_realloc(dd->specs, n * sizeof *dd->specs);
+    dd->failed = nnl_realloc(dd->failed, n * sizeof *dd->failed);
+    dd->src[dd->n] = ds;
+    dd->specs[dd->n] = driver_spec(nnl, ds, parent);
+    dd->failed[dd->n] = false;
+    return dd->n++;
+}
+
+static void driver_data_init(Nnl *nnl, DriverData *dd, const TrainSpec *spec)
+{
+    *dd = (DriverData){.val = -1};
+    dd->train = driver_add_data(nnl, dd, spec->data);
+    if (spec->validate)
+        dd->val = driver_add_data(nnl, dd, spec->validate);
+    nnlrt_data_init(&dd->data, dd->specs, dd->n);
+}
+
+static void driver_data_free(DriverData *dd)
+{
+    nnlrt_data_free(&dd->data);
+    nnl_dealloc(dd->src);
+    nnl_dealloc(dd->specs);
+    nnl_dealloc(dd->failed);
+}
+
 /* A data file named in a script, found next to it, along NNL_DATA_PATH or in
  * /usr/share/datasets; NULL after reporting where it was looked for. */
-static const char *driver_find(Nnl *nnl, DataSource *ds, const char *name)
+static const char *driver_find(Nnl *nnl, const DataSource *ds, const char *name)
 {
     char buf[4096];
     const char *found = nnlrt_find_data(name, ds->script_dir, buf, sizeof buf);
@@ -28,70 +103,71 @@ static const char *driver_find(Nnl *nnl, DataSource *ds, const char *name)
     return NULL;
 }
 
-static bool driver_load_files(Nnl *nnl, DataSource *ds, NnlrtDataset *out)
+static int driver_index(const DriverData *dd, const DataSource *ds)
 {
-    const char *a = driver_find(nnl, ds, ds->path);
-    const char *b = a && ds->path2 ? driver_find(nnl, ds, ds->path2) : NULL;
-    if (!a || (ds->path2 && !b))
-        return false;
-    bool good = ds->kind == DS_IDX ? nnlrt_idx_load(a, b, ds->scale, out)
-                                   : nnlrt_npy_load(a, b, ds->scale, out);
-    if (!good)
-        nnl->nerrors++; /* the runtime has reported it */
-    return good;
+    for (int i = 0; i < dd->n; i++)
+        if (dd->src[i] == ds)
+            return i;
+    return -1;
 }
 
-static NnlrtDataset *driver_load(Nnl *nnl, DataSource *ds)
+/* The files of data set i's root, found once; false after reporting. */
+static bool driver_find_files(Nnl *nnl, DriverData *dd, int i)
 {
-    if (ds->loaded)
-        return ds->loaded;
-    NnlrtDataset *out = arena_alloc(&nnl->arena, sizeof *out);
-    if (ds->kind == DS_IDX || ds->kind == DS_NPY) {
-        if (!driver_load_files(nnl, ds, out))
-            return NULL;
-    } else if (ds->kind == DS_CSV) {
-        const char *path = driver_find(nnl, ds, ds->path);
-        if (!path)
-            return NULL;
-        NnlrtCsvOptions opt = {.path = path, .target = ds->target_name,
-                               .target_index = ds->target_index, .features = ds->features,
-                               .feature_names = ds->feature_names,
-                               .n_features = ds->nfeatures, .header = ds->header,
-                               .delimiter = ds->delimiter};
-        if (!ds->nfeatures)
-            opt.features = NULL, opt.feature_names = NULL;
-        if (!nnlrt_csv_load(&opt, out)) {
-            nnl->nerrors++; /* the runtime has reported it */
-            return NULL;
-        }
-    } else {
-        NnlrtDataset *parent = driver_load(nnl, ds->parent);
-        if (!parent)
-            return NULL;
-        NnlrtDataset parts[2];
-        nnlrt_split(parent, ds->fraction, ds->seed, &parts[0], &parts[1]);
-        *out = parts[ds->part];
-        nnlrt_dataset_free(&parts[1 - ds->part]);
-        if (out->n == 0) {
-            diag_error(nnl, ds->src, ds->off, "split leaves no samples in part %d of '%s' "
-                       "(%lld samples in all)", ds->part + 1, ds->name ? ds->name : "?",
-                       (long long)parent->n);
-            return NULL;
-        }
+    const DataSource *ds = driver_root(dd->src[i]);
+    int r = driver_index(dd, ds);
+    if (dd->failed[r])
+        return false;
+    if (!dd->data.files[2 * r]) {
+        const char *a = driver_find(nnl, ds, ds->path);
+        const char *b = a && ds->path2 ? driver_find(nnl, ds, ds->path2) : NULL;
+        dd->failed[r] = !a || (ds->path2 && !b);
+        dd->data.files[2 * r] = a;
+        dd->data.files[2 * r + 1] = b;
     }
-    ds->loaded = out;
+    return !dd->failed[r];
+}
+
+/* Data set i, loaded by the runtime; NULL after reporting. */
+static NnlrtDataset *driver_load(Nnl *nnl, DriverData *dd, int i)
+{
+    if (!driver_find_files(nnl, dd, i))
+        return NULL;
+    NnlrtDataset *out = nnlrt_data_load(&dd->data, i);
+    if (!out) {
+        nnl->nerrors++; /* the runtime has reported it */
+        return NULL;
+    }
+    const DataSource *ds = dd->src[i];
+    if (ds->kind == DS_SPLIT && out->n == 0) {
+        diag_error(nnl, ds->src, ds->off, "split leaves no samples in part %d of '%s' "
+                   "(%lld samples in all)", ds->part + 1, ds->name ? ds->name : "?",
+                   (long long)dd->data.sets[driver_index(dd, ds->parent)]->n);
+        return NULL;
+    }
     return out;
 }
 
-/* Frees a data set and the ones it was split from (each once: parts share a parent). */
-static void driver_free_data(DataSource *ds)
+/* The training and validation sets, checked against the declarations, then prepared by
+ * the runtime as a trainer would (standardized with the training set's statistics). */
+static bool driver_load_data(Nnl *nnl, DriverData *dd, const TrainSpec *spec,
+                             NnlrtDataset **data, NnlrtDataset **val)
 {
-    for (; ds; ds = ds->kind == DS_SPLIT ? ds->parent : NULL) {
-        if (ds->loaded) {
-            nnlrt_dataset_free(ds->loaded);
-            ds->loaded = NULL;
-        }
+    NnlrtDataset *t = driver_load(nnl, dd, dd->train);
+    NnlrtDataset *v = dd->val >= 0 ? driver_load(nnl, dd, dd->val) : NULL;
+    if (!t || (dd->val >= 0 && !v))
+        return false;
+    if (v && v->x_size != t->x_size) {
+        diag_error(nnl, spec->validate->src, spec->validate->off, "validation data '%s' has "
+                   "%lld inputs per sample, the training data %lld", spec->validate->name,
+                   (long long)v->x_size, (long long)t->x_size);
+        return false;
     }
+    if (!nnlrt_data_prepare(&dd->data, dd->train, dd->val, data, val)) {
+        nnl->nerrors++; /* the runtime has reported it */
+        return false;
+    }
+    return true;
 }
 
 /* Labels of a classifier must be class numbers of the model's output. */
@@ -203,9 +279,9 @@ static double driver_ms(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
-                              IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
-                              NnlrtDataset *val)
+/* The compiled model as the runtime sees it (entry points from the JIT, or NULL). */
+static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Plan *plan,
+                               const JitEntries *fns, const NnlrtDataset *train)
 {
     NnlrtTensor *tensors = arena_alloc(&nnl->arena, sizeof(NnlrtTensor) * (size_t)p->nparams);
     for (int i = 0; i < p->nparams; i++) {
@@ -214,24 +290,49 @@ static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
                                    .offset = prm->offset, .size = prm->size};
         memcpy(tensors[i].dims, prm->shape.dim, sizeof tensors[i].dims);
     }
-    NnlrtModel m = {
+    return (NnlrtModel){
         .elem_size = opt->elem_size, .n_params = p->nparam_elems, .n_tensors = p->nparams,
         .tensors = tensors, .n_states = p->nstates, .x_size = train->x_size, .y_size = 1,
         .target_kind = p->target_kind, .n_classes = p->n_classes, .n_metrics = p->nmetrics,
         .metric_names = p->metric_names, .n_bufs = plan->nbufs, .buf_elems = plan->buf_elems,
-        .buf_batched = plan->buf_batched, .init = fns->init, .grad = fns->grad,
-        .eval = fns->eval, .update = fns->update,
+        .buf_batched = plan->buf_batched, .init = fns ? fns->init : NULL,
+        .grad = fns ? fns->grad : NULL, .eval = fns ? fns->eval : NULL,
+        .update = fns ? fns->update : NULL,
     };
-    if (opt->gradcheck)
-        return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
-    NnlrtTrainConfig cfg = {
+}
+
+/* The train block's settings for the runtime, with the command line's files. */
+static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *spec)
+{
+    return (NnlrtTrainConfig){
         .epochs = spec->epochs, .batch = spec->batch, .seed = spec->seed,
         .shuffle = spec->shuffle, .log_path = opt->log ? opt->log : spec->log,
         .log_every = spec->log_every, .init_path = opt->init, .dump_path = opt->dump_params,
         .quiet = opt->quiet, .out = opt->out,
     };
-    int rc = nnlrt_train(&m, &cfg, train, val);
-    return (NnlResult)rc;
+}
+
+static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+                              IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
+                              NnlrtDataset *val)
+{
+    NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
+    if (opt->gradcheck)
+        return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
+    NnlrtTrainConfig cfg = driver_config(opt, spec);
+    return (NnlResult)nnlrt_train(&m, &cfg, train, val);
+}
+
+static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+                              IrProgram *p, Plan *plan, const DriverData *dd,
+                              const NnlrtDataset *train)
+{
+    NnlrtModel m = driver_model(nnl, opt, p, plan, NULL, train);
+    NnlrtTrainConfig cfg = driver_config(opt, spec);
+    AotInput in = {.spec = spec, .prog = p, .plan = plan, .model = &m, .data = dd->specs,
+                   .ndata = dd->n, .train_data = dd->train, .val_data = dd->val,
+                   .config = &cfg};
+    return aot_build(nnl, opt, &in);
 }
 
 static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train);
@@ -280,28 +381,17 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     Plan plan = {0};
     Jit *jit = NULL;
     StrBuf dump = {0};
+    DriverData dd = {0};
     if (opt->no_data) {
         /* names, keys and shapes only, with data shaped as the model's input */
         r = lower_program(nnl, &spec, -1, &prog);
         goto done;
     }
-    NnlrtDataset *data = driver_load(nnl, spec.data);
-    NnlrtDataset *val = spec.validate ? driver_load(nnl, spec.validate) : NULL;
+    driver_data_init(nnl, &dd, &spec);
+    NnlrtDataset *data, *val;
     r = NNL_EUSER;
-    if (!data || (spec.validate && !val))
+    if (!driver_load_data(nnl, &dd, &spec, &data, &val))
         goto done;
-    if (val && val->x_size != data->x_size) {
-        diag_error(nnl, spec.validate->src, spec.validate->off, "validation data '%s' has %lld "
-                   "inputs per sample, the training data %lld", spec.validate->name,
-                   (long long)val->x_size, (long long)data->x_size);
-        goto done;
-    }
-    if (driver_root(spec.data)->standardize) {
-        if ((val && !nnlrt_standardize(val, data)) || !nnlrt_standardize(data, data)) {
-            nnl->nerrors++; /* the runtime has reported it */
-            goto done;
-        }
-    }
     if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
         goto done;
     if (prog.target_kind == NNLRT_TARGET_CLASS &&
@@ -333,11 +423,17 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         goto done;
     }
     /* training steps take `batch` samples (all of them with batch = all); the runtime
-     * evaluates in batches of `batch`, or of 1024 with batch = all */
+     * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
+     * only steer code generation (vector or scalar loops, BLAS or inline products): any
+     * batch size runs correctly. */
     plan.max_batch = spec.batch ? spec.batch : data->n;
-    plan.max_batch_eval = spec.batch ? spec.batch : 1024;
+    plan.max_batch_eval = !spec.validate ? plan.max_batch : spec.batch ? spec.batch : 1024;
     if (opt->gradcheck)
         plan.max_batch = plan.max_batch_eval = data->n < 8 ? data->n : 8;
+    if (opt->stop == STOP_BUILD) {
+        r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data);
+        goto done;
+    }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     JitEntries fns;
@@ -365,9 +461,7 @@ done:
     nnl_dealloc(prog.params);
     nnl_dealloc(prog.new_states);
     nnl_dealloc(prog.state_init);
-    driver_free_data(spec.data);
-    if (spec.validate)
-        driver_free_data(spec.validate);
+    driver_data_free(&dd);
     return r;
 }
 
@@ -378,6 +472,7 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
         [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
         [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
+        [NNL_RUN_BUILD] = STOP_BUILD,
     };
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
@@ -385,7 +480,8 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
         .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
-        .out = o->out ? o->out : stdout,
+        .out = o->out ? o->out : stdout, .output = o->output,
+        .cpu = o->cpu ? o->cpu : "x86-64-v3",
     };
     return driver_run(nnl, &opt);
 }

@@ -1,4 +1,11 @@
-/* jit.c — optimizes the module for this CPU and runs it with ORC LLJIT.
+/* jit.c — optimizes the module for this CPU and runs it with ORC LLJIT; or, for nnlc
+ * build, optimizes it for a chosen CPU and writes an object file.
+ *
+ * JIT and AOT make their TargetMachines with one function (cg_machine), so that a native
+ * trainer runs the very code `nnlc run` runs: the same default<O3> pipeline with the same
+ * CPU and features, and code generation at the same level (Less). They differ only in the
+ * code model (the JIT's default is the large one), which changes how addresses are
+ * formed, not the arithmetic.
  *
  * Facts from shared/notes/llvm.md: default<O3> needs the host TargetMachine to vectorize;
  * the runtime and BLAS reach JIT code through an explicit absolute-symbol table (Debian
@@ -57,7 +64,12 @@ static void jit_report(void *ctx, LLVMErrorRef err)
     jit_error(ctx, "JIT", err);
 }
 
-static LLVMTargetMachineRef jit_host_machine(Nnl *nnl, LLVMCodeGenOptLevel level)
+/* The one TargetMachine every compiled model is optimized and generated with, for JIT
+ * and AOT alike: `cpu` "native" is the host's CPU with the host's features, any other name
+ * that CPU with its own features only. Optimizing runs at `level` Aggressive, code
+ * generation at Less (the module is optimized already); `jit` picks the JIT's code model. */
+static LLVMTargetMachineRef cg_machine(Nnl *nnl, const char *cpu, LLVMCodeGenOptLevel level,
+                                       bool jit)
 {
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
@@ -68,19 +80,25 @@ static LLVMTargetMachineRef jit_host_machine(Nnl *nnl, LLVMCodeGenOptLevel level
         LLVMDisposeMessage(triple);
         return NULL;
     }
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features,
-                                                      level, LLVMRelocPIC,
-                                                      LLVMCodeModelJITDefault);
-    LLVMDisposeMessage(cpu);
+    bool host = strcmp(cpu, "native") == 0;
+    char *name = host ? LLVMGetHostCPUName() : NULL;
+    char *features = host ? LLVMGetHostCPUFeatures() : NULL;
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(
+        target, triple, host ? name : cpu, host ? features : "", level, LLVMRelocPIC,
+        jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+    LLVMDisposeMessage(name);
     LLVMDisposeMessage(features);
     LLVMDisposeMessage(triple);
+    if (!tm)
+        diag_file_error(nnl, NULL, "internal error: cannot create an LLVM target machine for %s",
+                        cpu);
     return tm;
 }
 
-static bool jit_optimize(Nnl *nnl, LLVMModuleRef mod)
+/* default<O3> with the TargetMachine for `cpu` (without one nothing vectorizes). */
+static bool cg_optimize(Nnl *nnl, LLVMModuleRef mod, const char *cpu, bool jit)
 {
-    LLVMTargetMachineRef tm = jit_host_machine(nnl, LLVMCodeGenLevelAggressive);
+    LLVMTargetMachineRef tm = cg_machine(nnl, cpu, LLVMCodeGenLevelAggressive, jit);
     if (!tm)
         return false;
     char *triple = LLVMGetTargetMachineTriple(tm);
@@ -94,6 +112,16 @@ static bool jit_optimize(Nnl *nnl, LLVMModuleRef mod)
     LLVMDisposePassBuilderOptions(opts);
     LLVMDisposeTargetMachine(tm);
     return err ? jit_error(nnl, "optimizing", err) : true;
+}
+
+static void cg_init_llvm(void)
+{
+    static bool initialized;
+    if (!initialized) {
+        LLVMInitializeNativeTarget();
+        LLVMInitializeNativeAsmPrinter();
+        initialized = true;
+    }
 }
 
 void jit_free(Jit *jit)
@@ -135,16 +163,11 @@ static void *jit_lookup(Nnl *nnl, Jit *jit, const char *name)
 NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *dump,
                      Jit **out, JitEntries *entries)
 {
-    static bool initialized;
-    if (!initialized) {
-        LLVMInitializeNativeTarget();
-        LLVMInitializeNativeAsmPrinter();
-        initialized = true;
-    }
+    cg_init_llvm();
     *out = NULL;
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMModuleRef mod = cg_module(nnl, p, plan, elem_size, LLVMOrcThreadSafeContextGetContext(tsc));
-    if (!mod || !jit_optimize(nnl, mod)) {
+    if (!mod || !cg_optimize(nnl, mod, "native", true)) {
         if (mod)
             LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);
@@ -162,7 +185,7 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
     *jit = (Jit){0};
     /* The module is optimized already: the JIT's own code generator runs at -O1 */
     LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-    LLVMTargetMachineRef jtm = jit_host_machine(nnl, LLVMCodeGenLevelLess);
+    LLVMTargetMachineRef jtm = cg_machine(nnl, "native", LLVMCodeGenLevelLess, true);
     if (jtm)
         LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
             builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
@@ -199,4 +222,35 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
     }
     *out = jit;
     return NNL_OK;
+}
+
+/* ---- ahead of time (nnlc build) ---- */
+
+NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, const char *cpu,
+                         const char *path, const char **cpu_name, const char **features)
+{
+    cg_init_llvm();
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = cg_module(nnl, p, plan, elem_size, ctx);
+    LLVMTargetMachineRef tm = mod && cg_optimize(nnl, mod, cpu, false)
+                                  ? cg_machine(nnl, cpu, LLVMCodeGenLevelLess, false) : NULL;
+    NnlResult r = tm ? NNL_OK : NNL_EINTERNAL;
+    char *err = NULL;
+    if (tm && LLVMTargetMachineEmitToFile(tm, mod, (char *)path, LLVMObjectFile, &err)) {
+        diag_file_error(nnl, path, "cannot write the object file: %s", err);
+        r = NNL_EUSAGE;
+    }
+    if (tm) {
+        char *name = LLVMGetTargetMachineCPU(tm), *feat = LLVMGetTargetMachineFeatureString(tm);
+        *cpu_name = arena_strndup(&nnl->arena, name, strlen(name));
+        *features = arena_strndup(&nnl->arena, feat, strlen(feat));
+        LLVMDisposeMessage(name);
+        LLVMDisposeMessage(feat);
+        LLVMDisposeTargetMachine(tm);
+    }
+    LLVMDisposeMessage(err);
+    if (mod)
+        LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    return r;
 }

@@ -170,6 +170,7 @@ static Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv)
     case BV_PI:
         return val_num(M_PI, at);
     case BV_EPOCHS:
+        L->spec->uses_epochs = true;
         return val_num((double)L->spec->epochs, at);
     case BV_EPOCH:
     case BV_STEP:

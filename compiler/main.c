@@ -14,7 +14,7 @@ typedef struct {
     const char *sets[64];
 } Args;
 
-enum { OPT_STAGE = 1, OPT_RUN = 2 };
+enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4 };
 
 typedef struct {
     const char *name;
@@ -30,6 +30,7 @@ static int cmd_check(Args *a);
 static int cmd_dump(Args *a);
 static int cmd_run(Args *a);
 static int cmd_gradcheck(Args *a);
+static int cmd_build(Args *a);
 
 #define RUN_OPTIONS \
     "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
@@ -48,6 +49,25 @@ static const Command commands[] = {
      "\nExit status: 0 trained, 1 an error in the script or its data, 2 usage or I/O error,\n"
      "3 training diverged (the loss became NaN or infinite), 70 internal error.\n",
      OPT_RUN, true, cmd_run},
+    {"build", "compile a script into a standalone trainer",
+     "nnlc build FILE [-o TRAINER] [--cpu=CPU] [OPTIONS]",
+     "Runs the same steps as 'nnlc run' up to the compiled model (the data files are read\n"
+     "and checked: the model's sizes come from them), then writes TRAINER, an executable\n"
+     "that trains the model as 'nnlc run' would, without nnlc or LLVM. It is linked with\n"
+     "cc against nnl's runtime, OpenBLAS and zlib. 'TRAINER --help' describes it.\n"
+     "\noptions:\n"
+     "  -o, --output FILE  the trainer to write (default: the script's name without .nnl)\n"
+     "  --cpu=CPU          the processor the code is for: x86-64-v3 (the default: any\n"
+     "                     x86-64 CPU with AVX2 and FMA), native (this machine's, with all\n"
+     "                     its features: as fast as 'nnlc run', and bit-identical to it),\n"
+     "                     x86-64, x86-64-v2 or x86-64-v4\n"
+     "  --set KEY=VALUE    override a key of the train block; it is compiled in\n"
+     "  --train MODEL      the train block to use when the script has several\n"
+     "  --float64          compute in float64 instead of float32\n"
+     "  --quiet            print nothing but errors\n"
+     "\nExit status: 0 built, 1 an error in the script or its data, 2 usage or I/O error\n"
+     "(no C compiler, a file that cannot be written), 70 internal error.\n",
+     OPT_BUILD, true, cmd_build},
     {"check", "check scripts for errors without running them", "nnlc check FILE...",
      "Reads each FILE ('-' is standard input) and reports every error it finds as\n"
      "FILE:LINE:COL: error: MESSAGE, followed by the line and a caret: syntax, names,\n"
@@ -139,8 +159,15 @@ static const char *option_value(const char *name, int argc, char **argv, int *i,
 
 static int parse_args(const Command *c, int argc, char **argv, Args *a)
 {
-    static const char *const run_opts[] = {"--set", "--train", "--log", "--init",
-                                           "--save-params"};
+    /* options with a value, and the commands that take each */
+    static const struct {
+        const char *name;
+        int commands;
+    } run_opts[] = {
+        {"--set", OPT_RUN | OPT_BUILD}, {"--train", OPT_RUN | OPT_BUILD}, {"--log", OPT_RUN},
+        {"--init", OPT_RUN}, {"--save-params", OPT_RUN}, {"--output", OPT_BUILD},
+        {"-o", OPT_BUILD}, {"--cpu", OPT_BUILD},
+    };
     bool options_done = false;
     a->run.sets = a->sets;
     for (int i = 0; i < argc; i++) {
@@ -160,16 +187,17 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             a->stage = v;
             continue;
         }
-        if ((c->options & OPT_RUN) && strcmp(arg, "--quiet") == 0) {
+        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--quiet") == 0) {
             a->run.quiet = 1;
             continue;
         }
-        if ((c->options & OPT_RUN) && strcmp(arg, "--float64") == 0) {
+        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--float64") == 0) {
             a->run.float64 = 1;
             continue;
         }
-        for (size_t k = 0; (c->options & OPT_RUN) && k < sizeof run_opts / sizeof *run_opts && !missing; k++) {
-            if (!(v = option_value(run_opts[k], argc, argv, &i, &missing)))
+        for (size_t k = 0; k < sizeof run_opts / sizeof *run_opts && !missing; k++) {
+            if (!(c->options & run_opts[k].commands) ||
+                !(v = option_value(run_opts[k].name, argc, argv, &i, &missing)))
                 continue;
             matched = true;
             if (k == 0) {
@@ -178,7 +206,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
                 a->sets[a->run.nsets++] = v;
             } else {
                 const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,
-                                      &a->run.dump_params};
+                                      &a->run.dump_params, &a->run.output, &a->run.output,
+                                      &a->run.cpu};
                 *dst[k] = v;
             }
             break;
@@ -227,6 +256,40 @@ static int cmd_run(Args *a)
 static int cmd_gradcheck(Args *a)
 {
     a->run.mode = NNL_RUN_GRADCHECK;
+    return run_file(a->files[0], &a->run);
+}
+
+/* The trainer's default name: the script's without its directory and ".nnl". */
+static const char *default_output(const char *script, char *buf, size_t n)
+{
+    const char *slash = strrchr(script, '/');
+    const char *base = slash ? slash + 1 : script;
+    size_t len = strlen(base);
+    if (len > 4 && strcmp(base + len - 4, ".nnl") == 0)
+        len -= 4;
+    else
+        return NULL;
+    snprintf(buf, n, "%.*s", (int)len, base);
+    return buf;
+}
+
+static int cmd_build(Args *a)
+{
+    static const char *const cpus[] = {"native", "x86-64", "x86-64-v2", "x86-64-v3",
+                                       "x86-64-v4"};
+    char name[256];
+    bool known = !a->run.cpu;
+    for (size_t i = 0; !known && i < sizeof cpus / sizeof *cpus; i++)
+        known = strcmp(a->run.cpu, cpus[i]) == 0;
+    if (!known)
+        return usage_error("build", "unknown CPU '%s' (--cpu=native, x86-64, x86-64-v2, "
+                           "x86-64-v3 or x86-64-v4)", a->run.cpu);
+    if (!a->run.output && !(a->run.output = default_output(a->files[0], name, sizeof name)))
+        return usage_error("build", "name the trainer with -o FILE (the script '%s' does "
+                           "not end in .nnl)", a->files[0]);
+    if (!*a->run.output)
+        return usage_error("build", "%s", "-o needs a file name");
+    a->run.mode = NNL_RUN_BUILD;
     return run_file(a->files[0], &a->run);
 }
 

@@ -60,6 +60,7 @@ typedef enum {
     NNL_RUN_TRAIN,         /* compile and train */
     NNL_RUN_GRADCHECK,     /* compile in float64, compare gradients with finite differences */
     NNL_RUN_CHECK_NO_DATA, /* as CHECK, without reading data files (the fuzz harness) */
+    NNL_RUN_BUILD,         /* compile into a standalone trainer (output, cpu) */
 } NnlRunMode;
 
 typedef struct {
@@ -73,6 +74,8 @@ typedef struct {
     int quiet;
     int float64;                /* --float64: train in double precision */
     FILE *out;                  /* dumps and progress */
+    const char *output;         /* build: the trainer to write */
+    const char *cpu;            /* build: "x86-64-v3" (NULL), "native", or a CPU name */
 } NnlRunOptions;
 
 /* Checks, compiles and runs the train declaration of the loaded script. */

@@ -398,7 +398,6 @@ struct DataSource {
     double fraction;
     uint64_t seed;
     int part;                  /* 0: the first part, 1: the rest */
-    NnlrtDataset *loaded;      /* driver.c */
 };
 
 /* The evaluated train declaration (and --set overrides). */
@@ -415,6 +414,7 @@ typedef struct {
     bool shuffle;
     const char *log;
     int64_t log_every;
+    bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
     double clip_norm, clip_value, l1, l2;  /* 0: off */
     const AstNode *key_at[16]; /* where each key was set, for messages */
 } TrainSpec;
@@ -486,9 +486,18 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
                      Jit **jit, JitEntries *entries);
 void jit_free(Jit *jit);
 
+/* The same module, optimized and compiled for `cpu` ("native": the host's CPU and
+ * features, exactly as cg_compile; else an LLVM CPU name such as "x86-64-v3", with its
+ * own features only) into the object file `path`, which defines nnl_init, nnl_grad,
+ * nnl_eval and nnl_update. Sets *cpu_name (the CPU's name: the host's for "native") and
+ * *features (LLVM's "+avx2,+fma,..." list, "" for a named CPU), in the context's arena. */
+NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, const char *cpu,
+                         const char *path, const char **cpu_name, const char **features);
+
 /* ---- driver.c: the pipeline ---- */
 
-typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN } StopAt;
+typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
+               STOP_BUILD } StopAt;
 
 typedef struct {
     StopAt stop;
@@ -502,9 +511,29 @@ typedef struct {
     bool no_data;                 /* check without reading data files */
     bool quiet;
     FILE *out;
+    const char *output;           /* STOP_BUILD: the trainer to write */
+    const char *cpu;              /* STOP_BUILD: "native" or an LLVM CPU name */
 } RunOptions;
 
 NnlResult driver_run(Nnl *nnl, const RunOptions *opt);
+
+/* ---- aot.c: standalone trainers (nnlc build) ----
+ *
+ * What the driver hands over: the model as the runtime sees it, its data sets, the
+ * settings of the train block, and the compiled program. */
+typedef struct {
+    const TrainSpec *spec;
+    IrProgram *prog;
+    Plan *plan;
+    const NnlrtModel *model;        /* entry points NULL: they are in the object file */
+    const NnlrtDataSpec *data;
+    int ndata, train_data, val_data;
+    const NnlrtTrainConfig *config;
+} AotInput;
+
+/* Writes the trainer opt->output for opt->cpu: the object file, a C file with the
+ * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
+NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 
 /* ---- context (nnl.c) ---- */
 

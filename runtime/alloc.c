@@ -12,7 +12,8 @@
 
 static void nnlrt_out_of_memory(size_t size)
 {
-    fprintf(stderr, "nnlc: error: out of memory (allocating %zu bytes)\n", size);
+    fprintf(stderr, "%s: error: out of memory (allocating %zu bytes)\n", nnlrt_program_name(),
+            size);
     exit(NNLRT_EIO);
 }
 
@@ -56,8 +57,8 @@ void nnlrt_free(void *p)
 size_t nnlrt_array_bytes(size_t n, size_t elem)
 {
     if (elem != 0 && n > SIZE_MAX / elem) {
-        fprintf(stderr, "nnlc: error: out of memory (allocating %zu elements of %zu bytes)\n",
-                n, elem);
+        fprintf(stderr, "%s: error: out of memory (allocating %zu elements of %zu bytes)\n",
+                nnlrt_program_name(), n, elem);
         exit(NNLRT_EIO);
     }
     return n * elem;

@@ -10,6 +10,17 @@ enum { NNLRT_MAX_MESSAGE = 1024 };
 
 static NnlrtErrorFn nnlrt_error_fn;
 static void *nnlrt_error_ctx;
+static const char *nnlrt_name = "nnlc";
+
+void nnlrt_set_program_name(const char *name)
+{
+    nnlrt_name = name ? name : "nnlc";
+}
+
+const char *nnlrt_program_name(void)
+{
+    return nnlrt_name;
+}
 
 void nnlrt_set_error_handler(NnlrtErrorFn fn, void *ctx)
 {
@@ -21,7 +32,7 @@ void nnlrt_set_error_handler(NnlrtErrorFn fn, void *ctx)
 static int nnlrt_error_prefix(char *buf, size_t size, const char *file, long line, long col)
 {
     if (!file)
-        return snprintf(buf, size, "nnlc: ");
+        return snprintf(buf, size, "%s: ", nnlrt_name);
     if (line <= 0)
         return snprintf(buf, size, "%s: ", file);
     if (col <= 0)

@@ -48,6 +48,11 @@ void nnlrt_error(const char *file, long line, long col, const char *fmt, ...)
 typedef void (*NnlrtErrorFn)(void *ctx, const char *message);
 void nnlrt_set_error_handler(NnlrtErrorFn fn, void *ctx);
 
+/* The name errors without a file start with ("nnlc: error: ..."): "nnlc" by default, a
+ * trainer's own name in a trainer. The string must outlive its use. */
+void nnlrt_set_program_name(const char *name);
+const char *nnlrt_program_name(void);
+
 /* Exit codes of nnlrt_train (and of nnlc): */
 enum {
     NNLRT_OK = 0,
@@ -150,6 +155,66 @@ const char *nnlrt_find_data(const char *name, const char *script_dir, char *buf,
  * itself when absolute), cut short with "..." when buf is too small. Returns buf. */
 const char *nnlrt_data_places(const char *name, const char *script_dir, char *buf, size_t n);
 
+/* ---- data sets as a script declares them ---- */
+
+/* One `data` declaration, as nnlc evaluated it: enough for the runtime to load it the way
+ * `nnlc run` does, so that a standalone trainer needs no compiler. */
+typedef enum { NNLRT_DATA_CSV, NNLRT_DATA_IDX, NNLRT_DATA_NPY, NNLRT_DATA_SPLIT } NnlrtDataKind;
+
+typedef struct {
+    const char *name;         /* the data declaration's name */
+    NnlrtDataKind kind;
+    /* files as written in the script (csv: path; idx: images, labels; npy: x, y), found
+     * with nnlrt_find_data from script_dir */
+    const char *path, *path2;
+    const char *script_dir;   /* the script's directory, absolute (NULL: the current one) */
+    double scale;             /* idx, npy: the inputs' scale */
+    /* csv: as NnlrtCsvOptions */
+    const char *target;
+    long target_index;
+    const long *features;
+    const char *const *feature_names;
+    int n_features;
+    bool header;
+    char delimiter;
+    bool standardize;         /* a training set drawn from this file is standardized */
+    /* split: part `part` (0: the first round(fraction * n) samples after a shuffle with
+     * `seed`, 1: the rest) of spec `parent` */
+    int parent;
+    double fraction;
+    uint64_t seed;
+    int part;
+} NnlrtDataSpec;
+
+/* The data sets of a program, each loaded at most once: the two parts of a split share
+ * their parent. `files` holds two entries per spec: where to read each of its files from,
+ * or NULL (as nnlrt_data_init leaves them) to find the file as written with
+ * nnlrt_find_data. */
+typedef struct {
+    const NnlrtDataSpec *specs;
+    int n_specs;
+    const char **files;       /* 2 * n_specs */
+    const char *hint;         /* appended to "cannot find the data file" messages, or NULL */
+    NnlrtDataset **sets;      /* n_specs, loaded ones non-NULL */
+    bool *failed;             /* n_specs: loading was tried and reported an error */
+} NnlrtData;
+
+void nnlrt_data_init(NnlrtData *d, const NnlrtDataSpec *specs, int n_specs);
+/* Data set i, loaded (with its parent, for a split part) or from the cache; NULL after
+ * reporting (once: a set that failed to load fails again silently). A split part may be
+ * empty here: nnlrt_data_prepare reports that. */
+NnlrtDataset *nnlrt_data_load(NnlrtData *d, int i);
+/* The training set `train` and the validation set `val` (-1: none) as a run uses them:
+ * loaded, not empty, with as many inputs per sample each, and, when the file the training
+ * set comes from says `standardize`, both standardized with the training set's statistics.
+ * False after reporting. */
+bool nnlrt_data_prepare(NnlrtData *d, int train, int val, NnlrtDataset **train_out,
+                        NnlrtDataset **val_out);
+/* The spec's file(s) as a call, written into buf: csv("data/iris.csv", target = "species"),
+ * split(iris, 0.8, seed = 0) part 1. Returns buf. */
+const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n);
+void nnlrt_data_free(NnlrtData *d);
+
 /* ---- the compiled model ---- */
 
 typedef struct {
@@ -214,6 +279,17 @@ typedef struct {
     const char *dump_path;    /* where to write the final parameters (same format), or NULL */
     bool quiet;
     FILE *out;                /* per-epoch lines */
+    /* Checkpoints (runtime/checkpoint.c, docs/checkpoints.md); all 0/NULL: none. */
+    const char *checkpoint_path;    /* write checkpoints here: at the end, on SIGINT/SIGTERM,
+                                     * and every N epochs or steps as below; NULL: none */
+    int64_t checkpoint_every;       /* also after every N epochs (0: not by epochs) */
+    int64_t checkpoint_every_steps; /* or after every N steps (0: not by steps); not both */
+    int64_t keep;                   /* keep K: <path>, <path>.1 ... <path>.(K-1); 0 means 1 */
+    const char *resume_path;        /* a checkpoint to go on from, or NULL */
+    const char *resume_hint;        /* the command that resumes, less the path, for the
+                                     * message on a stop ("nnlc run x.nnl --resume"); NULL:
+                                     * "--resume" */
+    int64_t stop_after_steps;       /* test hook: stop after step N as on SIGINT (0: never) */
 } NnlrtTrainConfig;
 
 /* Per-epoch results, for callers and tests. */
@@ -229,10 +305,58 @@ typedef struct {
 int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDataset *train,
                 const NnlrtDataset *val);
 
+/* ---- standalone trainers (nnlc build) ---- */
+
+/* Everything a trainer knows about its model: nnlc build writes one as C, next to the
+ * object file with the entry points, and links it with libnnlrt into an executable whose
+ * main is nnlrt_trainer_main. */
+typedef struct {
+    const char *model_name;       /* the trained model: "net" */
+    const char *script;           /* the script it was compiled from (absolute) */
+    const char *nnlc_version;
+    const char *cpu;              /* what the code was compiled for: "x86-64-v3", or the
+                                   * host's CPU for --cpu=native */
+    const char *description;      /* the compiled-in train keys, a "key  value" line each */
+    NnlrtModel model;
+    const NnlrtDataSpec *data;    /* every data set the run reads, parents included */
+    int n_data;
+    int train_data, val_data;     /* indices in data; val_data -1: no validation */
+    NnlrtTrainConfig config;      /* the train block's settings; out NULL: stdout */
+    const char *const *train_keys; /* every train key of the language, NULL-terminated */
+    bool epochs_compiled;         /* hyper-parameters use `epochs`: it cannot change */
+    /* The first CPU feature the code needs that this machine lacks, or NULL. */
+    const char *(*missing_cpu_feature)(void);
+} NnlrtProgram;
+
+/* A trainer's main: parses its options (--set, --data, --log, --init, --save-params,
+ * --quiet, --help, --version), loads the data and trains. Returns the exit status. */
+int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv);
+
 /* Checks the gradients of a float64 model (elem_size 8) against central differences on the
  * first min(n, 8) samples of `ds`, with parameters initialised from `seed`; prints the worst
  * relative error per tensor to `out`. Returns true when every error is below `tol`. */
 bool nnlrt_gradcheck(const NnlrtModel *m, const NnlrtDataset *ds, uint64_t seed, double tol,
                      FILE *out);
+
+/* ==== checkpoints and stopping (runtime/checkpoint.c, train.c; docs/checkpoints.md) ====
+ * A section of its own, apart from the program/trainer interface above. */
+
+/* Exit codes of nnlrt_train, continuing the list above: a SIGINT (or the stop_after_steps
+ * hook) or a SIGTERM stopped the run after its current step, once a checkpoint was
+ * written if one was configured: 128 + the signal's number, as shells report it. */
+enum { NNLRT_EINT = 130, NNLRT_ETERM = 143 };
+
+/* A 64-bit FNV-1a hash of every tensor's name, rank, dims, offset and size, in order, then
+ * the element size, the number of optimizer states and the parameter count: what a
+ * checkpoint must match to be loaded into m. The same on every machine. */
+uint64_t nnlrt_model_signature(const NnlrtModel *m);
+
+/* Removes the "<path>.tmp.<pid>" files that writers of checkpoint `path` killed before
+ * their rename left behind (those whose process is gone). nnlrt_train calls it at start. */
+void nnlrt_checkpoint_clean_stale(const char *path);
+
+/* Checks that `path` is a whole, uncorrupted checkpoint of m, loading nothing. Returns 0,
+ * or NNLRT_EIO / NNLRT_EUSER after reporting "PATH: error: ..." as a resume would. */
+int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path);
 
 #endif

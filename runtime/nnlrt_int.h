@@ -136,4 +136,55 @@ void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
  * the sample's source line (CSV) or number. */
 bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds);
 
+/* ---- checkpoint.c: crash-safe checkpoints (the format: its top comment and
+ * docs/checkpoints.md) ---- */
+
+enum { NNLRT_CKPT_VERSION = 1, NNLRT_CKPT_HEADER = 152 };
+
+/* A run's state between two steps, everything needed to go on bit-exactly. The arrays
+ * belong to the caller (the trainer's buffers): written from, or read into. */
+typedef struct {
+    int64_t epoch;          /* the epoch in progress, from 0 (epochs done when next_batch is 0) */
+    int64_t step;           /* updates done */
+    int64_t next_batch;     /* index of the next batch of `epoch` */
+    NnlrtRng shuffle;       /* the shuffle generator at the start of `epoch` */
+    int64_t batch, n_train; /* the run's batch size and training samples */
+    bool shuffled;          /* the run shuffles */
+    bool has_log;           /* the run writes a log: */
+    uint32_t log_crc;       /*   CRC32 of its first log_bytes bytes */
+    uint64_t log_bytes;     /*   its length when the checkpoint was written */
+    double last_loss;       /* the last finite batch loss, NaN before the first */
+    double window_loss;     /* per-step log rows: batch losses since the last row */
+    int64_t window_steps;
+    int n_sums;             /* 1 + n_metrics: set by the caller, also to read */
+    double *sums;           /* the epoch's training sums so far */
+    void *params;           /* n_params elements; NULL to read only the header (verify) */
+    void **states;          /* n_states arenas of n_params */
+} NnlrtCheckpoint;
+
+/* Writes atomically, keeping the `keep` (>= 1) most recent as <path>, <path>.1, ...
+ * False after reporting; <path> is then the previous checkpoint, byte for byte (unless
+ * only the final fsync of the directory failed, which the message says). */
+bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
+                            const NnlrtCheckpoint *c);
+/* Verifies <path> against m (magic, version, size, CRC, signature, then the metrics), then
+ * fills c: its fields, and its arrays unless c->params is NULL. Returns 0, or NNLRT_EIO
+ * (cannot open or read) / NNLRT_EUSER (refused) after reporting. */
+int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c);
+
+/* Failure injection for tests: the next checkpoint write fails at `step` as if the call
+ * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */
+typedef enum {
+    NNLRT_CKPT_NONE,
+    NNLRT_CKPT_OPEN,      /* creating <path>.tmp.<pid> */
+    NNLRT_CKPT_WRITE,     /* the first fwrite */
+    NNLRT_CKPT_FLUSH,
+    NNLRT_CKPT_FSYNC,
+    NNLRT_CKPT_CLOSE,
+    NNLRT_CKPT_ROTATE,    /* the first rotation step (keep >= 2) */
+    NNLRT_CKPT_RENAME,    /* the temp file over <path> */
+    NNLRT_CKPT_DIRSYNC,   /* fsync of the directory, after the rename */
+} NnlrtCkptStep;
+void nnlrt_checkpoint_fail_at(NnlrtCkptStep step, int err);
+
 #endif

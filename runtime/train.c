@@ -5,14 +5,23 @@
  * from a second rng seeded with cfg->seed ^ TRAIN_SHUFFLE_MIX, drawn from afresh every
  * epoch; sums are accumulated in a fixed order and the log holds no times, so two runs
  * with the same seed on the same machine write the same bytes.
+ *
+ * Checkpoints (checkpoint.c) hold the run's state between two steps: the parameters and
+ * optimizer states, the step, the epoch and the next batch in it, the shuffle generator as
+ * it was at the start of that epoch (the order is drawn again from it), the epoch's sums
+ * so far and the log's length and CRC. A run stopped after any step and resumed from its
+ * checkpoint writes the same parameters and log bytes as one that was never stopped.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, sigaction, fsync, ftruncate */
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "nnlrt_int.h"
 
@@ -201,6 +210,31 @@ bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds)
     return true;
 }
 
+enum { TRAIN_MAX_KEEP = 1000 };
+
+static bool train_check_checkpoints(const NnlrtTrainConfig *cfg)
+{
+    const char *msg = NULL;
+    if (cfg->checkpoint_every < 0 || cfg->checkpoint_every_steps < 0 || cfg->keep < 0 ||
+        cfg->stop_after_steps < 0)
+        msg = "checkpoint_every, checkpoint_every_steps, keep and stop_after_steps cannot be "
+              "negative";
+    else if (cfg->checkpoint_every > 0 && cfg->checkpoint_every_steps > 0)
+        msg = "checkpoint_every and checkpoint_every_steps cannot both be given: checkpoints "
+              "are written by epochs or by steps";
+    else if (!cfg->checkpoint_path &&
+             (cfg->checkpoint_every > 0 || cfg->checkpoint_every_steps > 0 || cfg->keep > 1))
+        msg = "checkpoint_every, checkpoint_every_steps and keep need a checkpoint file";
+    else if (cfg->keep > TRAIN_MAX_KEEP)
+        msg = "keep is at most 1000";
+    else if (cfg->init_path && cfg->resume_path)
+        msg = "a run starts from a parameter file (init) or goes on from a checkpoint "
+              "(resume), not both";
+    if (msg)
+        nnlrt_error(NULL, 0, 0, "%s", msg);
+    return msg == NULL;
+}
+
 static bool train_check_config(const NnlrtModel *m, const NnlrtTrainConfig *cfg)
 {
     if (m->elem_size != 4 && m->elem_size != 8) {
@@ -212,7 +246,7 @@ static bool train_check_config(const NnlrtModel *m, const NnlrtTrainConfig *cfg)
         nnlrt_error(NULL, 0, 0, "epochs, batch and log_every cannot be negative");
         return false;
     }
-    return true;
+    return train_check_checkpoints(cfg);
 }
 
 /* ---- the trainer ---- */
@@ -229,6 +263,10 @@ typedef struct {
     int64_t *order;       /* the epoch's sample order */
     int64_t *identity;    /* 0, 1, 2, ...: validation order */
     NnlrtRng shuffle;
+    NnlrtRng epoch_rng;   /* the shuffle generator at the start of the epoch */
+    int64_t epoch;        /* the epoch in progress, from 0 */
+    int64_t next_batch;   /* the next batch of that epoch */
+    int64_t ckpt_step;    /* step of the last checkpoint written or resumed from, or -1 */
     double *batch_sums;   /* 1 + n_metrics: what grad added for one batch */
     double *sums;         /* the same over the epoch */
     double *val_sums;
@@ -237,6 +275,10 @@ typedef struct {
     double last_loss;     /* the last finite batch loss, NaN before the first */
     double window_loss;   /* sum of batch losses since the last per-step log row */
     int64_t window_steps;
+    char *row;            /* the log row being built */
+    size_t row_len, row_cap;
+    uLong log_crc;        /* CRC32 of the log's bytes so far */
+    uint64_t log_bytes;
 } Trainer;
 
 static double *train_doubles(int n)
@@ -279,6 +321,10 @@ static void train_setup(Trainer *t, const NnlrtModel *m, const NnlrtTrainConfig 
     t->stats.metrics = train_doubles(n_sums);
     t->stats.val_metrics = train_doubles(n_sums);
     t->last_loss = NAN;
+    t->ckpt_step = -1;
+    t->row_cap = 256;
+    t->row = nnlrt_alloc(t->row_cap);
+    t->log_crc = crc32(0, Z_NULL, 0);
 }
 
 static void train_free(Trainer *t)
@@ -291,6 +337,7 @@ static void train_free(Trainer *t)
     nnlrt_free(t->val_sums);
     nnlrt_free(t->stats.metrics);
     nnlrt_free(t->stats.val_metrics);
+    nnlrt_free(t->row);
 }
 
 static int train_init_params(Trainer *t)
@@ -303,7 +350,12 @@ static int train_init_params(Trainer *t)
     return NNLRT_OK;
 }
 
-/* ---- the CSV log ---- */
+/* ---- the CSV log ----
+ *
+ * A row is built in t->row and written whole, so that the log's length and CRC32 are
+ * known at every checkpoint. A resumed run checks the log against them, cuts off what the
+ * stopped run wrote after its checkpoint (rows that will be written again) and appends:
+ * the rows before stay, none is written twice. */
 
 static int train_log_failed(Trainer *t)
 {
@@ -311,26 +363,116 @@ static int train_log_failed(Trainer *t)
     return NNLRT_EIO;
 }
 
+static void train_row_add(Trainer *t, const char *fmt, ...) NNLRT_PRINTF(2, 3);
+static void train_row_add(Trainer *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->row + t->row_len, t->row_cap - t->row_len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= t->row_cap - t->row_len) {
+        t->row_cap = 2 * (t->row_len + (size_t)n + 1);
+        t->row = nnlrt_realloc(t->row, t->row_cap);
+        va_start(ap, fmt);
+        vsnprintf(t->row + t->row_len, t->row_cap - t->row_len, fmt, ap);
+        va_end(ap);
+    }
+    t->row_len += (size_t)n;
+}
+
+/* Ends the row and writes it. */
+static int train_row_write(Trainer *t)
+{
+    train_row_add(t, "\n");
+    size_t n = t->row_len;
+    t->row_len = 0;
+    if (fwrite(t->row, 1, n, t->log) != n)
+        return train_log_failed(t);
+    t->log_crc = crc32(t->log_crc, (const Bytef *)t->row, (uInt)n);
+    t->log_bytes += n;
+    return NNLRT_OK;
+}
+
 /* epoch,step,loss,<metrics>[,val_loss,val_<metrics>] */
 static int train_log_header(Trainer *t)
 {
     const NnlrtModel *m = t->m;
-    bool ok = fputs("epoch,step,loss", t->log) >= 0;
+    train_row_add(t, "epoch,step,loss");
     for (int i = 0; i < m->n_metrics; i++)
-        ok = ok && fprintf(t->log, ",%s", m->metric_names[i]) >= 0;
+        train_row_add(t, ",%s", m->metric_names[i]);
     if (t->val) {
-        ok = ok && fputs(",val_loss", t->log) >= 0;
+        train_row_add(t, ",val_loss");
         for (int i = 0; i < m->n_metrics; i++)
-            ok = ok && fprintf(t->log, ",val_%s", m->metric_names[i]) >= 0;
+            train_row_add(t, ",val_%s", m->metric_names[i]);
     }
-    ok = ok && fputc('\n', t->log) != EOF;
-    return ok ? NNLRT_OK : train_log_failed(t);
+    return train_row_write(t);
 }
 
-static int train_open_log(Trainer *t)
+/* The first c->log_bytes bytes of f: there, and with the CRC the checkpoint recorded. */
+static int train_check_old_log(Trainer *t, FILE *f, const NnlrtCheckpoint *c)
+{
+    const char *path = t->cfg->log_path;
+    uLong crc = crc32(0, Z_NULL, 0);
+    uint64_t got = 0;
+    char buf[1 << 14];
+    for (size_t k = 1; got < c->log_bytes && k > 0; got += k) {
+        uint64_t left = c->log_bytes - got;
+        k = fread(buf, 1, left < sizeof buf ? (size_t)left : sizeof buf, f);
+        crc = crc32(crc, (const Bytef *)buf, (uInt)k);
+    }
+    if (ferror(f)) {
+        nnlrt_error(path, 0, 0, "cannot read the log: %s", strerror(errno));
+        return NNLRT_EIO;
+    }
+    if (got == c->log_bytes && (uint32_t)crc == c->log_crc) {
+        t->log_crc = crc;
+        t->log_bytes = got;
+        return NNLRT_OK;
+    }
+    nnlrt_error(path, 0, 0, "is not the log of the run being resumed: it had %llu bytes when "
+                "the checkpoint was written, and %s; give another log file (one that does "
+                "not exist is started afresh)", (unsigned long long)c->log_bytes,
+                got < c->log_bytes ? "now has fewer" : "its first ones differ now");
+    return NNLRT_EUSER;
+}
+
+/* Resuming from a checkpoint that has a log: that log, cut to its length then. A missing
+ * log is started afresh (t->log stays NULL). */
+static int train_continue_log(Trainer *t, const NnlrtCheckpoint *c)
+{
+    const char *path = t->cfg->log_path;
+    FILE *f = fopen(path, "r+b");
+    if (!f && errno == ENOENT)
+        return NNLRT_OK;
+    if (!f) {
+        nnlrt_error(path, 0, 0, "cannot open the log for writing: %s", strerror(errno));
+        return NNLRT_EIO;
+    }
+    int rc = train_check_old_log(t, f, c);
+    if (rc == NNLRT_OK && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)c->log_bytes) != 0 ||
+                           fseek(f, 0, SEEK_END) != 0)) {
+        t->log = f;
+        return train_log_failed(t);
+    }
+    if (rc != NNLRT_OK)
+        fclose(f);
+    else
+        t->log = f;
+    return rc;
+}
+
+/* `from`: the checkpoint a resumed run goes on from, else NULL. */
+static int train_open_log(Trainer *t, const NnlrtCheckpoint *from)
 {
     if (!t->cfg->log_path)
         return NNLRT_OK;
+    if (from && from->has_log) {
+        int rc = train_continue_log(t, from);
+        if (rc != NNLRT_OK || t->log)
+            return rc;
+    }
     t->log = fopen(t->cfg->log_path, "w");
     if (!t->log) {
         nnlrt_error(t->cfg->log_path, 0, 0, "cannot open the log for writing: %s",
@@ -338,6 +480,17 @@ static int train_open_log(Trainer *t)
         return NNLRT_EIO;
     }
     return train_log_header(t);
+}
+
+/* Before a checkpoint: the log's bytes on disk, since the checkpoint records them. A log
+ * that cannot be synced (a pipe, a terminal) says EINVAL. */
+static int train_sync_log(Trainer *t)
+{
+    if (!t->log)
+        return NNLRT_OK;
+    if (fflush(t->log) != 0 || (fsync(fileno(t->log)) != 0 && errno != EINVAL))
+        return train_log_failed(t);
+    return NNLRT_OK;
 }
 
 /* Closes the log; a failure there turns a successful run into an I/O error. */
@@ -365,17 +518,16 @@ static int train_log_epoch(Trainer *t, int64_t epoch)
         return NNLRT_OK;
     const NnlrtEpochStats *s = &t->stats;
     const char *num = log_number_format(t);
-    bool ok = fprintf(t->log, "%lld,%lld", (long long)epoch + 1, (long long)t->step) >= 0;
-    ok = ok && fprintf(t->log, num, s->loss) >= 0;
+    train_row_add(t, "%lld,%lld", (long long)epoch + 1, (long long)t->step);
+    train_row_add(t, num, s->loss);
     for (int i = 0; i < t->m->n_metrics; i++)
-        ok = ok && fprintf(t->log, num, s->metrics[i]) >= 0;
+        train_row_add(t, num, s->metrics[i]);
     if (t->val) {
-        ok = ok && fprintf(t->log, num, s->val_loss) >= 0;
+        train_row_add(t, num, s->val_loss);
         for (int i = 0; i < t->m->n_metrics; i++)
-            ok = ok && fprintf(t->log, num, s->val_metrics[i]) >= 0;
+            train_row_add(t, num, s->val_metrics[i]);
     }
-    ok = ok && fputc('\n', t->log) != EOF;
-    return ok ? NNLRT_OK : train_log_failed(t);
+    return train_row_write(t);
 }
 
 /* Every log_every steps: the mean batch loss of those steps; metrics and validation are
@@ -390,13 +542,12 @@ static int train_log_step(Trainer *t, int64_t epoch, double loss)
     double mean = t->window_loss / (double)t->window_steps;
     t->window_loss = 0;
     t->window_steps = 0;
-    bool ok = fprintf(t->log, "%lld,%lld", (long long)epoch + 1, (long long)t->step) >= 0;
-    ok = ok && fprintf(t->log, log_number_format(t), mean) >= 0;
+    train_row_add(t, "%lld,%lld", (long long)epoch + 1, (long long)t->step);
+    train_row_add(t, log_number_format(t), mean);
     int empty = t->m->n_metrics + (t->val ? 1 + t->m->n_metrics : 0);
     for (int i = 0; i < empty; i++)
-        ok = ok && fputc(',', t->log) != EOF;
-    ok = ok && fputc('\n', t->log) != EOF;
-    return ok ? NNLRT_OK : train_log_failed(t);
+        train_row_add(t, ",");
+    return train_row_write(t);
 }
 
 /* ---- progress ---- */
@@ -504,26 +655,278 @@ static void train_validate(Trainer *t)
         t->stats.val_metrics[i] = t->val_sums[1 + i] / (double)t->val->n;
 }
 
-static int train_epoch(Trainer *t, int64_t epoch)
+static int64_t train_batches(const Trainer *t)
+{
+    return (t->train->n + t->batch - 1) / t->batch;
+}
+
+/* ---- checkpoints ---- */
+
+/* The run's state now, between two steps, into t->cfg->checkpoint_path. */
+static int train_checkpoint(Trainer *t)
+{
+    if (t->ckpt_step == t->step)
+        return NNLRT_OK;
+    int rc = train_sync_log(t);
+    if (rc != NNLRT_OK)
+        return rc;
+    NnlrtCheckpoint c = {
+        .epoch = t->epoch,
+        .step = t->step,
+        .next_batch = t->next_batch,
+        .shuffle = t->next_batch > 0 ? t->epoch_rng : t->shuffle,
+        .batch = t->batch,
+        .n_train = t->train->n,
+        .shuffled = t->cfg->shuffle,
+        .has_log = t->log != NULL,
+        .log_crc = (uint32_t)t->log_crc,
+        .log_bytes = t->log_bytes,
+        .last_loss = t->last_loss,
+        .window_loss = t->window_loss,
+        .window_steps = t->window_steps,
+        .n_sums = 1 + t->m->n_metrics,
+        .sums = t->sums,
+        .params = t->b.bufs[NNLRT_BUF_PARAMS],
+        .states = t->b.states,
+    };
+    int64_t keep = t->cfg->keep > 0 ? t->cfg->keep : 1;
+    if (!nnlrt_checkpoint_write(t->cfg->checkpoint_path, keep, t->m, &c))
+        return NNLRT_EIO;
+    t->ckpt_step = t->step;
+    return NNLRT_OK;
+}
+
+/* A checkpoint goes on the run it was written by: the same batches of the same samples. */
+static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
+{
+    const char *path = t->cfg->resume_path;
+    if (c->batch != t->batch || c->n_train != t->train->n || c->shuffled != t->cfg->shuffle) {
+        nnlrt_error(path, 0, 0, "was written by a run with batches of %lld out of %lld "
+                    "training samples%s; this run has batches of %lld out of %lld%s: resume "
+                    "with the same data, batch and shuffle", (long long)c->batch,
+                    (long long)c->n_train, c->shuffled ? ", shuffled" : ", not shuffled",
+                    (long long)t->batch, (long long)t->train->n,
+                    t->cfg->shuffle ? ", shuffled" : ", not shuffled");
+        return false;
+    }
+    if (c->epoch < 0 || c->step < 0 || c->next_batch < 0 || c->next_batch >= train_batches(t) ||
+        c->window_steps < 0) {
+        nnlrt_error(path, 0, 0, "corrupt: its position is out of range (epoch %lld, batch %lld "
+                    "of %lld, step %lld)", (long long)c->epoch + 1, (long long)c->next_batch + 1,
+                    (long long)train_batches(t), (long long)c->step);
+        return false;
+    }
+    if (c->next_batch == 0 && c->epoch > t->cfg->epochs) {
+        nnlrt_error(path, 0, 0, "was written at the end of epoch %lld, beyond the %lld epochs "
+                    "of this run", (long long)c->epoch, (long long)t->cfg->epochs);
+        return false;
+    }
+    if (c->next_batch > 0 && c->epoch >= t->cfg->epochs) {
+        nnlrt_error(path, 0, 0, "was written in epoch %lld, beyond the %lld epochs of this run",
+                    (long long)c->epoch + 1, (long long)t->cfg->epochs);
+        return false;
+    }
+    return true;
+}
+
+/* Parameters, optimizer states, position, shuffle generator and sums from the checkpoint
+ * (`c` keeps what the log needs). */
+static int train_resume(Trainer *t, NnlrtCheckpoint *c)
+{
+    memset(c, 0, sizeof *c);
+    c->n_sums = 1 + t->m->n_metrics;
+    c->sums = t->sums;
+    c->params = t->b.bufs[NNLRT_BUF_PARAMS];
+    c->states = t->b.states;
+    int rc = nnlrt_checkpoint_read(t->cfg->resume_path, t->m, c);
+    if (rc != NNLRT_OK)
+        return rc;
+    if (!train_check_resume(t, c))
+        return NNLRT_EUSER;
+    t->epoch = c->epoch;
+    t->step = c->step;
+    t->next_batch = c->next_batch;
+    t->shuffle = c->shuffle;
+    t->last_loss = c->last_loss;
+    t->window_loss = c->window_loss;
+    t->window_steps = c->window_steps;
+    t->ckpt_step = c->step;
+    if (t->cfg->quiet)
+        return NNLRT_OK;
+    if (fprintf(t->out, "resuming from %s: step %lld, epoch %lld, batch %lld\n",
+                t->cfg->resume_path, (long long)t->step, (long long)t->epoch + 1,
+                (long long)t->next_batch + 1) >= 0)
+        return NNLRT_OK;
+    nnlrt_error(NULL, 0, 0, "cannot write the progress output: %s", strerror(errno));
+    return NNLRT_EIO;
+}
+
+/* ---- stopping on SIGINT and SIGTERM ----
+ *
+ * The handler only records the signal. The loop looks at it after every step, writes a
+ * checkpoint (when one is configured) and returns 128 + the signal. SA_RESETHAND: a
+ * second signal stops the process at once (the checkpoint being written, if any, is then
+ * a temp file, and the previous one stays). */
+
+static volatile sig_atomic_t train_signal;
+
+static void train_on_signal(int sig)
+{
+    if (!train_signal)
+        train_signal = sig;
+}
+
+typedef struct {
+    struct sigaction old_int, old_term;
+    bool caught_int, caught_term;
+} TrainSignals;
+
+/* Catches sig unless it is ignored (as nohup and background jobs leave SIGINT). */
+static bool train_catch(int sig, struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = train_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    if (sigaction(sig, NULL, old) != 0 || old->sa_handler == SIG_IGN)
+        return false;
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
+static void train_signals_catch(TrainSignals *s)
+{
+    train_signal = 0;
+    s->caught_int = train_catch(SIGINT, &s->old_int);
+    s->caught_term = train_catch(SIGTERM, &s->old_term);
+}
+
+static void train_signals_restore(const TrainSignals *s)
+{
+    if (s->caught_int)
+        sigaction(SIGINT, &s->old_int, NULL);
+    if (s->caught_term)
+        sigaction(SIGTERM, &s->old_term, NULL);
+}
+
+/* `s` as one shell word: as it is when plain, else in single quotes. */
+static const char *train_shell_word(const char *s, char *buf, size_t n)
+{
+    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                        "_-+=./:,@%") == strlen(s))
+        return s;
+    size_t used = 0;
+    buf[used++] = '\'';
+    for (; *s && used + 6 < n; s++) {
+        if (*s == '\'') {
+            memcpy(buf + used, "'\\''", 4);
+            used += 4;
+        } else
+            buf[used++] = *s;
+    }
+    buf[used++] = '\'';
+    buf[used] = 0;
+    return buf;
+}
+
+/* The stop's position: "after step 13 (epoch 3, batch 3 of 5)" or "(the end of epoch 2)". */
+static void train_stop_position(const Trainer *t, char *buf, size_t n)
+{
+    if (t->next_batch > 0)
+        snprintf(buf, n, "after step %lld (epoch %lld, batch %lld of %lld)",
+                 (long long)t->step, (long long)t->epoch + 1, (long long)t->next_batch,
+                 (long long)train_batches(t));
+    else
+        snprintf(buf, n, "after step %lld (the end of epoch %lld)", (long long)t->step,
+                 (long long)t->epoch);
+}
+
+/* A stop: sig is SIGINT, SIGTERM, or -1 for the stop_after_steps hook (as SIGINT). */
+static int train_stop(Trainer *t, int sig)
+{
+    const NnlrtTrainConfig *cfg = t->cfg;
+    const char *why = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stop_after_steps";
+    int code = sig == SIGTERM ? NNLRT_ETERM : NNLRT_EINT;
+    char where[128], word[512];
+    train_stop_position(t, where, sizeof where);
+    if (!cfg->checkpoint_path) {
+        nnlrt_error(NULL, 0, 0, "stopped by %s %s: no checkpoint was requested, so the run "
+                    "cannot be resumed", why, where);
+        return code;
+    }
+    int rc = train_checkpoint(t);
+    if (rc != NNLRT_OK)
+        return rc;
+    nnlrt_error(NULL, 0, 0, "stopped by %s %s; checkpoint written to %s; to resume: %s %s", why,
+                where, cfg->checkpoint_path, cfg->resume_hint ? cfg->resume_hint : "--resume",
+                train_shell_word(cfg->checkpoint_path, word, sizeof word));
+    return code;
+}
+
+/* After a step (and, with epoch_end, its epoch's end): a stop when one was asked for, a
+ * checkpoint when one is due. */
+static int train_between_steps(Trainer *t, bool epoch_end)
+{
+    const NnlrtTrainConfig *cfg = t->cfg;
+    int sig = train_signal;
+    if (!sig && cfg->stop_after_steps > 0 && t->step == cfg->stop_after_steps)
+        sig = -1;
+    if (sig)
+        return train_stop(t, sig);
+    bool due = cfg->checkpoint_path &&
+               ((cfg->checkpoint_every_steps > 0 && t->step % cfg->checkpoint_every_steps == 0) ||
+                (epoch_end && cfg->checkpoint_every > 0 && t->epoch % cfg->checkpoint_every == 0));
+    return due ? train_checkpoint(t) : NNLRT_OK;
+}
+
+/* ---- the loop ---- */
+
+/* The rest of epoch t->epoch: from batch t->next_batch (0 but in a resumed run), then the
+ * epoch's end (means, validation, the log row, the progress line). */
+static int train_epoch(Trainer *t)
 {
     const NnlrtModel *m = t->m;
-    int64_t n = t->train->n;
+    int64_t n = t->train->n, n_batches = train_batches(t), epoch = t->epoch;
     double started = train_now();
+    t->epoch_rng = t->shuffle;
     train_order(t);
-    memset(t->sums, 0, (size_t)(1 + m->n_metrics) * sizeof(double));
-    for (int64_t start = 0; start < n; start += t->batch) {
+    while (t->next_batch < n_batches) {
+        int64_t start = t->next_batch * t->batch;
         int rc = train_batch(t, epoch, t->order + start, train_min(t->batch, n - start));
         if (rc != NNLRT_OK)
+            return rc;
+        if (++t->next_batch < n_batches && (rc = train_between_steps(t, false)) != NNLRT_OK)
             return rc;
     }
     t->stats.loss = t->sums[0] / (double)n;
     for (int i = 0; i < m->n_metrics; i++)
         t->stats.metrics[i] = t->sums[1 + i] / (double)n;
+    memset(t->sums, 0, (size_t)(1 + m->n_metrics) * sizeof(double));
     t->stats.val_loss = NAN;
     if (t->val)
         train_validate(t);
     int rc = train_log_epoch(t, epoch);
-    return rc != NNLRT_OK ? rc : train_print_epoch(t, epoch, train_now() - started);
+    if (rc == NNLRT_OK)
+        rc = train_print_epoch(t, epoch, train_now() - started);
+    if (rc != NNLRT_OK)
+        return rc;
+    t->epoch++;
+    t->next_batch = 0;
+    return train_between_steps(t, true);
+}
+
+/* Epochs until the last, then the final checkpoint, with SIGINT and SIGTERM caught. */
+static int train_run(Trainer *t)
+{
+    TrainSignals s;
+    train_signals_catch(&s);
+    int rc = NNLRT_OK;
+    while (rc == NNLRT_OK && t->epoch < t->cfg->epochs)
+        rc = train_epoch(t);
+    if (rc == NNLRT_OK && t->cfg->checkpoint_path)
+        rc = train_checkpoint(t);
+    train_signals_restore(&s);
+    return rc;
 }
 
 int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDataset *train,
@@ -534,11 +937,14 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
         return NNLRT_EUSER;
     Trainer t;
     train_setup(&t, m, cfg, train, val);
-    int rc = train_init_params(&t);
+    if (cfg->checkpoint_path)
+        nnlrt_checkpoint_clean_stale(cfg->checkpoint_path);
+    NnlrtCheckpoint from;
+    int rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
     if (rc == NNLRT_OK)
-        rc = train_open_log(&t);
-    for (int64_t epoch = 0; rc == NNLRT_OK && epoch < cfg->epochs; epoch++)
-        rc = train_epoch(&t, epoch);
+        rc = train_open_log(&t, cfg->resume_path ? &from : NULL);
+    if (rc == NNLRT_OK)
+        rc = train_run(&t);
     rc = train_close_log(&t, rc);
     if (rc == NNLRT_OK && cfg->dump_path)
         rc = nnlrt_params_dump(m, cfg->dump_path, t.b.bufs[NNLRT_BUF_PARAMS]);

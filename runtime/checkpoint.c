@@ -1,0 +1,695 @@
+/* checkpoint.c — crash-safe checkpoints: everything a run needs to go on bit-exactly.
+ *
+ * The file (version 1; docs/checkpoints.md says the same for users). Integers are
+ * little-endian and of fixed width; f64 is an IEEE double stored as its u64 bits.
+ *
+ *   offset  size  field
+ *        0     8  magic "NNLCKPT\0"
+ *        8     4  u32 format version (1)
+ *       12     4  u32 elem_size: 4 (float32) or 8 (float64)
+ *       16     8  u64 model signature (nnlrt_model_signature)
+ *       24     8  i64 n_params
+ *       32     4  u32 n_states: optimizer state arrays, each n_params
+ *       36     4  u32 n_sums: 1 + the number of metrics
+ *       40     8  i64 epoch: the epoch in progress, from 0 (= epochs done when next_batch is 0)
+ *       48     8  i64 step: updates done
+ *       56     8  i64 next_batch: the index of the next batch in that epoch
+ *       64    32  u64[4] the shuffle generator (xoshiro256**) at the start of that epoch
+ *       96     8  i64 batch: the run's batch size (the whole set for full-batch training)
+ *      104     8  i64 n_train: training samples
+ *      112     4  u32 flags: bit 0 the run shuffles, bit 1 it writes a log
+ *      116     4  u32 log_crc: CRC32 of the log's first log_bytes bytes
+ *      120     8  u64 log_bytes: the log's length when the checkpoint was written
+ *      128     8  f64 last_loss: the last finite batch loss (NaN before the first)
+ *      136     8  f64 window_loss: per-step log rows: the batch losses since the last row
+ *      144     8  i64 window_steps: how many
+ *      152  8*n_sums       f64 the epoch's training sums so far (loss, then each metric)
+ *        .  P = n_params * elem_size: the parameter arena
+ *        .  n_states * P:  each optimizer state arena, in order
+ *        .     4  u32 CRC32 (zlib's crc32) of every byte before it
+ *
+ * Reading checks, in this order, before anything is allocated from a size in the file:
+ * the magic, the version (the layout of the rest depends on it), the file's size against
+ * the one the header's sizes promise, the CRC, the model signature. Every refusal is
+ * reported as "PATH: error: ..."; nothing of a refused file reaches the trainer.
+ *
+ * Writing is atomic and durable: "<path>.tmp.<pid>" in the same directory, written whole,
+ * fflush, fsync, fclose, then the older checkpoints rotated (keep = K), then renamed over
+ * <path>, then the directory fsynced. Until that rename <path> is the previous checkpoint,
+ * byte for byte; a failure removes the temp file. A killed writer leaves a temp file:
+ * nnlrt_checkpoint_clean_stale removes those of processes that are gone.
+ */
+#define _POSIX_C_SOURCE 200809L /* fsync, kill, link */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "nnlrt_int.h"
+
+static const uint8_t CKPT_MAGIC[8] = {'N', 'N', 'L', 'C', 'K', 'P', 'T', 0};
+enum {
+    CKPT_CHUNK = 1 << 16,     /* bytes per read, write and crc32 call */
+    CKPT_FLAG_SHUFFLE = 1,
+    CKPT_FLAG_LOG = 2,
+};
+
+/* ---- the model signature ---- */
+
+/* FNV-1a, 64 bits, over bytes laid out the same on every machine. */
+static uint64_t sig_bytes(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001B3u;
+    return h;
+}
+
+static uint64_t sig_u64(uint64_t h, uint64_t v)
+{
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    return sig_bytes(h, b, 8);
+}
+
+/* Every tensor's name (with its NUL), rank, dims, offset and size, in order; then the
+ * element size, the number of optimizer states and the parameter count. */
+uint64_t nnlrt_model_signature(const NnlrtModel *m)
+{
+    uint64_t h = sig_u64(0xCBF29CE484222325u, (uint64_t)m->n_tensors);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const NnlrtTensor *t = &m->tensors[i];
+        h = sig_bytes(h, t->name, strlen(t->name) + 1);
+        h = sig_u64(h, (uint64_t)t->rank);
+        for (int d = 0; d < t->rank && d < 4; d++)
+            h = sig_u64(h, (uint64_t)t->dims[d]);
+        h = sig_u64(sig_u64(h, (uint64_t)t->offset), (uint64_t)t->size);
+    }
+    h = sig_u64(h, (uint64_t)m->elem_size);
+    h = sig_u64(h, (uint64_t)m->n_states);
+    return sig_u64(h, (uint64_t)m->n_params);
+}
+
+/* ---- little-endian fields ---- */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_f64(uint8_t *p, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    put_u64(p, u);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static double get_f64(const uint8_t *p)
+{
+    uint64_t u = get_u64(p);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+static bool ckpt_host_le(void)
+{
+    const uint16_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* Reverses the bytes of each of n elements of `size` bytes: host order <-> little-endian
+ * on a big-endian machine. */
+static void ckpt_swap(uint8_t *p, size_t n, size_t size)
+{
+    for (size_t i = 0; i < n; i++, p += size)
+        for (size_t a = 0, b = size - 1; a < b; a++, b--) {
+            uint8_t t = p[a];
+            p[a] = p[b];
+            p[b] = t;
+        }
+}
+
+static void ckpt_encode_header(uint8_t *h, const NnlrtModel *m, const NnlrtCheckpoint *c)
+{
+    memset(h, 0, NNLRT_CKPT_HEADER);
+    memcpy(h, CKPT_MAGIC, 8);
+    put_u32(h + 8, NNLRT_CKPT_VERSION);
+    put_u32(h + 12, (uint32_t)m->elem_size);
+    put_u64(h + 16, nnlrt_model_signature(m));
+    put_u64(h + 24, (uint64_t)m->n_params);
+    put_u32(h + 32, (uint32_t)m->n_states);
+    put_u32(h + 36, (uint32_t)c->n_sums);
+    put_u64(h + 40, (uint64_t)c->epoch);
+    put_u64(h + 48, (uint64_t)c->step);
+    put_u64(h + 56, (uint64_t)c->next_batch);
+    for (int i = 0; i < 4; i++)
+        put_u64(h + 64 + 8 * i, c->shuffle.s[i]);
+    put_u64(h + 96, (uint64_t)c->batch);
+    put_u64(h + 104, (uint64_t)c->n_train);
+    put_u32(h + 112, (c->shuffled ? CKPT_FLAG_SHUFFLE : 0) | (c->has_log ? CKPT_FLAG_LOG : 0));
+    put_u32(h + 116, c->log_crc);
+    put_u64(h + 120, c->log_bytes);
+    put_f64(h + 128, c->last_loss);
+    put_f64(h + 136, c->window_loss);
+    put_u64(h + 144, (uint64_t)c->window_steps);
+}
+
+/* The run's position and state from a header that passed every check. */
+static void ckpt_decode_header(const uint8_t *h, NnlrtCheckpoint *c)
+{
+    c->epoch = (int64_t)get_u64(h + 40);
+    c->step = (int64_t)get_u64(h + 48);
+    c->next_batch = (int64_t)get_u64(h + 56);
+    for (int i = 0; i < 4; i++)
+        c->shuffle.s[i] = get_u64(h + 64 + 8 * i);
+    c->batch = (int64_t)get_u64(h + 96);
+    c->n_train = (int64_t)get_u64(h + 104);
+    uint32_t flags = get_u32(h + 112);
+    c->shuffled = flags & CKPT_FLAG_SHUFFLE;
+    c->has_log = flags & CKPT_FLAG_LOG;
+    c->log_crc = get_u32(h + 116);
+    c->log_bytes = get_u64(h + 120);
+    c->last_loss = get_f64(h + 128);
+    c->window_loss = get_f64(h + 136);
+    c->window_steps = (int64_t)get_u64(h + 144);
+}
+
+/* ---- failure injection (tests) ---- */
+
+static NnlrtCkptStep ckpt_fail_step;
+static int ckpt_fail_errno;
+
+void nnlrt_checkpoint_fail_at(NnlrtCkptStep step, int err)
+{
+    ckpt_fail_step = step;
+    ckpt_fail_errno = err;
+}
+
+/* Whether the next call at `step` is to fail (once), with errno set as it would be. */
+static bool ckpt_injected(NnlrtCkptStep step)
+{
+    if (ckpt_fail_step != step)
+        return false;
+    ckpt_fail_step = NNLRT_CKPT_NONE;
+    errno = ckpt_fail_errno;
+    return true;
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+    FILE *f;
+    uLong crc;
+    int err;              /* errno of the first failure, 0 while all is well */
+    const char *what;     /* the call that failed */
+} CkptOut;
+
+static bool out_fail(CkptOut *o, const char *what)
+{
+    if (!o->err) {
+        o->err = errno ? errno : EIO;
+        o->what = what;
+    }
+    return false;
+}
+
+static bool out_bytes(CkptOut *o, const void *p, size_t n)
+{
+    if (o->err)
+        return false;
+    o->crc = crc32(o->crc, p, (uInt)n);
+    if (ckpt_injected(NNLRT_CKPT_WRITE) || fwrite(p, 1, n, o->f) != n)
+        return out_fail(o, "write");
+    return true;
+}
+
+/* n elements of `size` bytes from host order, as little-endian. */
+static bool out_array(CkptOut *o, const void *data, size_t n, size_t size)
+{
+    const uint8_t *p = data;
+    uint8_t buf[CKPT_CHUNK];
+    size_t per = CKPT_CHUNK / size;
+    for (size_t done = 0; done < n; done += per) {
+        size_t k = n - done < per ? n - done : per;
+        const uint8_t *src = p + done * size;
+        if (!ckpt_host_le()) {
+            memcpy(buf, src, k * size);
+            ckpt_swap(buf, k, size);
+            src = buf;
+        }
+        if (!out_bytes(o, src, k * size))
+            return false;
+    }
+    return true;
+}
+
+static bool out_contents(CkptOut *o, const NnlrtModel *m, const NnlrtCheckpoint *c)
+{
+    uint8_t h[NNLRT_CKPT_HEADER];
+    ckpt_encode_header(h, m, c);
+    bool ok = out_bytes(o, h, sizeof h);
+    for (int i = 0; ok && i < c->n_sums; i++) {
+        uint8_t b[8];
+        put_f64(b, c->sums[i]);
+        ok = out_bytes(o, b, 8);
+    }
+    size_t elem = (size_t)m->elem_size;
+    ok = ok && out_array(o, c->params, (size_t)m->n_params, elem);
+    for (int i = 0; ok && i < m->n_states; i++)
+        ok = out_array(o, c->states[i], (size_t)m->n_params, elem);
+    uint8_t crc[4];
+    put_u32(crc, (uint32_t)o->crc);
+    return ok && out_bytes(o, crc, 4);
+}
+
+/* The whole checkpoint into `tmp`, on disk when this returns true. */
+static bool ckpt_write_tmp(const char *tmp, const NnlrtModel *m, const NnlrtCheckpoint *c,
+                           CkptOut *o)
+{
+    o->crc = crc32(0, Z_NULL, 0);
+    o->f = ckpt_injected(NNLRT_CKPT_OPEN) ? NULL : fopen(tmp, "wb");
+    if (!o->f)
+        return out_fail(o, "creating the temporary file");
+    bool ok = out_contents(o, m, c);
+    if (ok && (ckpt_injected(NNLRT_CKPT_FLUSH) || fflush(o->f) != 0))
+        ok = out_fail(o, "fflush");
+    if (ok && (ckpt_injected(NNLRT_CKPT_FSYNC) || fsync(fileno(o->f)) != 0))
+        ok = out_fail(o, "fsync");
+    int closed = fclose(o->f);
+    if (ckpt_injected(NNLRT_CKPT_CLOSE))
+        closed = EOF;
+    if (closed != 0 && ok)
+        ok = out_fail(o, "fclose");
+    o->f = NULL;
+    return ok;
+}
+
+/* "<path><sep><n>", allocated: "ck.tmp.1234", "ck.2". */
+static char *ckpt_name(const char *path, const char *sep, long n)
+{
+    size_t len = strlen(path) + strlen(sep) + 24;
+    char *p = nnlrt_alloc(len);
+    snprintf(p, len, "%s%s%ld", path, sep, n);
+    return p;
+}
+
+/* rename(from, to), where a missing `from` is nothing to do. */
+static bool ckpt_shift(const char *from, const char *to, CkptOut *o)
+{
+    if (ckpt_injected(NNLRT_CKPT_ROTATE))
+        return out_fail(o, "rotating the older checkpoints");
+    if (rename(from, to) == 0 || errno == ENOENT)
+        return true;
+    return out_fail(o, "rotating the older checkpoints");
+}
+
+/* <path>.(K-2) -> <path>.(K-1), ..., <path>.1 -> <path>.2, each a rename; then <path>
+ * becomes <path>.1 as a second link, so that <path> names a whole checkpoint at every
+ * instant (a rename where links are not supported: *moved says so). */
+static bool ckpt_rotate(const char *path, int64_t keep, bool *moved, CkptOut *o)
+{
+    *moved = false;
+    bool ok = true;
+    for (int64_t i = keep - 1; ok && i >= 2; i--) {
+        char *from = ckpt_name(path, ".", (long)(i - 1)), *to = ckpt_name(path, ".", (long)i);
+        ok = ckpt_shift(from, to, o);
+        nnlrt_free(from);
+        nnlrt_free(to);
+    }
+    if (!ok || keep < 2)
+        return ok;
+    char *first = ckpt_name(path, ".", 1);
+    if (unlink(first) != 0 && errno != ENOENT)
+        ok = out_fail(o, "rotating the older checkpoints");
+    else if (ckpt_injected(NNLRT_CKPT_ROTATE))
+        ok = out_fail(o, "rotating the older checkpoints");
+    else if (link(path, first) != 0 && errno != ENOENT) {
+        ok = ckpt_shift(path, first, o);
+        *moved = ok;
+    }
+    nnlrt_free(first);
+    return ok;
+}
+
+/* The directory holding `path`, allocated: "." when it has no '/'. */
+static char *ckpt_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return nnlrt_strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = nnlrt_alloc(n + 1);
+    memcpy(d, path, n);
+    d[n] = 0;
+    return d;
+}
+
+/* rename() is atomic but not durable until the directory is synced. Filesystems that
+ * cannot sync a directory say EINVAL: nothing more can be done there. */
+static bool ckpt_sync_dir(const char *path, CkptOut *o)
+{
+    char *dir = ckpt_dir(path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    nnlrt_free(dir);
+    if (fd < 0)
+        return out_fail(o, "opening the directory");
+    bool ok = !ckpt_injected(NNLRT_CKPT_DIRSYNC) && (fsync(fd) == 0 || errno == EINVAL);
+    if (!ok)
+        out_fail(o, "fsync of the directory");
+    close(fd);
+    return ok;
+}
+
+bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
+                            const NnlrtCheckpoint *c)
+{
+    char *tmp = ckpt_name(path, ".tmp.", (long)getpid());
+    struct stat st;
+    bool existed = stat(path, &st) == 0;
+    CkptOut o = {0};
+    bool moved = false;
+    bool ok = ckpt_write_tmp(tmp, m, c, &o) && ckpt_rotate(path, keep, &moved, &o);
+    if (ok && (ckpt_injected(NNLRT_CKPT_RENAME) || rename(tmp, path) != 0)) {
+        ok = out_fail(&o, "renaming over the checkpoint");
+        if (moved) { /* put the previous one back where it was */
+            char *first = ckpt_name(path, ".", 1);
+            if (rename(first, path) != 0)
+                moved = false;
+            nnlrt_free(first);
+        }
+    }
+    if (!ok) {
+        unlink(tmp);
+        nnlrt_error(path, 0, 0, "cannot write the checkpoint: %s (%s); %s", strerror(o.err),
+                    o.what, !existed ? "no checkpoint was written"
+                            : moved  ? "the previous checkpoint is now its '.1'"
+                                     : "the previous checkpoint is unchanged");
+    } else if (!ckpt_sync_dir(path, &o)) {
+        ok = false;
+        nnlrt_error(path, 0, 0, "the checkpoint was written, but its directory cannot be "
+                    "synced: %s (%s); it may not survive a power loss", strerror(o.err), o.what);
+    }
+    nnlrt_free(tmp);
+    return ok;
+}
+
+/* ---- stale temporary files ---- */
+
+/* The pid of "<base>.tmp.<pid>", or 0 when `name` is not one. */
+static long ckpt_tmp_pid(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0)
+        return 0;
+    const char *digits = name + n + 5;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
+        return 0;
+    return strtol(digits, NULL, 10);
+}
+
+/* A temp file is stale when the process that wrote it is gone (or is this one, which is
+ * not writing yet): a live writer of the same path keeps its file. */
+static bool ckpt_stale(long pid)
+{
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+void nnlrt_checkpoint_clean_stale(const char *path)
+{
+    char *dir = ckpt_dir(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        long pid = ckpt_tmp_pid(e->d_name, base);
+        if (pid <= 0 || !ckpt_stale(pid))
+            continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *file = nnlrt_alloc(len);
+        snprintf(file, len, "%s/%s", dir, e->d_name);
+        unlink(file); /* best effort: a file that stays is only space */
+        nnlrt_free(file);
+    }
+    if (d)
+        closedir(d);
+    nnlrt_free(dir);
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+    const char *path;
+    FILE *f;
+    uLong crc;
+} CkptIn;
+
+static bool in_bytes(CkptIn *r, void *p, size_t n)
+{
+    if (fread(p, 1, n, r->f) == n) {
+        r->crc = crc32(r->crc, p, (uInt)n);
+        return true;
+    }
+    if (ferror(r->f))
+        nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
+    else
+        nnlrt_error(r->path, 0, 0, "the checkpoint changed while it was being read");
+    return false;
+}
+
+/* n bytes into the CRC only, in chunks. */
+static bool in_skip(CkptIn *r, uint64_t n)
+{
+    uint8_t buf[CKPT_CHUNK];
+    for (uint64_t left = n; left > 0;) {
+        size_t k = left < CKPT_CHUNK ? (size_t)left : CKPT_CHUNK;
+        if (!in_bytes(r, buf, k))
+            return false;
+        left -= k;
+    }
+    return true;
+}
+
+/* n elements of `size` bytes, little-endian, into host order at p. */
+static bool in_array(CkptIn *r, void *p, size_t n, size_t size)
+{
+    uint8_t *dst = p;
+    size_t per = CKPT_CHUNK / size;
+    for (size_t done = 0; done < n; done += per) {
+        size_t k = n - done < per ? n - done : per;
+        if (!in_bytes(r, dst + done * size, k * size))
+            return false;
+        if (!ckpt_host_le())
+            ckpt_swap(dst + done * size, k, size);
+    }
+    return true;
+}
+
+/* The file size the header promises, or false when its sizes cannot be those of a file
+ * (an element size other than 4 or 8, counts out of range). */
+static bool ckpt_promised(const uint8_t *h, uint64_t *size)
+{
+    uint64_t elem = get_u32(h + 12), n_params = get_u64(h + 24);
+    uint64_t states = get_u32(h + 32), sums = get_u32(h + 36);
+    const uint64_t max = (uint64_t)INT64_MAX;
+    if ((elem != 4 && elem != 8) || n_params > max / 8 / (states + 1) || sums > 1u << 20)
+        return false;
+    uint64_t arenas = n_params * elem * (states + 1);
+    if (arenas > max - NNLRT_CKPT_HEADER - 8 * sums - 4)
+        return false;
+    *size = NNLRT_CKPT_HEADER + 8 * sums + arenas + 4;
+    return true;
+}
+
+/* Magic, version and size: what can be told from the header and the file's size. `got`
+ * bytes of the header could be read. */
+static bool ckpt_check_header(const char *path, const uint8_t *h, size_t got, uint64_t size)
+{
+    if (memcmp(h, CKPT_MAGIC, got < 8 ? got : 8) != 0) {
+        nnlrt_error(path, 0, 0, "not an nnlc checkpoint (it does not start with \"NNLCKPT\")");
+        return false;
+    }
+    if (got >= 12 && get_u32(h + 8) != NNLRT_CKPT_VERSION) {
+        nnlrt_error(path, 0, 0, "checkpoint format version %u; this runtime reads version %d "
+                    "(was it written by another nnlc?)", get_u32(h + 8), NNLRT_CKPT_VERSION);
+        return false;
+    }
+    if (got < NNLRT_CKPT_HEADER) {
+        nnlrt_error(path, 0, 0, "truncated at byte %zu (the header alone is %d bytes)", got,
+                    NNLRT_CKPT_HEADER);
+        return false;
+    }
+    uint64_t promised;
+    if (!ckpt_promised(h, &promised)) {
+        nnlrt_error(path, 0, 0, "corrupt: the header's sizes are out of range (elements of "
+                    "%u bytes, %llu parameters, %u states, %u sums)", get_u32(h + 12),
+                    (unsigned long long)get_u64(h + 24), get_u32(h + 32), get_u32(h + 36));
+        return false;
+    }
+    if (size < promised) {
+        nnlrt_error(path, 0, 0, "truncated at byte %llu (the header promises %llu bytes)",
+                    (unsigned long long)size, (unsigned long long)promised);
+        return false;
+    }
+    if (size > promised) {
+        nnlrt_error(path, 0, 0, "%llu bytes of unexpected data after byte %llu, where the "
+                    "header says the checkpoint ends", (unsigned long long)(size - promised),
+                    (unsigned long long)promised);
+        return false;
+    }
+    return true;
+}
+
+static const char *ckpt_elem_name(uint32_t elem)
+{
+    return elem == 8 ? "float64" : "float32";
+}
+
+/* Names what differs between the checkpoint's model and m, as far as the header says. */
+static bool ckpt_check_model(const char *path, const uint8_t *h, const NnlrtModel *m,
+                             int n_sums)
+{
+    uint32_t elem = get_u32(h + 12), states = get_u32(h + 32), sums = get_u32(h + 36);
+    uint64_t n_params = get_u64(h + 24), sig = get_u64(h + 16);
+    const char *msg = "belongs to another model: ";
+    if (elem != (uint32_t)m->elem_size)
+        nnlrt_error(path, 0, 0, "%sits parameters are %s, this model's are %s", msg,
+                    ckpt_elem_name(elem), ckpt_elem_name((uint32_t)m->elem_size));
+    else if (n_params != (uint64_t)m->n_params)
+        nnlrt_error(path, 0, 0, "%sit has %llu parameters, this model %lld", msg,
+                    (unsigned long long)n_params, (long long)m->n_params);
+    else if (states != (uint32_t)m->n_states)
+        nnlrt_error(path, 0, 0, "%sit has %u optimizer state%s, this model %d", msg, states,
+                    states == 1 ? "" : "s", m->n_states);
+    else if (sig != nnlrt_model_signature(m))
+        nnlrt_error(path, 0, 0, "%sthe names or shapes of its tensors differ (signature "
+                    "%016llx, this model's %016llx)", msg, (unsigned long long)sig,
+                    (unsigned long long)nnlrt_model_signature(m));
+    else if (sums != (uint32_t)n_sums)
+        nnlrt_error(path, 0, 0, "%sit was trained with %u metric%s, this model has %d", msg,
+                    sums ? sums - 1 : 0, sums == 2 ? "" : "s", n_sums - 1);
+    else
+        return true;
+    return false;
+}
+
+/* Everything up to the CRC, then the CRC (*crc) against it. h: the header, already read. */
+static bool ckpt_check_crc(CkptIn *r, const uint8_t *h, uint64_t size, uint32_t *crc)
+{
+    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
+    if (!in_skip(r, size - NNLRT_CKPT_HEADER - 4))
+        return false;
+    uint32_t computed = *crc = (uint32_t)r->crc;
+    uint8_t b[4];
+    if (!in_bytes(r, b, 4))
+        return false;
+    if (get_u32(b) == computed)
+        return true;
+    nnlrt_error(r->path, 0, 0, "corrupt: CRC mismatch (stored %08x, computed %08x)", get_u32(b),
+                computed);
+    return false;
+}
+
+/* The sums and arenas into c's arrays, checking the CRC again on the way (the file was
+ * read once to verify it; it must not have changed since). */
+static bool ckpt_load(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c, uint32_t crc)
+{
+    if (fseek(r->f, NNLRT_CKPT_HEADER, SEEK_SET) != 0) {
+        nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; ok && i < c->n_sums; i++) {
+        uint8_t b[8];
+        ok = in_bytes(r, b, 8);
+        c->sums[i] = ok ? get_f64(b) : 0;
+    }
+    size_t elem = (size_t)m->elem_size;
+    ok = ok && in_array(r, c->params, (size_t)m->n_params, elem);
+    for (int i = 0; ok && i < m->n_states; i++)
+        ok = in_array(r, c->states[i], (size_t)m->n_params, elem);
+    if (ok && (uint32_t)r->crc != crc) {
+        nnlrt_error(r->path, 0, 0, "the checkpoint changed while it was being read");
+        return false;
+    }
+    return ok;
+}
+
+static int ckpt_read(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c)
+{
+    struct stat st;
+    if (fstat(fileno(r->f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        nnlrt_error(r->path, 0, 0, "not a checkpoint: not a regular file");
+        return NNLRT_EUSER;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint8_t h[NNLRT_CKPT_HEADER] = {0};
+    size_t got = fread(h, 1, size < sizeof h ? (size_t)size : sizeof h, r->f);
+    if (ferror(r->f)) {
+        nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
+        return NNLRT_EIO;
+    }
+    uint32_t crc;
+    if (!ckpt_check_header(r->path, h, got, size) || !ckpt_check_crc(r, h, size, &crc) ||
+        !ckpt_check_model(r->path, h, m, c->n_sums))
+        return NNLRT_EUSER;
+    ckpt_decode_header(h, c);
+    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
+    if (c->params && !ckpt_load(r, m, c, crc))
+        return NNLRT_EUSER;
+    return NNLRT_OK;
+}
+
+int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c)
+{
+    CkptIn r = {path, fopen(path, "rb"), 0};
+    if (!r.f) {
+        nnlrt_error(path, 0, 0, "cannot open the checkpoint: %s", strerror(errno));
+        return NNLRT_EIO;
+    }
+    int rc = ckpt_read(&r, m, c);
+    fclose(r.f);
+    return rc;
+}
+
+int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path)
+{
+    NnlrtCheckpoint c;
+    memset(&c, 0, sizeof c);
+    c.n_sums = 1 + m->n_metrics;
+    return nnlrt_checkpoint_read(path, m, &c);
+}

@@ -1,0 +1,257 @@
+/* data_spec.c — data sets as a script declares them: which loader reads which file, the
+ * parts of a split, standardization with the training set's statistics.
+ *
+ * `nnlc run` and a standalone trainer both load their data through here, so that they see
+ * the same samples in the same order with the same values. nnlc finds the files itself
+ * (its messages point into the script) and passes them in NnlrtData.files; a trainer lets
+ * nnlrt_find_data look from the script's directory as compiled, or takes --data files.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "nnlrt_int.h"
+
+enum { SPEC_PATH_MAX = 4096 };
+
+void nnlrt_data_init(NnlrtData *d, const NnlrtDataSpec *specs, int n_specs)
+{
+    memset(d, 0, sizeof *d);
+    d->specs = specs;
+    d->n_specs = n_specs;
+    size_t n = (size_t)(n_specs > 0 ? n_specs : 1);
+    d->files = nnlrt_alloc(nnlrt_array_bytes(2 * n, sizeof(char *)));
+    d->sets = nnlrt_alloc(nnlrt_array_bytes(n, sizeof(NnlrtDataset *)));
+    d->failed = nnlrt_alloc(n * sizeof(bool));
+    memset(d->files, 0, 2 * n * sizeof(char *));
+    memset(d->sets, 0, n * sizeof(NnlrtDataset *));
+    memset(d->failed, 0, n * sizeof(bool));
+}
+
+void nnlrt_data_free(NnlrtData *d)
+{
+    for (int i = 0; d->sets && i < d->n_specs; i++) {
+        if (d->sets[i]) {
+            nnlrt_dataset_free(d->sets[i]);
+            nnlrt_free(d->sets[i]);
+        }
+    }
+    nnlrt_free(d->sets);
+    nnlrt_free(d->files);
+    nnlrt_free(d->failed);
+    memset(d, 0, sizeof *d);
+}
+
+/* File k of spec i: the one given in d->files, or found as written; false after
+ * reporting "cannot find the data file". */
+static bool spec_file(const NnlrtData *d, int i, int k, char *buf, size_t n)
+{
+    const NnlrtDataSpec *s = &d->specs[i];
+    const char *given = d->files[2 * i + k];
+    const char *name = k ? s->path2 : s->path;
+    if (given) {
+        snprintf(buf, n, "%s", given);
+        return true;
+    }
+    if (nnlrt_find_data(name, s->script_dir, buf, n))
+        return true;
+    char places[2048];
+    nnlrt_error(NULL, 0, 0, "data '%s': cannot find the data file '%s' (looked in: %s)%s",
+                s->name ? s->name : "?", name,
+                nnlrt_data_places(name, s->script_dir, places, sizeof places),
+                d->hint ? d->hint : "");
+    return false;
+}
+
+static bool spec_load_csv(const NnlrtData *d, int i, NnlrtDataset *out)
+{
+    const NnlrtDataSpec *s = &d->specs[i];
+    char path[SPEC_PATH_MAX];
+    if (!spec_file(d, i, 0, path, sizeof path))
+        return false;
+    NnlrtCsvOptions opt = {.path = path, .target = s->target, .target_index = s->target_index,
+                           .features = s->features, .feature_names = s->feature_names,
+                           .n_features = s->n_features, .header = s->header,
+                           .delimiter = s->delimiter};
+    if (!s->n_features)
+        opt.features = NULL, opt.feature_names = NULL;
+    return nnlrt_csv_load(&opt, out);
+}
+
+static bool spec_load_pair(const NnlrtData *d, int i, NnlrtDataset *out)
+{
+    const NnlrtDataSpec *s = &d->specs[i];
+    char a[SPEC_PATH_MAX], b[SPEC_PATH_MAX];
+    if (!spec_file(d, i, 0, a, sizeof a) || !spec_file(d, i, 1, b, sizeof b))
+        return false;
+    return s->kind == NNLRT_DATA_IDX ? nnlrt_idx_load(a, b, s->scale, out)
+                                     : nnlrt_npy_load(a, b, s->scale, out);
+}
+
+/* Part s->part of the parent: the split is made again for each part (it is cheap and
+ * deterministic), the other part dropped. */
+static bool spec_load_split(NnlrtData *d, int i, NnlrtDataset *out)
+{
+    const NnlrtDataSpec *s = &d->specs[i];
+    if (s->parent < 0 || s->parent >= d->n_specs || s->parent == i) {
+        nnlrt_error(NULL, 0, 0, "data '%s': the split's parent is not a data set",
+                    s->name ? s->name : "?");
+        return false;
+    }
+    NnlrtDataset *parent = nnlrt_data_load(d, s->parent);
+    if (!parent)
+        return false;
+    NnlrtDataset parts[2];
+    nnlrt_split(parent, s->fraction, s->seed, &parts[0], &parts[1]);
+    *out = parts[s->part != 0];
+    nnlrt_dataset_free(&parts[s->part == 0]);
+    return true;
+}
+
+NnlrtDataset *nnlrt_data_load(NnlrtData *d, int i)
+{
+    if (i < 0 || i >= d->n_specs)
+        return NULL;
+    if (d->sets[i] || d->failed[i])
+        return d->sets[i];
+    d->failed[i] = true; /* until it loads */
+    NnlrtDataset loaded;
+    memset(&loaded, 0, sizeof loaded);
+    bool ok;
+    switch (d->specs[i].kind) {
+    case NNLRT_DATA_CSV: ok = spec_load_csv(d, i, &loaded); break;
+    case NNLRT_DATA_IDX:
+    case NNLRT_DATA_NPY: ok = spec_load_pair(d, i, &loaded); break;
+    case NNLRT_DATA_SPLIT: ok = spec_load_split(d, i, &loaded); break;
+    default: ok = false; nnlrt_error(NULL, 0, 0, "data set %d has an unknown kind", i);
+    }
+    if (!ok)
+        return NULL;
+    nnlrt_free(loaded.name);
+    loaded.name = nnlrt_strdup(d->specs[i].name);
+    d->sets[i] = nnlrt_alloc(sizeof(NnlrtDataset));
+    *d->sets[i] = loaded;
+    d->failed[i] = false;
+    return d->sets[i];
+}
+
+/* The spec a split part comes from in the end: its file. */
+static const NnlrtDataSpec *spec_root(const NnlrtData *d, int i)
+{
+    for (int depth = 0; d->specs[i].kind == NNLRT_DATA_SPLIT && depth < d->n_specs; depth++)
+        i = d->specs[i].parent;
+    return &d->specs[i];
+}
+
+static bool spec_not_empty(const NnlrtData *d, int i)
+{
+    const NnlrtDataSpec *s = &d->specs[i];
+    if (d->sets[i]->n > 0)
+        return true;
+    if (s->kind == NNLRT_DATA_SPLIT)
+        nnlrt_error(NULL, 0, 0, "split leaves no samples in part %d of '%s' (%lld samples in "
+                    "all)", s->part + 1, s->name ? s->name : "?",
+                    (long long)d->sets[s->parent]->n);
+    else
+        nnlrt_error(NULL, 0, 0, "data '%s' has no samples", s->name ? s->name : "?");
+    return false;
+}
+
+bool nnlrt_data_prepare(NnlrtData *d, int train, int val, NnlrtDataset **train_out,
+                        NnlrtDataset **val_out)
+{
+    *train_out = NULL;
+    *val_out = NULL;
+    NnlrtDataset *t = nnlrt_data_load(d, train);
+    NnlrtDataset *v = val >= 0 ? nnlrt_data_load(d, val) : NULL;
+    if (!t || (val >= 0 && !v) || !spec_not_empty(d, train) || (v && !spec_not_empty(d, val)))
+        return false;
+    if (v && v->x_size != t->x_size) {
+        nnlrt_error(NULL, 0, 0, "validation data '%s' has %lld inputs per sample, the "
+                    "training data %lld", d->specs[val].name ? d->specs[val].name : "?",
+                    (long long)v->x_size, (long long)t->x_size);
+        return false;
+    }
+    /* the validation set first: the training set's statistics must be taken before it
+     * changes (and a set used for both is standardized once) */
+    if (spec_root(d, train)->standardize) {
+        if ((v && v != t && !nnlrt_standardize(v, t)) || !nnlrt_standardize(t, t))
+            return false;
+    }
+    *train_out = t;
+    *val_out = v;
+    return true;
+}
+
+/* ---- descriptions, for a trainer's --help ---- */
+
+typedef struct {
+    char *buf;
+    size_t n, used;
+} SpecText;
+
+static void spec_printf(SpecText *t, const char *fmt, ...) NNLRT_PRINTF(2, 3);
+static void spec_printf(SpecText *t, const char *fmt, ...)
+{
+    if (t->used >= t->n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(t->buf + t->used, t->n - t->used, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        t->used = (size_t)w < t->n - t->used ? t->used + (size_t)w : t->n;
+}
+
+static void spec_describe_csv(SpecText *t, const NnlrtDataSpec *s)
+{
+    spec_printf(t, "csv(\"%s\"", s->path);
+    if (s->target)
+        spec_printf(t, ", target = \"%s\"", s->target);
+    else if (s->target_index >= 0)
+        spec_printf(t, ", target = %ld", s->target_index);
+    for (int k = 0; k < s->n_features; k++) {
+        spec_printf(t, "%s", k ? ", " : ", features = [");
+        if (s->feature_names)
+            spec_printf(t, "\"%s\"", s->feature_names[k]);
+        else if (s->features)
+            spec_printf(t, "%ld", s->features[k]);
+    }
+    if (s->n_features)
+        spec_printf(t, "]");
+    if (!s->header)
+        spec_printf(t, ", header = false");
+    if (s->delimiter != ',')
+        spec_printf(t, ", delimiter = \"%c\"", s->delimiter);
+    if (s->standardize)
+        spec_printf(t, ", standardize = true");
+    spec_printf(t, ")");
+}
+
+const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
+{
+    SpecText t = {buf, n, 0};
+    if (n)
+        buf[0] = 0;
+    const NnlrtDataSpec *s = &d->specs[i];
+    switch (s->kind) {
+    case NNLRT_DATA_CSV: spec_describe_csv(&t, s); break;
+    case NNLRT_DATA_IDX:
+    case NNLRT_DATA_NPY:
+        spec_printf(&t, "%s(\"%s\", \"%s\"", s->kind == NNLRT_DATA_IDX ? "idx" : "npy", s->path,
+                    s->path2);
+        if (s->scale != 1)
+            spec_printf(&t, ", scale = %g", s->scale);
+        spec_printf(&t, ")");
+        break;
+    case NNLRT_DATA_SPLIT:
+        spec_printf(&t, "split(%s, %g, seed = %llu), %s part",
+                    s->parent >= 0 && s->parent < d->n_specs && d->specs[s->parent].name
+                        ? d->specs[s->parent].name : "?",
+                    s->fraction, (unsigned long long)s->seed, s->part ? "second" : "first");
+        break;
+    }
+    for (int k = 0; k < 2 && s->kind != NNLRT_DATA_SPLIT; k++)
+        if (d->files[2 * i + k])
+            spec_printf(&t, "%s%s", k ? ", " : "; read from ", d->files[2 * i + k]);
+    return buf;
+}

@@ -1,0 +1,507 @@
+/* trainer.c — the main of a standalone trainer (nnlc build): its options, its --help, and
+ * the run itself, which loads the data and trains exactly as `nnlc run` would.
+ *
+ * What the model computes (layers, loss, optimizer, metrics, the data's files and
+ * splits) is compiled in; a run may change only what the runtime decides: epochs, batch,
+ * seed, shuffle, log and log_every, and where the data files are. Errors read
+ * "NAME: error: ..." with the trainer's own name; exit status 1 for bad values and data,
+ * 2 for usage and I/O errors, 3 when training diverges.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nnlrt_int.h"
+
+enum { TRAINER_MAX_SETS = 64, TRAINER_MAX_DATA = 64 };
+
+typedef struct {
+    const NnlrtProgram *p;
+    NnlrtTrainConfig cfg;
+    const char *sets[TRAINER_MAX_SETS];
+    int n_sets;
+    const char *data[TRAINER_MAX_DATA]; /* --data NAME=FILE[,FILE] */
+    int n_data;
+    const char *log;                    /* --log FILE */
+    bool help, version;
+} TrainerArgs;
+
+static const char *const trainer_settable[] = {"epochs", "batch", "seed", "shuffle", "log",
+                                               "log_every", NULL};
+
+static int trainer_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: error: ", nnlrt_program_name());
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see '%s --help')\n", nnlrt_program_name());
+    return NNLRT_EIO;
+}
+
+/* ---- --help and --version ---- */
+
+static void trainer_shape(FILE *f, const NnlrtTensor *t)
+{
+    fputc('[', f);
+    for (int k = 0; k < t->rank; k++)
+        fprintf(f, "%s%lld", k ? ", " : "", (long long)t->dims[k]);
+    fputc(']', f);
+}
+
+static int64_t trainer_param_count(const NnlrtModel *m)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        n += m->tensors[i].size;
+    return n;
+}
+
+static void trainer_help_model(FILE *f, const NnlrtProgram *p)
+{
+    const NnlrtModel *m = &p->model;
+    int width = 4;
+    for (int i = 0; i < m->n_tensors; i++)
+        if ((int)strlen(m->tensors[i].name) > width)
+            width = (int)strlen(m->tensors[i].name);
+    fprintf(f, "parameters (%lld in %d tensor%s, %s):\n", (long long)trainer_param_count(m),
+            m->n_tensors, m->n_tensors == 1 ? "" : "s", m->elem_size == 8 ? "float64" : "float32");
+    for (int i = 0; i < m->n_tensors; i++) {
+        fprintf(f, "  %-*s  ", width, m->tensors[i].name);
+        trainer_shape(f, &m->tensors[i]);
+        fputc('\n', f);
+    }
+    fprintf(f, "\ninputs: %lld per sample; targets: ", (long long)m->x_size);
+    if (m->target_kind == NNLRT_TARGET_CLASS)
+        fprintf(f, "class labels 0 to %lld\n", (long long)m->n_classes - 1);
+    else
+        fprintf(f, "%lld value%s per sample\n", (long long)m->y_size, m->y_size == 1 ? "" : "s");
+}
+
+static void trainer_help_data(FILE *f, const NnlrtProgram *p, const NnlrtData *d)
+{
+    int width = 4;
+    for (int i = 0; i < p->n_data; i++)
+        if (p->data[i].name && (int)strlen(p->data[i].name) > width)
+            width = (int)strlen(p->data[i].name);
+    fprintf(f, "\ndata (files are looked for in the script's directory, then along "
+               "NNL_DATA_PATH and in /usr/share/datasets):\n");
+    for (int i = 0; i < p->n_data; i++) {
+        char text[1024];
+        const char *role = i == p->train_data ? "  (training)"
+                           : i == p->val_data ? "  (validation)" : "";
+        fprintf(f, "  %-*s  %s%s\n", width, p->data[i].name ? p->data[i].name : "?",
+                nnlrt_data_describe(d, i, text, sizeof text), role);
+    }
+    const char *dir = p->n_data ? p->data[0].script_dir : NULL;
+    fprintf(f, "  the script's directory: %s\n", dir ? dir : ".");
+}
+
+static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
+{
+    const NnlrtTrainConfig *c = &p->config;
+    fprintf(f, "\ntraining, compiled in:\n");
+    const char *s = p->description ? p->description : "";
+    while (*s) {
+        size_t len = strcspn(s, "\n");
+        fprintf(f, "  %.*s\n", (int)len, s);
+        s += len + (s[len] == '\n');
+    }
+    fprintf(f, "\ntraining, changed with --set KEY=VALUE:\n");
+    fprintf(f, "  epochs     %lld%s\n", (long long)c->epochs,
+            p->epochs_compiled ? "  (compiled in: the hyper-parameters use it)" : "");
+    if (c->batch)
+        fprintf(f, "  batch      %lld\n", (long long)c->batch);
+    else
+        fprintf(f, "  batch      all\n");
+    fprintf(f, "  seed       %llu\n", (unsigned long long)c->seed);
+    fprintf(f, "  shuffle    %s\n", c->shuffle ? "true" : "false");
+    fprintf(f, "  log        %s\n", c->log_path ? c->log_path : "(none)");
+    fprintf(f, "  log_every  %lld\n", (long long)c->log_every);
+}
+
+static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
+{
+    FILE *f = stdout;
+    fprintf(f, "usage: %s [OPTIONS]\n\n", nnlrt_program_name());
+    fprintf(f, "Trains model '%s' of %s, compiled by nnlc %s for %s.\n\n", p->model_name,
+            p->script, p->nnlc_version, p->cpu);
+    trainer_help_model(f, p);
+    trainer_help_data(f, p, d);
+    trainer_help_settings(f, p);
+    fprintf(f,
+            "\noptions:\n"
+            "  --set KEY=VALUE      change epochs, batch (a number or all), seed, shuffle (true\n"
+            "                       or false), log (a file) or log_every; 'KEY=V; KEY=V' sets\n"
+            "                       several. Other keys are compiled in: change the script\n"
+            "                       and run 'nnlc build' again\n"
+            "  --data NAME=FILE     read data set NAME from FILE instead (NAME=IMAGES,LABELS\n"
+            "                       for idx, NAME=X,Y for npy); a split's parts follow it\n"
+            "  --log FILE           write the training log (CSV) to FILE\n"
+            "  --init FILE          start from the parameters in FILE (lines: name,v1,v2,...)\n"
+            "  --save-params FILE   write the final parameters to FILE, in the same format\n"
+            "  --quiet              print nothing but errors\n"
+            "  --help               show this help\n"
+            "  --version            print the version and what the trainer was built from\n"
+            "\nExit status: 0 trained, 1 an error in the data or an option's value, 2 usage\n"
+            "or I/O error, 3 training diverged (the loss became NaN or infinite).\n");
+}
+
+static void trainer_version(const NnlrtProgram *p)
+{
+    printf("%s: model '%s' of %s, compiled by nnlc %s for %s\n", nnlrt_program_name(),
+           p->model_name, p->script, p->nnlc_version, p->cpu);
+}
+
+/* ---- options ---- */
+
+/* "--name=value" or "--name value": the value, advancing *i; NULL when argv[*i] is not
+ * --name, or (with *missing set) when the value is missing. */
+static const char *trainer_value(const char *name, int argc, char **argv, int *i,
+                                 bool *missing)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] != 0)
+        return NULL;
+    if (*i + 1 == argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int trainer_parse(TrainerArgs *a, int argc, char **argv)
+{
+    static const char *const names[] = {"--set", "--data", "--log", "--init", "--save-params"};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *v = NULL;
+        bool missing = false;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            a->help = true;
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            a->version = true;
+            continue;
+        }
+        if (strcmp(arg, "--quiet") == 0) {
+            a->cfg.quiet = true;
+            continue;
+        }
+        size_t k = 0;
+        for (; k < sizeof names / sizeof *names; k++)
+            if ((v = trainer_value(names[k], argc, argv, &i, &missing)) || missing)
+                break;
+        if (missing)
+            return trainer_usage("option '%s' needs a value", arg);
+        if (!v)
+            return trainer_usage(arg[0] == '-' ? "unknown option '%s'"
+                                               : "unexpected argument '%s': a trainer takes "
+                                                 "options only", arg);
+        switch (k) {
+        case 0:
+            if (a->n_sets == TRAINER_MAX_SETS)
+                return trainer_usage("%s", "too many --set options");
+            a->sets[a->n_sets++] = v;
+            break;
+        case 1:
+            if (a->n_data == TRAINER_MAX_DATA)
+                return trainer_usage("%s", "too many --data options");
+            a->data[a->n_data++] = v;
+            break;
+        case 2: a->log = v; break;
+        case 3: a->cfg.init_path = v; break;
+        case 4: a->cfg.dump_path = v; break;
+        }
+    }
+    return NNLRT_OK;
+}
+
+/* ---- --set ---- */
+
+static bool trainer_in(const char *const *list, const char *s)
+{
+    for (int i = 0; list && list[i]; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+static bool trainer_set_error(const char *key, const char *value, const char *fmt)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, key);
+    nnlrt_error(NULL, 0, 0, "--set %s=%s: %s", key, value, msg);
+    return false;
+}
+
+/* A whole number in [lo, INT64_MAX]. */
+static bool trainer_int(const char *s, int64_t lo, int64_t *out)
+{
+    if (!*s || (*s < '0' || *s > '9'))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool trainer_set_number(const char *key, const char *value, int64_t lo, int64_t *out)
+{
+    if (trainer_int(value, lo, out))
+        return true;
+    return trainer_set_error(key, value, lo ? "%s must be a whole number, at least 1"
+                                            : "%s must be a whole number, at least 0");
+}
+
+/* "log.csv" or log.csv */
+static const char *trainer_unquote(char *value)
+{
+    size_t n = strlen(value);
+    if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+        value[n - 1] = 0;
+        return value + 1;
+    }
+    return value;
+}
+
+static bool trainer_set_key(TrainerArgs *a, const char *key, char *value)
+{
+    NnlrtTrainConfig *c = &a->cfg;
+    const NnlrtProgram *p = a->p;
+    int64_t n;
+    if (!trainer_in(trainer_settable, key)) {
+        if (!trainer_in(p->train_keys, key))
+            return trainer_set_error(key, value, "unknown train key '%s'");
+        return trainer_set_error(key, value, "'%s' is compiled into the trainer: change it in "
+                                 "the script (or with nnlc build --set) and run 'nnlc build' "
+                                 "again");
+    }
+    if (strcmp(key, "epochs") == 0) {
+        if (p->epochs_compiled)
+            return trainer_set_error(key, value, "the script's hyper-parameters use '%s', so "
+                                     "it is compiled into the trainer: run 'nnlc build --set "
+                                     "epochs=N' instead");
+        return trainer_set_number(key, value, 1, &c->epochs);
+    }
+    if (strcmp(key, "batch") == 0) {
+        if (strcmp(value, "all") == 0) {
+            c->batch = 0;
+            return true;
+        }
+        if (trainer_int(value, 1, &c->batch))
+            return true;
+        return trainer_set_error(key, value, "%s must be a whole number, at least 1, or all");
+    }
+    if (strcmp(key, "seed") == 0) {
+        if (!trainer_set_number(key, value, 0, &n))
+            return false;
+        c->seed = (uint64_t)n;
+        return true;
+    }
+    if (strcmp(key, "shuffle") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return trainer_set_error(key, value, "%s must be true or false");
+        c->shuffle = strcmp(value, "true") == 0;
+        return true;
+    }
+    if (strcmp(key, "log") == 0) {
+        const char *path = trainer_unquote(value);
+        if (!*path)
+            return trainer_set_error(key, value, "%s must name a file");
+        c->log_path = path;
+        return true;
+    }
+    return trainer_set_number(key, value, 0, &c->log_every);
+}
+
+/* Trims blanks in place. */
+static char *trainer_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = 0;
+    return s;
+}
+
+/* One --set: "KEY=VALUE", or several separated by ';'. `text` is modified (the config
+ * keeps pointers into it). */
+static bool trainer_set(TrainerArgs *a, char *text)
+{
+    for (char *item = text; item;) {
+        char *next = strchr(item, ';');
+        if (next)
+            *next++ = 0;
+        item = trainer_trim(item);
+        if (*item) {
+            char *eq = strchr(item, '=');
+            if (!eq) {
+                nnlrt_error(NULL, 0, 0, "--set: '%s' is not key=value", item);
+                return false;
+            }
+            *eq = 0;
+            if (!trainer_set_key(a, trainer_trim(item), trainer_trim(eq + 1)))
+                return false;
+        }
+        item = next;
+    }
+    return true;
+}
+
+/* ---- --data ---- */
+
+static int trainer_find_data(const NnlrtProgram *p, const char *name)
+{
+    for (int i = 0; i < p->n_data; i++)
+        if (p->data[i].name && strcmp(p->data[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* NAME=FILE or NAME=FILE,FILE: `text` is modified (d->files points into it). */
+static bool trainer_data(const NnlrtProgram *p, NnlrtData *d, char *text)
+{
+    char *eq = strchr(text, '=');
+    if (!eq || eq == text || !eq[1]) {
+        nnlrt_error(NULL, 0, 0, "--data %s: expected NAME=FILE", text);
+        return false;
+    }
+    *eq = 0;
+    char *files = eq + 1;
+    int i = trainer_find_data(p, text);
+    if (i < 0) {
+        char names[512] = "";
+        size_t used = 0;
+        for (int k = 0; k < p->n_data && used < sizeof names; k++) {
+            int w = snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "",
+                             p->data[k].name ? p->data[k].name : "?");
+            used += w > 0 ? (size_t)w : 0;
+        }
+        nnlrt_error(NULL, 0, 0, "--data %s=%s: the trainer reads no data set '%s' (it reads "
+                    "%s)", text, files, text, names);
+        return false;
+    }
+    const NnlrtDataSpec *s = &p->data[i];
+    if (s->kind == NNLRT_DATA_SPLIT) {
+        const char *parent = s->parent >= 0 && s->parent < p->n_data && p->data[s->parent].name
+                                 ? p->data[s->parent].name : "?";
+        nnlrt_error(NULL, 0, 0, "--data %s=%s: '%s' is a part of a split of '%s': give the "
+                    "file(s) of '%s'", text, files, text, parent, parent);
+        return false;
+    }
+    char *comma = strchr(files, ',');
+    bool pair = s->kind != NNLRT_DATA_CSV;
+    if (pair != (comma != NULL) || (comma && (comma == files || !comma[1]))) {
+        nnlrt_error(NULL, 0, 0, "--data %s=%s: '%s' is read from %s", text, files, text,
+                    pair ? (s->kind == NNLRT_DATA_IDX ? "two files: give IMAGES,LABELS"
+                                                      : "two files: give X,Y")
+                         : "one CSV file");
+        return false;
+    }
+    if (comma)
+        *comma = 0;
+    d->files[2 * i] = files;
+    d->files[2 * i + 1] = comma ? comma + 1 : NULL;
+    return true;
+}
+
+/* ---- the run ---- */
+
+static const char *trainer_basename(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash ? slash + 1 : path && *path ? path : "trainer";
+}
+
+/* The options' texts are copied: --set and --data cut them up in place. */
+static char **trainer_copy_args(int argc, char **argv)
+{
+    char **copy = nnlrt_alloc(nnlrt_array_bytes((size_t)argc + 1, sizeof(char *)));
+    for (int i = 0; i < argc; i++)
+        copy[i] = nnlrt_strdup(argv[i]);
+    copy[argc] = NULL;
+    return copy;
+}
+
+static void trainer_free_args(int argc, char **copy)
+{
+    for (int i = 0; i < argc; i++)
+        nnlrt_free(copy[i]);
+    nnlrt_free(copy);
+}
+
+/* --data, then --set, then --log (which wins over --set log=, as in nnlc run). */
+static int trainer_configure(TrainerArgs *a, NnlrtData *d)
+{
+    for (int i = 0; i < a->n_data; i++)
+        if (!trainer_data(a->p, d, (char *)a->data[i]))
+            return NNLRT_EUSER;
+    for (int i = 0; i < a->n_sets; i++)
+        if (!trainer_set(a, (char *)a->sets[i]))
+            return NNLRT_EUSER;
+    if (a->log)
+        a->cfg.log_path = a->log;
+    return NNLRT_OK;
+}
+
+static int trainer_run(TrainerArgs *a, NnlrtData *d)
+{
+    const NnlrtProgram *p = a->p;
+    const char *missing = p->missing_cpu_feature ? p->missing_cpu_feature() : NULL;
+    if (missing) {
+        nnlrt_error(NULL, 0, 0, "this trainer was compiled for %s, and this CPU lacks %s: "
+                    "build it again with 'nnlc build --cpu=native' on this machine", p->cpu,
+                    missing);
+        return NNLRT_EUSER;
+    }
+    NnlrtDataset *train, *val;
+    if (!nnlrt_data_prepare(d, p->train_data, p->val_data, &train, &val))
+        return NNLRT_EUSER;
+    if (!a->cfg.quiet && printf("%s: %s: %lld parameters; training on %lld samples\n",
+                                nnlrt_program_name(), p->model_name,
+                                (long long)trainer_param_count(&p->model),
+                                (long long)train->n) < 0)
+        return NNLRT_EIO;
+    return nnlrt_train(&p->model, &a->cfg, train, val);
+}
+
+int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
+{
+    nnlrt_set_program_name(trainer_basename(argc > 0 ? argv[0] : NULL));
+    char **args = trainer_copy_args(argc, argv);
+    TrainerArgs a;
+    memset(&a, 0, sizeof a);
+    a.p = p;
+    a.cfg = p->config;
+    a.cfg.init_path = a.cfg.dump_path = NULL;
+    a.cfg.quiet = false;
+    a.cfg.out = stdout;
+    NnlrtData d;
+    nnlrt_data_init(&d, p->data, p->n_data);
+    d.hint = "; give its place with --data NAME=FILE";
+    int rc = trainer_parse(&a, argc, args);
+    if (rc == NNLRT_OK && a.help)
+        trainer_help(p, &d);
+    else if (rc == NNLRT_OK && a.version)
+        trainer_version(p);
+    else if (rc == NNLRT_OK)
+        rc = trainer_configure(&a, &d);
+    if (rc == NNLRT_OK && !a.help && !a.version)
+        rc = trainer_run(&a, &d);
+    if (rc == NNLRT_OK && fflush(stdout) != 0) {
+        nnlrt_error(NULL, 0, 0, "cannot write the output: %s", strerror(errno));
+        rc = NNLRT_EIO;
+    }
+    nnlrt_data_free(&d);
+    trainer_free_args(argc, args);
+    return rc;
+}

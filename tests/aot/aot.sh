@@ -1,0 +1,253 @@
+#!/bin/sh
+# aot.sh NNLC CHECK [ARGS] — standalone trainers (nnlc build).
+#   example NAME   examples/NAME.nnl built with --cpu=native: `nnlc run` and the trainer,
+#                  run from another directory with the same seed, write byte-identical
+#                  logs and final parameters; the trainer needs no libLLVM; --help lists
+#                  the parameters; --data points a data set at another copy of its file
+#   fashion        examples/fashion_mnist.nnl on the first 600 training and 200 test images
+#                  of Fashion-MNIST (Debian's dataset-fashion-mnist; skipped without it),
+#                  one epoch: as `example`, with IDX files and --data IMAGES,LABELS
+#   portable       the default --cpu=x86-64-v3 trainer trains (its results may differ from
+#                  `nnlc run`: another CPU model), and takes --set epochs/batch/seed/...
+#   errors         the trainer's and nnlc build's errors, with their exit codes
+# How long each build takes is printed, never checked.
+set -eu
+nnlc=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+check=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+# build SCRIPT TRAINER [OPTIONS]: nnlc build, printing how long it took
+# (shell functions share variables: theirs start with an underscore)
+build() {
+    _script=$1 _out=$2
+    shift 2
+    _start=$(date +%s%N)
+    "$nnlc" build "$_script" -o "$_out" --quiet "$@"
+    _end=$(date +%s%N)
+    echo "built $(basename "$_out") from $(basename "$_script") $* in" \
+        "$(((_end - _start) / 1000000)) ms"
+}
+
+# same A B WHAT: files A and B are byte-identical
+same() {
+    if ! cmp "$1" "$2"; then
+        echo "FAIL: $3: $1 and $2 differ"
+        diff "$1" "$2" | head -10
+        fail=1
+    fi
+}
+
+# no_llvm TRAINER: ldd shows no libLLVM
+no_llvm() {
+    if ldd "$1" | grep -i llvm; then
+        echo "FAIL: $(basename "$1") links LLVM"
+        fail=1
+    fi
+}
+
+# expect CODE DESCRIPTION COMMAND...: runs COMMAND, checks its exit status
+expect() {
+    want=$1 what=$2
+    shift 2
+    set +e
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    set -e
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: $what: exit $got, expected $want"
+        cat "$tmp/out" "$tmp/err"
+        fail=1
+    fi
+}
+
+# has PATTERN out|err DESCRIPTION: the last command's output contains PATTERN
+has() {
+    if ! grep -q -- "$1" "$tmp/$2"; then
+        echo "FAIL: $3: '$1' not in std$2:"
+        cat "$tmp/$2"
+        fail=1
+    fi
+}
+
+# compare SCRIPT TRAINER [RUN-OPTIONS]: nnlc run in the script's directory, the trainer in
+# another one, same seed: identical logs and parameters
+compare() {
+    _script=$1 _trainer=$2
+    shift 2
+    (cd "$(dirname "$_script")" &&
+        "$nnlc" run "$(basename "$_script")" --quiet "$@" --log "$tmp/run.csv" \
+            --save-params "$tmp/run.params")
+    mkdir -p "$tmp/elsewhere"
+    (cd "$tmp/elsewhere" &&
+        "$_trainer" --quiet --log "$tmp/aot.csv" --save-params "$tmp/aot.params")
+    same "$tmp/run.csv" "$tmp/aot.csv" "$(basename "$_script"): the logs"
+    same "$tmp/run.params" "$tmp/aot.params" "$(basename "$_script"): the final parameters"
+    echo "$(basename "$_script"): nnlc run and the trainer wrote identical logs" \
+        "($(($(wc -l <"$tmp/run.csv") - 1)) rows) and parameters"
+}
+
+# help_lists TRAINER SCRIPT: --help names every tensor of the parameter file, with a shape
+help_lists() {
+    expect 0 "--help" "$1" --help
+    has "usage: $(basename "$1")" out "--help usage"
+    cut -d, -f1 "$tmp/run.params" >"$tmp/names"
+    while read -r _name; do
+        has "^  $_name  *\[[0-9, ]*\]$" out "--help lists $_name with its shape"
+    done <"$tmp/names"
+}
+
+# be32 N: N as 4 bytes, big-endian (an IDX header field)
+be32() {
+    # shellcheck disable=SC2059 # the format is the octal escapes
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
+        $(($1 >> 8 & 255)) $(($1 & 255)))"
+}
+
+# idx_subset SRC-IMAGES SRC-LABELS N DST-IMAGES DST-LABELS: the first N 28x28 samples
+idx_subset() {
+    { be32 2051; be32 "$3"; be32 28; be32 28; gzip -dc "$1" | tail -c +17 | head -c $(($3 * 784)); } >"$4"
+    { be32 2049; be32 "$3"; gzip -dc "$2" | tail -c +9 | head -c "$3"; } >"$5"
+}
+
+case $check in
+example)
+    name=$1
+    script=$root/examples/$name.nnl
+    build "$script" "$tmp/trainer" --cpu=native
+    no_llvm "$tmp/trainer"
+    compare "$script" "$tmp/trainer"
+    help_lists "$tmp/trainer" "$script"
+    # --data: the same file under another name gives the same run
+    file=$(sed -n 's/^data \([a-z_]*\) *= *csv("\([^"]*\)".*/\1 \2/p' "$script")
+    set -- $file
+    cp "$root/examples/$2" "$tmp/copy.csv"
+    (cd "$tmp/elsewhere" && "$tmp/trainer" --quiet --data "$1=$tmp/copy.csv" --log "$tmp/data.csv")
+    same "$tmp/run.csv" "$tmp/data.csv" "$name: --data $1=copy.csv"
+    echo "$name: --data $1=FILE reads the other file"
+    ;;
+fashion)
+    images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+    if [ ! -f "$images" ]; then
+        echo "skipped: no Fashion-MNIST in /usr/share/datasets (dataset-fashion-mnist)"
+        exit 0
+    fi
+    d=/usr/share/datasets/fashion-mnist
+    mkdir -p "$tmp/model/fashion-mnist"
+    cp "$root/examples/fashion_mnist.nnl" "$tmp/model/"
+    # plain IDX under the .gz names: the loaders tell the two apart by their first bytes
+    idx_subset "$d/train-images-idx3-ubyte.gz" "$d/train-labels-idx1-ubyte.gz" 600 \
+        "$tmp/model/fashion-mnist/train-images-idx3-ubyte.gz" \
+        "$tmp/model/fashion-mnist/train-labels-idx1-ubyte.gz"
+    idx_subset "$d/t10k-images-idx3-ubyte.gz" "$d/t10k-labels-idx1-ubyte.gz" 200 \
+        "$tmp/model/fashion-mnist/t10k-images-idx3-ubyte.gz" \
+        "$tmp/model/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+    build "$tmp/model/fashion_mnist.nnl" "$tmp/trainer" --cpu=native --set epochs=1
+    no_llvm "$tmp/trainer"
+    compare "$tmp/model/fashion_mnist.nnl" "$tmp/trainer" --set epochs=1
+    help_lists "$tmp/trainer" "$tmp/model/fashion_mnist.nnl"
+    # --data with two files: the subsets moved away (without --data the trainer would now
+    # read the whole data set in /usr/share/datasets, and log other numbers)
+    mv "$tmp/model/fashion-mnist" "$tmp/moved"
+    m=$tmp/moved
+    (cd "$tmp/elsewhere" && "$tmp/trainer" --quiet --log "$tmp/data.csv" \
+        --data "train=$m/train-images-idx3-ubyte.gz,$m/train-labels-idx1-ubyte.gz" \
+        --data "test=$m/t10k-images-idx3-ubyte.gz,$m/t10k-labels-idx1-ubyte.gz")
+    same "$tmp/run.csv" "$tmp/data.csv" "fashion_mnist: --data IMAGES,LABELS"
+    expect 1 "--data idx with one file" "$tmp/trainer" --data "train=$m/train-images-idx3-ubyte.gz"
+    has "two files: give IMAGES,LABELS" err "--data idx with one file"
+    echo "fashion_mnist: --data NAME=IMAGES,LABELS reads the other files"
+    ;;
+portable)
+    build "$root/examples/iris.nnl" "$tmp/trainer"
+    no_llvm "$tmp/trainer"
+    expect 0 "x86-64-v3 trainer" "$tmp/trainer" --log "$tmp/a.csv"
+    has "^trainer: net: 131 parameters; training on 120 samples" out "first line"
+    has "^epoch 100/100" out "x86-64-v3 trainer trains 100 epochs"
+    expect 0 "--version" "$tmp/trainer" --version
+    has "for x86-64-v3" out "--version names the CPU"
+    # --set of what the runtime decides: as nnlc run --set (same compiled code for seed,
+    # shuffle, log_every; batch and epochs within what was compiled)
+    build "$root/examples/iris.nnl" "$tmp/native" --cpu=native
+    (cd "$root/examples" && "$nnlc" run iris.nnl --quiet --set "epochs=7; seed=3" \
+        --set shuffle=false --set log_every=2 --log "$tmp/run.csv")
+    "$tmp/native" --quiet --set "epochs=7; seed=3" --set shuffle=false --set log_every=2 \
+        --log "$tmp/aot.csv"
+    same "$tmp/run.csv" "$tmp/aot.csv" "iris: --set epochs, seed, shuffle, log_every"
+    (cd "$tmp" && "$tmp/native" --quiet --set 'epochs=2; batch=all; log="set.csv"')
+    [ "$(wc -l <"$tmp/set.csv")" -eq 3 ] || { echo "FAIL: --set log= wrote no 2-epoch log"; fail=1; }
+    echo "iris: the x86-64-v3 trainer trains; --set changes epochs, batch, seed, shuffle, log"
+    ;;
+errors)
+    script=$root/examples/xor.nnl
+    mkdir -p "$tmp/model/data" "$tmp/elsewhere"
+    cp "$script" "$tmp/model/"
+    cp "$root/examples/data/xor.csv" "$tmp/model/data/"
+    build "$tmp/model/xor.nnl" "$tmp/trainer"
+    t=$tmp/trainer
+    expect 2 "unknown option" "$t" --frobnicate
+    has "trainer: error: unknown option '--frobnicate'" err "unknown option"
+    expect 2 "an argument" "$t" model.nnl
+    expect 2 "--log without a file" "$t" --log
+    has "option '--log' needs a value" err "--log without a file"
+    expect 1 "--set of a compiled-in key" "$t" --set "optimizer=sgd(lr = 0.1)"
+    has "trainer: error: --set optimizer=sgd(lr = 0.1): 'optimizer' is compiled into the trainer" err "compiled-in key"
+    expect 1 "--set loss" "$t" --set loss=mse
+    has "is compiled into the trainer" err "--set loss"
+    expect 1 "--set of an unknown key" "$t" --set epoch=3
+    has "unknown train key 'epoch'" err "unknown key"
+    expect 1 "--set epochs=0" "$t" --set epochs=0
+    has "epochs must be a whole number, at least 1" err "--set epochs=0"
+    expect 1 "--set batch=x" "$t" --set batch=x
+    expect 1 "--set shuffle=maybe" "$t" --set shuffle=maybe
+    expect 1 "--set without =" "$t" --set epochs
+    has "'epochs' is not key=value" err "--set without ="
+    expect 1 "--data of an unknown set" "$t" --data nope=x.csv
+    has "the trainer reads no data set 'nope' (it reads xor)" err "--data nope"
+    expect 1 "--data file missing" "$t" --data "xor=$tmp/missing.csv"
+    has "missing.csv: error: cannot open" err "--data missing file"
+    expect 2 "--init file missing" "$t" --quiet --init "$tmp/missing.params"
+    rm "$tmp/model/data/xor.csv"
+    expect 1 "missing data file" "$t"
+    has "trainer: error: data 'xor': cannot find the data file 'data/xor.csv' (looked in: $tmp/model" err "missing data file"
+    has "give its place with --data NAME=FILE" err "missing data file hint"
+    (cd "$tmp/elsewhere" && "$t" --quiet --data "xor=$root/examples/data/xor.csv") ||
+        { echo "FAIL: --data after the file went away"; fail=1; }
+    # a split part is not a file
+    build "$root/examples/iris.nnl" "$tmp/iris"
+    expect 1 "--data of a split part" "$tmp/iris" --data train=x.csv
+    has "'train' is a part of a split of 'iris'" err "--data split part"
+    # epochs used by a hyper-parameter is compiled in
+    sed 's/adam(lr = 0.05)/adam(lr = 0.05 * cosine(epochs))/' "$script" >"$tmp/model/cosine.nnl"
+    cp "$root/examples/data/xor.csv" "$tmp/model/data/"
+    build "$tmp/model/cosine.nnl" "$tmp/cosine"
+    expect 1 "--set epochs with a schedule" "$tmp/cosine" --set epochs=3
+    has "hyper-parameters use 'epochs'" err "epochs compiled in"
+    expect 0 "--set seed with a schedule" "$tmp/cosine" --quiet --set seed=2
+    # nnlc build's own errors
+    expect 2 "build: unknown CPU" "$nnlc" build "$script" -o "$tmp/x" --cpu=pentium
+    has "unknown CPU 'pentium'" err "unknown CPU"
+    expect 2 "build: --log" "$nnlc" build "$script" -o "$tmp/x" --log x.csv
+    expect 2 "build: no C compiler" env NNLC_CC=/nonexistent/cc "$nnlc" build "$script" -o "$tmp/x"
+    has "cannot find the C compiler '/nonexistent/cc'" err "no C compiler"
+    expect 2 "build: a missing script" "$nnlc" build "$tmp/model/nope.nnl" -o "$tmp/x"
+    printf 'fn f(x) = \n' >"$tmp/bad.nnl"
+    expect 1 "build: a script with errors" "$nnlc" build "$tmp/bad.nnl" -o "$tmp/x"
+    [ ! -e "$tmp/x" ] || { echo "FAIL: a failed build left a trainer"; fail=1; }
+    expect 2 "build: an unwritable trainer" "$nnlc" build "$script" -o "$tmp/no/such/dir/x"
+    expect 0 "nnlc help build" "$nnlc" help build
+    has "usage: nnlc build" out "help build"
+    has "x86-64-v3" out "help build names the default CPU"
+    expect 0 "nnlc build --help" "$nnlc" build --help
+    echo "errors: every case gave its message and exit status"
+    ;;
+*)
+    echo "aot.sh: unknown check '$check'" >&2
+    exit 2
+    ;;
+esac
+exit $fail

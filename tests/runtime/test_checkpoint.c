@@ -1,0 +1,1281 @@
+/* test_checkpoint.c — unit tests of libnnlrt's checkpoints: bit-exact resume after a stop
+ * at every step, refusal of every truncation and of bit flips, of another model's
+ * checkpoint, atomic writes under injected and real failures, stale temp files, rotation
+ * (keep), and SIGINT/SIGTERM delivered to a training child.
+ *
+ *   test_checkpoint GROUP    GROUP: resume truncate bitflip model failure stale keep signal
+ *                                   kill config
+ *
+ * The model is written here by hand (linear regression with a momentum state and an
+ * update that depends on the step and the epoch), trained on a data set made here with
+ * shuffling and a last batch shorter than the others. Every file is written into a fresh
+ * directory under $TMPDIR (or /tmp), removed at the end. Messages are captured with
+ * nnlrt_set_error_handler and compared whole where they are fixed.
+ */
+#define _DEFAULT_SOURCE /* mkdtemp, nanosleep */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nnlrt.h"
+#include "nnlrt_int.h"
+
+static int failures;
+static char tmp_dir[1024];
+
+#define EXPECT(cond, ...)                                                                     \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
+            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fputc('\n', stderr);                                                              \
+            failures++;                                                                       \
+        }                                                                                     \
+    } while (0)
+
+/* ---- helpers ---- */
+
+static char last_error[2048];
+static int n_errors;
+
+static void capture_error(void *ctx, const char *message)
+{
+    (void)ctx;
+    snprintf(last_error, sizeof last_error, "%s", message);
+    n_errors++;
+}
+
+static void clear_errors(void)
+{
+    last_error[0] = 0;
+    n_errors = 0;
+}
+
+/* A path in the temporary directory: the same pointer for the same name, for as long as
+ * the test runs (configs keep them). */
+static const char *tmp_path(const char *name)
+{
+    static char names[64][64], paths[64][1200];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return paths[i];
+    if (n == 64) {
+        fprintf(stderr, "test_checkpoint: too many temporary names\n");
+        exit(2);
+    }
+    snprintf(names[n], sizeof names[0], "%s", name);
+    snprintf(paths[n], sizeof paths[0], "%s/%s", tmp_dir, name);
+    return paths[n++];
+}
+
+/* The whole file, with a NUL after it (caller frees), and its length; or NULL. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    uint8_t *s = malloc(cap);
+    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n == cap - 1)
+            s = realloc(s, cap *= 2);
+    }
+    fclose(f);
+    if (s)
+        s[n] = 0;
+    *len = n;
+    return s;
+}
+
+static bool spill(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t n;
+    uint8_t *data = slurp(from, &n);
+    EXPECT(data && spill(to, data, n), "copy %s to %s", from, to);
+    free(data);
+}
+
+/* Entries of `dir` whose name has ".tmp." in it. */
+static int count_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t a = strlen(s), b = strlen(tail);
+    return a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+/* The message was reported for `path` and reads `tail` after it. */
+static void expect_message(const char *path, const char *tail)
+{
+    char want[2048];
+    snprintf(want, sizeof want, "%s%s", path, tail);
+    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
+}
+
+/* The step recorded in a checkpoint's header (i64 at byte 48), or -1. */
+static int64_t ckpt_step(const char *path)
+{
+    size_t n;
+    uint8_t *data = slurp(path, &n);
+    int64_t step = -1;
+    if (data && n >= 56) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--)
+            v = v << 8 | data[48 + i];
+        step = (int64_t)v;
+    }
+    free(data);
+    return step;
+}
+
+/* ---- the model: y = W·x + b, squared error, metric mae ----
+ *
+ * Buffers: 4 = pred (1 per sample, batched). Parameters lin.W (2) then lin.b (1). Update:
+ * SGD with momentum (state 0) and a learning rate that depends on the step and the epoch,
+ * so that a resume with either wrong shows. Works in float or double. */
+
+static int tm_elem = 4;
+static int64_t tm_notify_step; /* update of this step writes a byte to tm_notify_fd, waits */
+static int tm_notify_fd = -1;
+static int64_t tm_nan_at, tm_grad_calls; /* grad call (of the run) whose loss is NaN */
+static long tm_sleep_ns;                  /* each update takes this long at least */
+
+static double tm_get(const void *buf, int64_t i)
+{
+    return tm_elem == 4 ? ((const float *)buf)[i] : ((const double *)buf)[i];
+}
+
+static void tm_set(void *buf, int64_t i, double v)
+{
+    if (tm_elem == 4)
+        ((float *)buf)[i] = (float)v;
+    else
+        ((double *)buf)[i] = v;
+}
+
+static void tm_init(void **bufs, NnlrtRng *rng)
+{
+    for (int i = 0; i < 3; i++)
+        tm_set(bufs[NNLRT_BUF_PARAMS], i, 2 * nnlrt_rand_uniform(rng) - 1);
+}
+
+static void tm_forward(void **bufs, int64_t B, double *sums)
+{
+    void *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
+    for (int64_t k = 0; k < B; k++) {
+        double pred = tm_get(p, 0) * tm_get(x, 2 * k) + tm_get(p, 1) * tm_get(x, 2 * k + 1) +
+                      tm_get(p, 2);
+        tm_set(bufs[4], k, pred);
+        double e = pred - tm_get(y, k);
+        sums[0] += e * e;
+        sums[1] += fabs(e);
+    }
+}
+
+static void tm_grad(void **bufs, int64_t B, double *sums)
+{
+    tm_forward(bufs, B, sums);
+    if (++tm_grad_calls == tm_nan_at)
+        sums[0] = NAN;
+    void *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y], *g = bufs[NNLRT_BUF_GRADS];
+    double d0 = 0, d1 = 0, d2 = 0;
+    for (int64_t k = 0; k < B; k++) {
+        double d = 2 * (tm_get(bufs[4], k) - tm_get(y, k)) / (double)B;
+        d0 += d * tm_get(x, 2 * k);
+        d1 += d * tm_get(x, 2 * k + 1);
+        d2 += d;
+    }
+    tm_set(g, 0, d0);
+    tm_set(g, 1, d1);
+    tm_set(g, 2, d2);
+}
+
+static void tm_wait(void)
+{
+    char c = 'x';
+    if (write(tm_notify_fd, &c, 1) != 1)
+        return;
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* a signal ends it early */
+}
+
+static void tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
+{
+    if (step == tm_notify_step && tm_notify_fd >= 0)
+        tm_wait();
+    if (tm_sleep_ns > 0)
+        nanosleep(&(struct timespec){0, tm_sleep_ns}, NULL);
+    double lr = 0.1 / (1 + 0.05 * (double)step) * (epoch % 2 ? 0.7 : 1);
+    for (int i = 0; i < 3; i++) {
+        double v = 0.5 * tm_get(states[0], i) + tm_get(bufs[NNLRT_BUF_GRADS], i);
+        tm_set(states[0], i, v);
+        tm_set(bufs[NNLRT_BUF_PARAMS], i, tm_get(bufs[NNLRT_BUF_PARAMS], i) - lr * v);
+    }
+}
+
+static void tm_eval(void **bufs, int64_t B, double *sums)
+{
+    tm_forward(bufs, B, sums);
+}
+
+static const NnlrtTensor tm_tensors[] = {
+    {"lin.W", 2, {2, 1}, 0, 2},
+    {"lin.b", 1, {1}, 2, 1},
+};
+static const char *const tm_metrics[] = {"mae", "mae2"};
+static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1};
+static const bool tm_buf_batched[] = {false, false, false, false, true};
+
+static NnlrtModel tm_model(int elem_size)
+{
+    tm_elem = elem_size;
+    tm_nan_at = tm_grad_calls = 0;
+    return (NnlrtModel){
+        .elem_size = elem_size,
+        .n_params = 3,
+        .n_tensors = 2,
+        .tensors = tm_tensors,
+        .n_states = 1,
+        .x_size = 2,
+        .y_size = 1,
+        .target_kind = NNLRT_TARGET_VALUES,
+        .n_metrics = 1,
+        .metric_names = tm_metrics,
+        .n_bufs = 5,
+        .buf_elems = tm_buf_elems,
+        .buf_batched = tm_buf_batched,
+        .init = tm_init,
+        .grad = tm_grad,
+        .update = tm_update,
+        .eval = tm_eval,
+    };
+}
+
+/* ---- data: 37 training samples (5 batches of 8, the last of 5), 11 for validation ---- */
+
+static NnlrtDataset train_set, val_set;
+
+static void make_set(NnlrtDataset *ds, int64_t n, uint64_t seed)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->name = nnlrt_strdup("made");
+    ds->n = n;
+    ds->x_size = 2;
+    ds->y_size = 1;
+    ds->x_type = ds->y_type = NNLRT_F32;
+    ds->x_scale = 1;
+    float *x = nnlrt_alloc((size_t)n * 2 * sizeof(float));
+    float *y = nnlrt_alloc((size_t)n * sizeof(float));
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, seed);
+    for (int64_t i = 0; i < n; i++) {
+        x[2 * i] = (float)(2 * nnlrt_rand_uniform(&rng) - 1);
+        x[2 * i + 1] = (float)(2 * nnlrt_rand_uniform(&rng) - 1);
+        y[i] = (float)(2 * x[2 * i] - 3 * x[2 * i + 1] + 0.5 + 0.1 * nnlrt_rand_normal(&rng));
+    }
+    ds->x = x;
+    ds->y = y;
+}
+
+enum { EPOCHS = 3, STEPS = 15 };
+
+static NnlrtTrainConfig base_config(void)
+{
+    return (NnlrtTrainConfig){.epochs = EPOCHS, .batch = 8, .seed = 7, .shuffle = true,
+                              .quiet = true};
+}
+
+/* An uninterrupted run's parameters and log, into ref.params and ref.log. */
+static bool reference(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDataset *val)
+{
+    remove(tmp_path("ref.log"));
+    cfg.log_path = tmp_path("ref.log");
+    cfg.dump_path = tmp_path("ref.params");
+    clear_errors();
+    int rc = nnlrt_train(m, &cfg, &train_set, val);
+    EXPECT(rc == 0, "reference run: %d %s", rc, last_error);
+    return rc == 0;
+}
+
+/* The run's parameters and log are the reference's, byte for byte. */
+static void expect_reference(const char *what)
+{
+    EXPECT(same_file(tmp_path("run.params"), tmp_path("ref.params")), "%s: parameters", what);
+    EXPECT(same_file(tmp_path("run.log"), tmp_path("ref.log")), "%s: log", what);
+}
+
+static void remove_run_files(void)
+{
+    remove(tmp_path("ck"));
+    remove(tmp_path("run.log"));
+    remove(tmp_path("run.params"));
+}
+
+/* The reference's config, writing run.log and run.params, checkpoints in ck. */
+static NnlrtTrainConfig run_config(NnlrtTrainConfig cfg)
+{
+    cfg.log_path = tmp_path("run.log");
+    cfg.dump_path = tmp_path("run.params");
+    cfg.checkpoint_path = tmp_path("ck");
+    return cfg;
+}
+
+/* Stops after step k: exit code 130, a checkpoint, no parameter file. */
+static bool stop_at(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDataset *val,
+                    int64_t k)
+{
+    cfg.stop_after_steps = k;
+    clear_errors();
+    int rc = nnlrt_train(m, &cfg, &train_set, val);
+    EXPECT(rc == NNLRT_EINT, "stop after %lld: exit code %d (%s)", (long long)k, rc, last_error);
+    char want[128];
+    snprintf(want, sizeof want, "nnlc: error: stopped by stop_after_steps after step %lld ",
+             (long long)k);
+    EXPECT(strncmp(last_error, want, strlen(want)) == 0, "stop message '%s'", last_error);
+    EXPECT(!exists(cfg.dump_path), "stop after %lld: no parameters written", (long long)k);
+    return rc == NNLRT_EINT;
+}
+
+static int resume(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDataset *val)
+{
+    cfg.resume_path = tmp_path("ck");
+    clear_errors();
+    return nnlrt_train(m, &cfg, &train_set, val);
+}
+
+/* ---- (a) resume: stopped after any step, the same parameters and log bytes ---- */
+
+static void test_resume_every_step(int elem, int64_t log_every, const NnlrtDataset *val)
+{
+    NnlrtModel m = tm_model(elem);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.log_every = log_every;
+    if (!reference(&m, cfg, val))
+        return;
+    for (int64_t k = 1; k <= STEPS; k++) {
+        remove_run_files();
+        NnlrtTrainConfig run = run_config(cfg);
+        if (!stop_at(&m, run, val, k))
+            continue;
+        int rc = resume(&m, run, val);
+        EXPECT(rc == 0, "resume after step %lld: %d %s", (long long)k, rc, last_error);
+        char what[128];
+        snprintf(what, sizeof what, "float%d, log_every %lld, %s validation, stop after %lld",
+                 elem * 8, (long long)log_every, val ? "with" : "no", (long long)k);
+        expect_reference(what);
+    }
+}
+
+/* Several stops in one run; then a checkpoint older than the log (the run went on after
+ * it and was killed): the rows after it are cut off and written again. */
+static void test_resume_chained(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.log_every = 3;
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    run.resume_path = NULL;
+    stop_at(&m, run, &val_set, 3);
+    run.resume_path = tmp_path("ck");
+    stop_at(&m, run, &val_set, 8);
+    stop_at(&m, run, &val_set, 14);
+    run.resume_path = NULL;
+    EXPECT(resume(&m, run, &val_set) == 0, "chained: %s", last_error);
+    expect_reference("stops after 3, 8, 14");
+
+    remove_run_files();
+    stop_at(&m, run, &val_set, 4);
+    copy_file(tmp_path("ck"), tmp_path("ck4"));
+    run.resume_path = tmp_path("ck");
+    stop_at(&m, run, &val_set, 11);
+    copy_file(tmp_path("ck4"), tmp_path("ck"));
+    run.resume_path = NULL;
+    EXPECT(resume(&m, run, &val_set) == 0, "older checkpoint: %s", last_error);
+    expect_reference("log rows after the checkpoint cut off");
+}
+
+/* A log that is not the stopped run's is refused; a missing one is started afresh. */
+static void test_resume_log(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    stop_at(&m, run, &val_set, 11);
+    size_t n;
+    uint8_t *log = slurp(run.log_path, &n);
+    EXPECT(log && n > 20, "log after the stop");
+    if (!log)
+        return;
+    log[n - 3] ^= 1;
+    spill(run.log_path, log, n);
+    EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "changed log refused");
+    char want[256];
+    snprintf(want, sizeof want, ": error: is not the log of the run being resumed: it had %zu "
+             "bytes when the checkpoint was written, and its first ones differ now; give another "
+             "log file (one that does not exist is started afresh)", n);
+    expect_message(run.log_path, want);
+    EXPECT(!exists(run.dump_path), "nothing trained");
+    spill(run.log_path, log, 10);
+    EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "short log refused");
+    EXPECT(strstr(last_error, "and now has fewer;"), "message '%s'", last_error);
+    free(log);
+
+    remove(run.log_path);
+    EXPECT(resume(&m, run, &val_set) == 0, "missing log: %s", last_error);
+    size_t nr, nl;
+    uint8_t *ref = slurp(tmp_path("ref.log"), &nr), *got = slurp(run.log_path, &nl);
+    size_t header = ref ? strcspn((char *)ref, "\n") + 1 : 0;
+    EXPECT(ref && got && nl > header && nl < nr && memcmp(got, ref, header) == 0 &&
+               memcmp(got + header, ref + nr - (nl - header), nl - header) == 0,
+           "a fresh log: the header, then the rows after the checkpoint");
+    free(ref);
+    free(got);
+}
+
+/* A finished run's checkpoint goes on to more epochs as if they had been asked for at
+ * first; not to fewer, and not with other batches. */
+static void test_resume_longer(void)
+{
+    NnlrtModel m = tm_model(8);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.epochs = 5;
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    run.epochs = 3;
+    EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "3 epochs: %s", last_error);
+    EXPECT(ckpt_step(run.checkpoint_path) == 15, "final checkpoint at step 15");
+    run.epochs = 5;
+    EXPECT(resume(&m, run, &val_set) == 0, "to 5 epochs: %s", last_error);
+    expect_reference("3 epochs, then resumed to 5");
+
+    run.epochs = 4;
+    EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "fewer epochs refused");
+    expect_message(run.checkpoint_path,
+                   ": error: was written at the end of epoch 5, beyond the 4 epochs of this run");
+    run.epochs = 5;
+    run.batch = 16;
+    EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "another batch refused");
+    expect_message(run.checkpoint_path,
+                   ": error: was written by a run with batches of 8 out of 37 training "
+                   "samples, shuffled; this run has batches of 16 out of 37, shuffled: resume "
+                   "with the same data, batch and shuffle");
+}
+
+/* Diverging in the first step after a resume: the same message, with the last finite
+ * loss from before the stop. */
+static void test_resume_diverged(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    tm_nan_at = 12;
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EDIVERGED, "diverges");
+    char want[1024];
+    snprintf(want, sizeof want, "%s", last_error);
+    EXPECT(strstr(want, "at epoch 3, step 12 (last finite loss "), "message '%s'", want);
+    m = tm_model(4);
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    stop_at(&m, run, NULL, 11);
+    tm_nan_at = 1;
+    tm_grad_calls = 0;
+    EXPECT(resume(&m, run, NULL) == NNLRT_EDIVERGED, "diverges after the resume");
+    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
+    EXPECT(ckpt_step(run.checkpoint_path) == 11, "the last checkpoint is the finite one");
+}
+
+static void test_resume(void)
+{
+    test_resume_diverged();
+    for (int elem = 4; elem <= 8; elem += 4)
+        for (int64_t log_every = 0; log_every <= 2; log_every += 2) {
+            test_resume_every_step(elem, log_every, &val_set);
+            test_resume_every_step(elem, log_every, NULL);
+        }
+    test_resume_chained();
+    test_resume_log();
+    test_resume_longer();
+}
+
+/* ---- (b) truncations and bit flips: each refused with a message, never loaded ---- */
+
+/* A checkpoint written after step 7 (mid-epoch), and its bytes. */
+static uint8_t *good_checkpoint(const NnlrtModel *m, size_t *n)
+{
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(base_config());
+    run.log_path = NULL;
+    stop_at(m, run, NULL, 7);
+    return slurp(run.checkpoint_path, n);
+}
+
+/* The damaged checkpoint is refused (exit code 1, a message for it, no parameters) by a
+ * resumed run and by nnlrt_checkpoint_verify, with the same message. */
+static bool refused(const NnlrtModel *m, const uint8_t *data, size_t n)
+{
+    const char *bad = tmp_path("bad");
+    spill(bad, data, n);
+    remove(tmp_path("run.params"));
+    NnlrtTrainConfig run = run_config(base_config());
+    run.log_path = NULL;
+    run.checkpoint_path = NULL;
+    run.resume_path = bad;
+    clear_errors();
+    int rc = nnlrt_train(m, &run, &train_set, NULL);
+    char first[2048];
+    snprintf(first, sizeof first, "%s", last_error);
+    clear_errors();
+    int vrc = nnlrt_checkpoint_verify(m, bad);
+    bool ok = rc == NNLRT_EUSER && vrc == NNLRT_EUSER && !exists(run.dump_path) &&
+              strcmp(first, last_error) == 0 && strncmp(last_error, bad, strlen(bad)) == 0 &&
+              strncmp(last_error + strlen(bad), ": error: ", 9) == 0;
+    EXPECT(ok, "refused: rc %d, verify %d, '%s' / '%s'", rc, vrc, first, last_error);
+    return ok;
+}
+
+static void test_truncate(void)
+{
+    NnlrtModel m = tm_model(4);
+    size_t n;
+    uint8_t *data = good_checkpoint(&m, &n);
+    EXPECT(data && n == NNLRT_CKPT_HEADER + 8 * 2 + 4 * 3 * 2 + 4, "checkpoint of %zu bytes", n);
+    if (!data)
+        return;
+    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("ck")) == 0, "verifies: %s", last_error);
+    int wrong = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!refused(&m, data, k))
+            continue;
+        char want[256];
+        if (k < NNLRT_CKPT_HEADER)
+            snprintf(want, sizeof want, ": error: truncated at byte %zu (the header alone is "
+                     "152 bytes)", k);
+        else
+            snprintf(want, sizeof want, ": error: truncated at byte %zu (the header promises "
+                     "%zu bytes)", k, n);
+        wrong += !ends_with(last_error, want);
+        if (!ends_with(last_error, want) && wrong < 4)
+            EXPECT(false, "truncated at %zu: '%s'", k, last_error);
+    }
+    EXPECT(wrong == 0, "%d truncations with another message", wrong);
+
+    uint8_t *longer = malloc(n + 3);
+    memcpy(longer, data, n);
+    memset(longer + n, 0, 3);
+    if (refused(&m, longer, n + 3)) {
+        char want[256];
+        snprintf(want, sizeof want, ": error: 3 bytes of unexpected data after byte %zu, where "
+                 "the header says the checkpoint ends", n);
+        EXPECT(ends_with(last_error, want), "'%s'", last_error);
+    }
+    spill(tmp_path("text"), "epoch,step,loss\n1,5,0.5\n", 24);
+    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("text")) == NNLRT_EUSER, "a text file");
+    expect_message(tmp_path("text"),
+                   ": error: not an nnlc checkpoint (it does not start with \"NNLCKPT\")");
+    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("missing")) == NNLRT_EIO, "missing");
+    expect_message(tmp_path("missing"),
+                   ": error: cannot open the checkpoint: No such file or directory");
+    EXPECT(nnlrt_checkpoint_verify(&m, tmp_dir) == NNLRT_EUSER, "a directory");
+    expect_message(tmp_dir, ": error: not a checkpoint: not a regular file");
+    free(longer);
+    free(data);
+}
+
+/* What a flip of a bit at byte `at` must be reported as. */
+static const char *flip_message(size_t at, size_t n)
+{
+    if (at < 8)
+        return "not an nnlc checkpoint";
+    if (at < 12)
+        return "checkpoint format version";
+    if ((at >= 12 && at < 16) || (at >= 24 && at < 40))
+        return "|sizes"; /* a size field: out of range, truncated or too long */
+    (void)n;
+    return "corrupt: CRC mismatch";
+}
+
+static bool size_message(const char *msg)
+{
+    return strstr(msg, "corrupt: the header's sizes are out of range") ||
+           strstr(msg, ": error: truncated at byte 196 (the header promises") ||
+           strstr(msg, "bytes of unexpected data after byte");
+}
+
+static void test_bitflip(void)
+{
+    NnlrtModel m = tm_model(4);
+    size_t n;
+    uint8_t *data = good_checkpoint(&m, &n);
+    if (!data)
+        return;
+    int wrong = 0;
+    for (size_t bit = 0; bit < 8 * n; bit++) {
+        data[bit / 8] ^= (uint8_t)(1u << bit % 8);
+        if (refused(&m, data, n)) {
+            const char *want = flip_message(bit / 8, n);
+            bool ok = want[0] == '|' ? size_message(last_error) : strstr(last_error, want) != NULL;
+            if (!ok && wrong++ < 4)
+                EXPECT(false, "bit %zu flipped: '%s'", bit, last_error);
+        }
+        data[bit / 8] ^= (uint8_t)(1u << bit % 8);
+    }
+    EXPECT(wrong == 0, "%d single flips with another message", wrong);
+
+    /* 300 random damages of 2 to 9 bits anywhere */
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, 42);
+    int accepted = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        uint8_t *copy = malloc(n);
+        memcpy(copy, data, n);
+        int bits = 2 + (int)nnlrt_rand_below(&rng, 8);
+        for (int b = 0; b < bits; b++) {
+            uint64_t at = nnlrt_rand_below(&rng, 8 * n);
+            copy[at / 8] ^= (uint8_t)(1u << at % 8);
+        }
+        if (memcmp(copy, data, n) != 0)
+            accepted += !refused(&m, copy, n);
+        free(copy);
+    }
+    EXPECT(accepted == 0, "%d of 300 damaged checkpoints not refused", accepted);
+    free(data);
+}
+
+/* ---- (c) another model's checkpoint ---- */
+
+static void expect_other_model(const NnlrtModel *m, const char *tail)
+{
+    NnlrtTrainConfig run = run_config(base_config());
+    run.log_path = NULL;
+    run.checkpoint_path = NULL;
+    run.resume_path = tmp_path("ck");
+    remove(run.dump_path);
+    clear_errors();
+    EXPECT(nnlrt_train(m, &run, &train_set, NULL) == NNLRT_EUSER, "other model refused");
+    EXPECT(!exists(run.dump_path), "not loaded");
+    char want[512];
+    snprintf(want, sizeof want, ": error: belongs to another model: %s", tail);
+    expect_message(run.resume_path, want);
+}
+
+static void test_model(void)
+{
+    NnlrtModel m = tm_model(4);
+    /* pinned: a change of the hash makes every checkpoint already written unreadable */
+    EXPECT(nnlrt_model_signature(&m) == 0xa392a726f1806588u, "signature %016llx",
+           (unsigned long long)nnlrt_model_signature(&m));
+    free(good_checkpoint(&m, &(size_t){0}));
+
+    NnlrtModel other = tm_model(8);
+    expect_other_model(&other, "its parameters are float32, this model's are float64");
+    tm_elem = 4;
+    other = m;
+    static const NnlrtTensor wider[] = {{"lin.W", 2, {3, 1}, 0, 3}, {"lin.b", 1, {1}, 3, 1}};
+    other.tensors = wider;
+    other.n_params = 4;
+    expect_other_model(&other, "it has 3 parameters, this model 4");
+    other = m;
+    other.n_states = 2;
+    expect_other_model(&other, "it has 1 optimizer state, this model 2");
+    other = m;
+    static const NnlrtTensor renamed[] = {{"lin.w", 2, {2, 1}, 0, 2}, {"lin.b", 1, {1}, 2, 1}};
+    other.tensors = renamed;
+    char want[256];
+    snprintf(want, sizeof want, "the names or shapes of its tensors differ (signature %016llx, "
+             "this model's %016llx)", (unsigned long long)nnlrt_model_signature(&m),
+             (unsigned long long)nnlrt_model_signature(&other));
+    expect_other_model(&other, want);
+    static const NnlrtTensor reshaped[] = {{"lin.W", 2, {1, 2}, 0, 2}, {"lin.b", 1, {1}, 2, 1}};
+    other.tensors = reshaped;
+    EXPECT(nnlrt_model_signature(&other) != nnlrt_model_signature(&m), "shape in signature");
+    other = m;
+    other.n_metrics = 2;
+    expect_other_model(&other, "it was trained with 1 metric, this model has 2");
+}
+
+/* ---- (d) failures while writing: the previous checkpoint stays, no temp file ---- */
+
+/* A run that checkpoints after every step into dir/ck (which holds `previous`, or
+ * nothing), failing at `step`: exit code 2 and the message; the checkpoint unchanged. */
+static void expect_failed_write(const char *dir, NnlrtCkptStep step, int64_t keep,
+                                const char *tail)
+{
+    char ck[1200], prev[1200];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(prev, sizeof prev, "%s/previous", tmp_dir);
+    bool had = exists(ck);
+    if (had)
+        copy_file(ck, prev);
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.checkpoint_path = ck;
+    cfg.checkpoint_every_steps = 1;
+    cfg.keep = keep;
+    nnlrt_checkpoint_fail_at(step, step == NNLRT_CKPT_FSYNC ? EIO : ENOSPC);
+    clear_errors();
+    int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
+    nnlrt_checkpoint_fail_at(NNLRT_CKPT_NONE, 0);
+    EXPECT(rc == NNLRT_EIO, "step %d: exit code %d", (int)step, rc);
+    expect_message(ck, tail);
+    EXPECT(had ? same_file(ck, prev) : !exists(ck), "step %d: previous checkpoint", (int)step);
+    EXPECT(count_tmp(dir) == 0, "step %d: a temp file left", (int)step);
+}
+
+static void test_failure_injected(void)
+{
+    const char *dir = tmp_path("fail");
+    mkdir(dir, 0777);
+    char ck[1200];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    expect_failed_write(dir, NNLRT_CKPT_WRITE, 1, ": error: cannot write the checkpoint: No "
+                        "space left on device (write); no checkpoint was written");
+    /* a good checkpoint, at the end of a run */
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.checkpoint_path = ck;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
+    static const struct {
+        NnlrtCkptStep step;
+        const char *what;
+    } steps[] = {
+        {NNLRT_CKPT_OPEN, "No space left on device (creating the temporary file)"},
+        {NNLRT_CKPT_WRITE, "No space left on device (write)"},
+        {NNLRT_CKPT_FLUSH, "No space left on device (fflush)"},
+        {NNLRT_CKPT_FSYNC, "Input/output error (fsync)"},
+        {NNLRT_CKPT_CLOSE, "No space left on device (fclose)"},
+        {NNLRT_CKPT_ROTATE, "No space left on device (rotating the older checkpoints)"},
+        {NNLRT_CKPT_RENAME, "No space left on device (renaming over the checkpoint)"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        for (int64_t keep = 1; keep <= 3; keep++) {
+            if (steps[i].step == NNLRT_CKPT_ROTATE && keep == 1)
+                continue; /* nothing rotates */
+            char tail[256];
+            snprintf(tail, sizeof tail, ": error: cannot write the checkpoint: %s; the previous "
+                     "checkpoint is unchanged", steps[i].what);
+            expect_failed_write(dir, steps[i].step, keep, tail);
+        }
+    EXPECT(nnlrt_checkpoint_verify(&m, ck) == 0, "still verifies: %s", last_error);
+
+    /* the directory cannot be synced: the new checkpoint is in place, and said to be */
+    cfg.checkpoint_every_steps = 1;
+    nnlrt_checkpoint_fail_at(NNLRT_CKPT_DIRSYNC, EIO);
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "directory sync fails");
+    nnlrt_checkpoint_fail_at(NNLRT_CKPT_NONE, 0);
+    expect_message(ck, ": error: the checkpoint was written, but its directory cannot be "
+                       "synced: Input/output error (fsync of the directory); it may not "
+                       "survive a power loss");
+    EXPECT(ckpt_step(ck) == 1 && nnlrt_checkpoint_verify(&m, ck) == 0, "the new one");
+    EXPECT(count_tmp(dir) == 0, "no temp file");
+}
+
+/* A real failure: a file size limit (RLIMIT_FSIZE) in a child, so that write() says
+ * EFBIG partway through the checkpoint. */
+static void test_failure_fsize(void)
+{
+    const char *dir = tmp_path("fsize");
+    mkdir(dir, 0777);
+    char ck[1200], msg[1200];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(msg, sizeof msg, "%s/message", tmp_dir);
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.checkpoint_path = ck;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
+    copy_file(ck, tmp_path("previous"));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *out = fopen(msg, "w");
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl;
+        getrlimit(RLIMIT_FSIZE, &rl);
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = 100;
+        setrlimit(RLIMIT_FSIZE, &rl);
+        cfg.checkpoint_every_steps = 1;
+        clear_errors();
+        int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
+        rl.rlim_cur = soft;
+        setrlimit(RLIMIT_FSIZE, &rl);
+        fprintf(out, "%s", last_error);
+        fclose(out);
+        _exit(rc);
+    }
+    int status = 0;
+    EXPECT(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == NNLRT_EIO, "child status %d", status);
+    size_t n;
+    char *text = (char *)slurp(msg, &n);
+    char want[1400];
+    snprintf(want, sizeof want, "%s: error: cannot write the checkpoint: File too large (", ck);
+    EXPECT(text && strncmp(text, want, strlen(want)) == 0 &&
+               ends_with(text, "); the previous checkpoint is unchanged"),
+           "child's message '%s'", text ? text : "(none)");
+    free(text);
+    EXPECT(same_file(ck, tmp_path("previous")), "previous checkpoint unchanged");
+    EXPECT(count_tmp(dir) == 0, "no temp file");
+}
+
+/* A directory that cannot be written (not for root, who can write anywhere). */
+static void test_failure_readonly(void)
+{
+    if (geteuid() == 0) {
+        fprintf(stderr, "failure: running as root, the read-only directory case is skipped\n");
+        return;
+    }
+    const char *dir = tmp_path("readonly");
+    mkdir(dir, 0777);
+    char ck[1200];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.checkpoint_path = ck;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
+    copy_file(ck, tmp_path("previous"));
+    chmod(dir, 0555);
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "read-only directory");
+    expect_message(ck, ": error: cannot write the checkpoint: Permission denied (creating the "
+                       "temporary file); the previous checkpoint is unchanged");
+    chmod(dir, 0777);
+    EXPECT(same_file(ck, tmp_path("previous")), "previous checkpoint unchanged");
+    EXPECT(count_tmp(dir) == 0, "no temp file");
+}
+
+static void test_failure(void)
+{
+    test_failure_injected();
+    test_failure_fsize();
+    test_failure_readonly();
+}
+
+/* ---- (e) stale temp files ---- */
+
+static void touch(const char *dir, const char *name)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    spill(path, "x", 1);
+}
+
+static bool in_dir(const char *dir, const char *name)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return exists(path);
+}
+
+static void test_stale(void)
+{
+    const char *dir = tmp_path("stale");
+    mkdir(dir, 0777);
+    char ck[1200], mine[64], parent[64];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    snprintf(mine, sizeof mine, "ck.tmp.%ld", (long)getpid());
+    snprintf(parent, sizeof parent, "ck.tmp.%ld", (long)getppid());
+    const char *kept[] = {parent, "ck.tmp.abc", "ck.tmpx", "ck.tmp.", "other.tmp.999999999",
+                          "ck.1.tmp.999999999", "ck"};
+    touch(dir, "ck.tmp.999999999");
+    touch(dir, mine);
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        touch(dir, kept[i]);
+    nnlrt_checkpoint_clean_stale(ck);
+    EXPECT(!in_dir(dir, "ck.tmp.999999999"), "a dead process's temp file removed");
+    EXPECT(!in_dir(dir, mine), "this process's own leftover removed");
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        EXPECT(in_dir(dir, kept[i]), "%s kept", kept[i]);
+
+    /* a run removes them at start */
+    touch(dir, "ck.tmp.999999998");
+    remove(ck);
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.epochs = 1;
+    cfg.checkpoint_path = ck;
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", last_error);
+    EXPECT(!in_dir(dir, "ck.tmp.999999998"), "removed by the run");
+    EXPECT(count_tmp(dir) == 5, "only the kept ones stay");
+
+    /* a path without a directory: the current one */
+    char cwd[1024];
+    if (getcwd(cwd, sizeof cwd) && chdir(dir) == 0) {
+        touch(".", "ck.tmp.999999997");
+        nnlrt_checkpoint_clean_stale("ck");
+        EXPECT(!in_dir(".", "ck.tmp.999999997"), "in the current directory");
+        EXPECT(chdir(cwd) == 0, "chdir back");
+    }
+}
+
+/* ---- (f) keep = K ---- */
+
+static void test_keep(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    if (!reference(&m, cfg, NULL))
+        return;
+    const char *dir = tmp_path("keep");
+    mkdir(dir, 0777);
+    char ck[1200], name[1300];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    NnlrtTrainConfig run = cfg;
+    run.checkpoint_path = ck;
+    run.checkpoint_every_steps = 1;
+    run.keep = 3;
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 3: %s", last_error);
+    for (int i = 0; i < 3; i++) {
+        if (i)
+            snprintf(name, sizeof name, "%s.%d", ck, i);
+        else
+            snprintf(name, sizeof name, "%s", ck);
+        EXPECT(ckpt_step(name) == STEPS - i, "%s holds step %lld", name,
+               (long long)ckpt_step(name));
+        EXPECT(nnlrt_checkpoint_verify(&m, name) == 0, "%s verifies: %s", name, last_error);
+    }
+    snprintf(name, sizeof name, "%s.3", ck);
+    EXPECT(!exists(name), "no fourth");
+    EXPECT(count_tmp(dir) == 0, "no temp file");
+
+    /* the one before the last goes on to the same end */
+    snprintf(name, sizeof name, "%s.1", ck);
+    NnlrtTrainConfig again = cfg;
+    again.resume_path = name;
+    again.log_path = NULL;
+    again.dump_path = tmp_path("run.params");
+    EXPECT(nnlrt_train(&m, &again, &train_set, NULL) == 0, "resume from .1: %s", last_error);
+    EXPECT(same_file(again.dump_path, tmp_path("ref.params")), "same parameters");
+
+    /* every 2 epochs of 3, keep 3: after epoch 2 (step 10) and at the end (15) */
+    const char *dir2 = tmp_path("keep2");
+    mkdir(dir2, 0777);
+    snprintf(ck, sizeof ck, "%s/ck", dir2);
+    run.checkpoint_path = ck;
+    run.checkpoint_every_steps = 0;
+    run.checkpoint_every = 2;
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "every 2 epochs: %s", last_error);
+    snprintf(name, sizeof name, "%s.1", ck);
+    EXPECT(ckpt_step(ck) == 15 && ckpt_step(name) == 10, "steps %lld, %lld",
+           (long long)ckpt_step(ck), (long long)ckpt_step(name));
+    snprintf(name, sizeof name, "%s.2", ck);
+    EXPECT(!exists(name), "two checkpoints only");
+
+    /* keep 1 (the default) leaves no .1 */
+    const char *dir3 = tmp_path("keep1");
+    mkdir(dir3, 0777);
+    snprintf(ck, sizeof ck, "%s/ck", dir3);
+    run.checkpoint_path = ck;
+    run.keep = 0;
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 1: %s", last_error);
+    snprintf(name, sizeof name, "%s.1", ck);
+    EXPECT(exists(ck) && !exists(name), "one checkpoint");
+}
+
+/* ---- (g) SIGTERM and SIGINT delivered to a training child ---- */
+
+/* A child trains (run.params, run.log, checkpoint ck unless none), tells the parent
+ * during step 6's update, and is sent `sig` then. Returns the child's status; its last
+ * message is left in buf. */
+static int signalled_child(NnlrtTrainConfig run, int sig, char *buf, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    const char *msg = tmp_path("child.message");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        tm_notify_fd = fds[1];
+        tm_notify_step = 6;
+        NnlrtModel m = tm_model(4);
+        clear_errors();
+        int rc = nnlrt_train(&m, &run, &train_set, &val_set);
+        spill(msg, last_error, strlen(last_error));
+        _exit(rc);
+    }
+    close(fds[1]);
+    char c;
+    EXPECT(pid > 0 && read(fds[0], &c, 1) == 1, "the child reached step 6");
+    kill(pid, sig);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    close(fds[0]);
+    size_t n = 0;
+    char *text = (char *)slurp(msg, &n);
+    snprintf(buf, size, "%.*s", text ? (int)n : 0, text ? text : "");
+    free(text);
+    return status;
+}
+
+static void test_signal(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    run.resume_hint = "nnlc run fit.nnl --resume";
+    char msg[2048], want[2048];
+    int status = signalled_child(run, SIGTERM, msg, sizeof msg);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 143, "SIGTERM: status %d", status);
+    snprintf(want, sizeof want, "nnlc: error: stopped by SIGTERM after step 6 (epoch 2, batch 1 "
+             "of 5); checkpoint written to %s; to resume: nnlc run fit.nnl --resume %s",
+             run.checkpoint_path, run.checkpoint_path);
+    EXPECT(strcmp(msg, want) == 0, "message\n  got  '%s'\n  want '%s'", msg, want);
+    EXPECT(!exists(run.dump_path), "no parameters after a stop");
+    EXPECT(ckpt_step(run.checkpoint_path) == 6, "checkpoint after step 6");
+    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", last_error);
+    expect_reference("SIGTERM after step 6, resumed");
+
+    remove_run_files();
+    status = signalled_child(run, SIGINT, msg, sizeof msg);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 130, "SIGINT: status %d", status);
+    EXPECT(strstr(msg, "stopped by SIGINT after step 6 "), "message '%s'", msg);
+    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", last_error);
+    expect_reference("SIGINT after step 6, resumed");
+
+    remove_run_files();
+    run.checkpoint_path = NULL;
+    status = signalled_child(run, SIGTERM, msg, sizeof msg);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 143, "no checkpoint: status %d", status);
+    EXPECT(strcmp(msg, "nnlc: error: stopped by SIGTERM after step 6 (epoch 2, batch 1 of 5): "
+                       "no checkpoint was requested, so the run cannot be resumed") == 0,
+           "message '%s'", msg);
+
+    /* the handlers are the caller's again afterwards */
+    struct sigaction sa;
+    EXPECT(sigaction(SIGTERM, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL, "SIGTERM restored");
+    EXPECT(sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL, "SIGINT restored");
+
+    /* a path that needs quoting, in the hint */
+    remove_run_files();
+    run = run_config(cfg);
+    run.checkpoint_path = tmp_path("it's a ck");
+    stop_at(&m, run, &val_set, 2);
+    snprintf(want, sizeof want, "; to resume: --resume '%s/it'\\''s a ck'", tmp_dir);
+    EXPECT(ends_with(last_error, want), "quoted: '%s'", last_error);
+    remove(run.checkpoint_path);
+}
+
+/* kill -9 at random moments of a run that checkpoints after every step, restarted with
+ * --resume each time (T5 of shared/notes/reliability.md): every restart finds a checkpoint
+ * that verifies, and the run, once it gets to the end, has the parameters and log of one
+ * that was never killed. */
+static void test_kill(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.epochs = 20;
+    cfg.log_every = 2;
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(cfg);
+    run.checkpoint_every_steps = 1;
+    run.keep = 2;
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, 5);
+    int cycles = 0, killed = 0, bad = 0, status = 0;
+    for (bool done = false; !done && cycles < 400; cycles++) {
+        run.resume_path = exists(run.checkpoint_path) ? run.checkpoint_path : NULL;
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            tm_sleep_ns = 300 * 1000;
+            _exit(nnlrt_train(&m, &run, &train_set, &val_set));
+        }
+        /* up to 2 ms, and longer as cycles go by, for a slow (sanitized) build */
+        long delay = (long)nnlrt_rand_below(&rng, (uint64_t)(2000 + 50 * cycles) * 1000);
+        nanosleep(&(struct timespec){0, delay}, NULL);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        done = WIFEXITED(status);
+        killed += WIFSIGNALED(status);
+        if (exists(run.checkpoint_path) && nnlrt_checkpoint_verify(&m, run.checkpoint_path) != 0 &&
+            bad++ < 3)
+            EXPECT(false, "cycle %d: %s", cycles, last_error);
+    }
+    EXPECT(bad == 0, "%d checkpoints that do not verify", bad);
+    if (!WIFEXITED(status)) { /* the last cycles were all killed: finish here */
+        run.resume_path = exists(run.checkpoint_path) ? run.checkpoint_path : NULL;
+        status = 0;
+        EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "finish: %s", last_error);
+    }
+    EXPECT(WEXITSTATUS(status) == 0, "the run's exit code %d", WEXITSTATUS(status));
+    EXPECT(killed >= 50, "only %d of %d cycles killed mid-run", killed, cycles);
+    expect_reference("killed with SIGKILL and resumed");
+    EXPECT(count_tmp(tmp_dir) <= 1, "stale temp files");
+}
+
+/* ---- settings that do not go together ---- */
+
+static void expect_config_error(NnlrtTrainConfig cfg, const char *want)
+{
+    NnlrtModel m = tm_model(4);
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EUSER, "refused: %s", want);
+    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
+}
+
+static void test_config(void)
+{
+    NnlrtTrainConfig cfg = base_config();
+    cfg.checkpoint_path = tmp_path("ck");
+    cfg.checkpoint_every = 1;
+    cfg.checkpoint_every_steps = 2;
+    expect_config_error(cfg, "nnlc: error: checkpoint_every and checkpoint_every_steps cannot "
+                             "both be given: checkpoints are written by epochs or by steps");
+    cfg = base_config();
+    cfg.keep = 2;
+    expect_config_error(cfg, "nnlc: error: checkpoint_every, checkpoint_every_steps and keep "
+                             "need a checkpoint file");
+    cfg = base_config();
+    cfg.keep = -1;
+    expect_config_error(cfg, "nnlc: error: checkpoint_every, checkpoint_every_steps, keep and "
+                             "stop_after_steps cannot be negative");
+    cfg = base_config();
+    cfg.checkpoint_path = tmp_path("ck");
+    cfg.keep = 1001;
+    expect_config_error(cfg, "nnlc: error: keep is at most 1000");
+    cfg = base_config();
+    cfg.init_path = tmp_path("p");
+    cfg.resume_path = tmp_path("ck");
+    expect_config_error(cfg, "nnlc: error: a run starts from a parameter file (init) or goes on "
+                             "from a checkpoint (resume), not both");
+    NnlrtModel m = tm_model(4);
+    cfg = base_config();
+    cfg.resume_path = tmp_path("no-such-checkpoint");
+    clear_errors();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "missing checkpoint");
+    expect_message(cfg.resume_path,
+                   ": error: cannot open the checkpoint: No such file or directory");
+
+    /* no checkpoint settings: the files a run writes are those it always wrote */
+    cfg = base_config();
+    cfg.log_path = tmp_path("plain.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "plain run: %s", last_error);
+    EXPECT(count_tmp(tmp_dir) == 0 && !exists(tmp_path("ck")), "no checkpoint written");
+}
+
+/* ---- main ---- */
+
+/* Removes the temporary directory and what is left in it. */
+static void remove_tree(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (depth < 3 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(path, depth + 1);
+        else
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} groups[] = {
+    {"resume", test_resume}, {"truncate", test_truncate}, {"bitflip", test_bitflip},
+    {"model", test_model},   {"failure", test_failure},   {"stale", test_stale},
+    {"keep", test_keep},     {"signal", test_signal},     {"kill", test_kill},
+    {"config", test_config},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_checkpoint resume|truncate|bitflip|model|failure|stale|"
+                        "keep|signal|kill|config\n");
+        return 2;
+    }
+    const char *base = getenv("TMPDIR");
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/nnlrt-ckpt-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmp_dir)) {
+        fprintf(stderr, "test_checkpoint: cannot create a directory in %s\n",
+                base ? base : "/tmp");
+        return 2;
+    }
+    nnlrt_set_error_handler(capture_error, NULL);
+    make_set(&train_set, 37, 1);
+    make_set(&val_set, 11, 2);
+    int rc = 2;
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+        if (strcmp(argv[1], groups[i].name) == 0) {
+            groups[i].run();
+            rc = 0;
+        }
+    if (rc)
+        fprintf(stderr, "test_checkpoint: unknown group '%s'\n", argv[1]);
+    nnlrt_dataset_free(&train_set);
+    nnlrt_dataset_free(&val_set);
+    remove_tree(tmp_dir, 0);
+    if (failures)
+        fprintf(stderr, "%s: %d failure%s\n", argv[1], failures, failures == 1 ? "" : "s");
+    return rc ? rc : failures ? 1 : 0;
+}
