@@ -308,7 +308,10 @@ static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *sp
         .epochs = spec->epochs, .batch = spec->batch, .seed = spec->seed,
         .shuffle = spec->shuffle, .log_path = opt->log ? opt->log : spec->log,
         .log_every = spec->log_every, .init_path = opt->init, .dump_path = opt->dump_params,
-        .quiet = opt->quiet, .out = opt->out,
+        .quiet = opt->quiet, .out = opt->out, .checkpoint_path = spec->checkpoint,
+        .checkpoint_every = spec->checkpoint_every,
+        .checkpoint_every_steps = spec->checkpoint_every_steps, .keep = spec->keep,
+        .resume_path = opt->resume,
     };
 }
 
@@ -320,6 +323,8 @@ static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
     if (opt->gradcheck)
         return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
+    cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
+                                   spec->decl->src->path);
     return (NnlResult)nnlrt_train(&m, &cfg, train, val);
 }
 
@@ -476,7 +481,7 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
     };
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
-        .log = o->log, .init = o->init, .dump_params = o->dump_params,
+        .log = o->log, .init = o->init, .dump_params = o->dump_params, .resume = o->resume,
         .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
         .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,

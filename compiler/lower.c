@@ -1146,7 +1146,8 @@ static Val lower_block(Lower *L, Env *e, AstNode *decl, const char *prefix)
 
 enum { KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER, KEY_EPOCHS, KEY_BATCH, KEY_SEED,
        KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE,
-       KEY_L1, KEY_L2, KEY_COUNT };
+       KEY_L1, KEY_L2, KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY, KEY_CHECKPOINT_EVERY_STEPS,
+       KEY_KEEP, KEY_COUNT };
 
 static int train_key(const char *name)
 {
@@ -1256,6 +1257,22 @@ static bool train_key_value(Lower *L, TrainSpec *spec, int key, AstNode *x)
     case KEY_LOG_EVERY:
         good = train_number(L, x, 0, &spec->log_every, "log_every");
         break;
+    case KEY_CHECKPOINT:
+        v = lower_expr(L, &env, x);
+        good = ok(v) && want_str(L, x, v, "checkpoint");
+        if (good)
+            spec->checkpoint = v.str;
+        break;
+    case KEY_CHECKPOINT_EVERY:
+        good = train_number(L, x, 1, &spec->checkpoint_every, "checkpoint_every (epochs)");
+        break;
+    case KEY_CHECKPOINT_EVERY_STEPS:
+        good = train_number(L, x, 1, &spec->checkpoint_every_steps,
+                            "checkpoint_every_steps");
+        break;
+    case KEY_KEEP:
+        good = train_number(L, x, 1, &spec->keep, "keep");
+        break;
     case KEY_CLIP_NORM:
     case KEY_CLIP_VALUE:
     case KEY_L1:
@@ -1306,7 +1323,9 @@ NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSp
     /* epochs first: hyper-parameters may use it */
     static const int order[] = {KEY_EPOCHS, KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER,
                                 KEY_BATCH, KEY_SEED, KEY_SHUFFLE, KEY_METRICS, KEY_LOG,
-                                KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE, KEY_L1, KEY_L2};
+                                KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE, KEY_L1, KEY_L2,
+                                KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY,
+                                KEY_CHECKPOINT_EVERY_STEPS, KEY_KEEP};
     for (size_t i = 0; i < NNL_COUNTOF(order); i++) {
         int k = order[i];
         if (chosen[k]) {

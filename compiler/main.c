@@ -38,6 +38,7 @@ static int cmd_build(Args *a);
     "  --log FILE        write the training log (CSV) to FILE\n" \
     "  --init FILE       start from the parameters in FILE (lines: name,v1,v2,...)\n" \
     "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
+    "  --resume CKPT     go on from a checkpoint (written with checkpoint = \"path\")\n" \
     "  --float64         compute in float64 instead of float32\n" \
     "  --quiet           print nothing but errors\n"
 
@@ -166,7 +167,7 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
     } run_opts[] = {
         {"--set", OPT_RUN | OPT_BUILD}, {"--train", OPT_RUN | OPT_BUILD}, {"--log", OPT_RUN},
         {"--init", OPT_RUN}, {"--save-params", OPT_RUN}, {"--output", OPT_BUILD},
-        {"-o", OPT_BUILD}, {"--cpu", OPT_BUILD},
+        {"-o", OPT_BUILD}, {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN},
     };
     bool options_done = false;
     a->run.sets = a->sets;
@@ -207,7 +208,7 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             } else {
                 const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,
                                       &a->run.dump_params, &a->run.output, &a->run.output,
-                                      &a->run.cpu};
+                                      &a->run.cpu, &a->run.resume};
                 *dst[k] = v;
             }
             break;

@@ -71,6 +71,7 @@ typedef struct {
     const char *log;            /* --log FILE */
     const char *init;           /* --init FILE: starting parameters */
     const char *dump_params;    /* --save-params FILE: final parameters */
+    const char *resume;         /* --resume CKPT: go on from a checkpoint */
     int quiet;
     int float64;                /* --float64: train in double precision */
     FILE *out;                  /* dumps and progress */

@@ -416,7 +416,9 @@ typedef struct {
     int64_t log_every;
     bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
     double clip_norm, clip_value, l1, l2;  /* 0: off */
-    const AstNode *key_at[16]; /* where each key was set, for messages */
+    const char *checkpoint;    /* checkpoint file, or NULL */
+    int64_t checkpoint_every, checkpoint_every_steps, keep;
+    const AstNode *key_at[24]; /* where each key was set, for messages */
 } TrainSpec;
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
@@ -506,6 +508,7 @@ typedef struct {
     int nsets;
     const char *log;              /* --log FILE */
     const char *init, *dump_params;
+    const char *resume;           /* --resume CKPT */
     int elem_size;                /* 4, or 8 for gradient checks */
     bool gradcheck;
     bool no_data;                 /* check without reading data files */

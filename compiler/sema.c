@@ -50,7 +50,8 @@ static const char *const builtin_values[BV_COUNT] = {
 
 const char *const sema_train_keys[] = {
     "data", "validate", "loss", "optimizer", "epochs", "batch", "seed", "shuffle", "metrics",
-    "log", "log_every", "clip_norm", "clip_value", "l1", "l2", NULL,
+    "log", "log_every", "clip_norm", "clip_value", "l1", "l2", "checkpoint",
+    "checkpoint_every", "checkpoint_every_steps", "keep", NULL,
 };
 
 Builtin sema_builtin(const char *name)
@@ -524,7 +525,8 @@ static void sema_train(Nnl *nnl, AstNode *t)
             else
                 diag_error(nnl, s->src, s->off, "unknown train key '%s' (known: data, "
                            "validate, loss, optimizer, epochs, batch, seed, shuffle, metrics, "
-                           "log, log_every, clip_norm, clip_value, l1, l2)", s->name);
+                           "log, log_every, clip_norm, clip_value, l1, l2, checkpoint, checkpoint_every, "
+                           "checkpoint_every_steps, keep)", s->name);
         }
         for (int j = 0; j < i; j++)
             if (strcmp(t->body.items[j]->name, s->name) == 0) {

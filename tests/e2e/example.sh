@@ -5,6 +5,8 @@
 #   regression BASELINE    held-out MSE within 10% of the least-squares baseline (a program
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
+#   resume                 iris stopped (at an epoch, and by SIGTERM) and resumed from its
+#                          checkpoint ends byte-identical to an uninterrupted run
 #   reference DIR          DIR/model.nnl from DIR/init.csv matches PyTorch's losses and final
 #                          parameters (DIR/losses.csv, DIR/final.csv) to 1e-5 relative
 #   reference32 DIR        the same with DIR/losses32.csv and DIR/final32.csv (float32, 1e-5)
@@ -141,6 +143,43 @@ compare-optimizers)
             exit bad
         }' "$tmp/optimizers.csv" >&2
     echo "compare_optimizers.sh: $(($(wc -l <"$tmp/optimizers.csv") - 1)) epochs, 9 optimizers, every loss decreased"
+    ;;
+resume)
+    # stopped after 37 epochs (a checkpoint at the end), then resumed to 100, and stopped
+    # by SIGTERM mid-run then resumed: both end byte-identical to an uninterrupted run
+    cp -r data "$tmp/"
+    sed 's/    seed      = 1/    seed      = 1\n    checkpoint = "iris.ckpt"\n    checkpoint_every = 10/' \
+        iris.nnl >"$tmp/iris.nnl"
+    cd "$tmp"
+    "$nnlc" run iris.nnl --quiet --log full.csv --save-params full.params
+    rm -f iris.ckpt
+    "$nnlc" run iris.nnl --quiet --set epochs=37 --log part.csv
+    "$nnlc" run iris.nnl --quiet --resume iris.ckpt --log part.csv --save-params part.params
+    cmp full.csv part.csv
+    cmp full.params part.params
+    rm -f iris.ckpt
+    "$nnlc" run iris.nnl --quiet --set epochs=20000 --log long.csv --save-params long.params
+    "$nnlc" run iris.nnl --quiet --set epochs=20000 --log killed.csv &
+    pid=$!
+    sleep 0.5
+    kill -TERM $pid 2>/dev/null || true
+    rc=0
+    wait $pid || rc=$?
+    if [ "$rc" = 0 ]; then
+        echo "resume: the run ended before SIGTERM; nothing to check"
+    else
+        [ "$rc" = 143 ] || { echo "resume: SIGTERM gave exit $rc, expected 143"; exit 1; }
+        "$nnlc" run iris.nnl --quiet --set epochs=20000 --resume iris.ckpt --log killed.csv \
+            --save-params killed.params
+        cmp long.csv killed.csv
+        cmp long.params killed.params
+    fi
+    head -c 100 iris.ckpt >bad.ckpt
+    if "$nnlc" run iris.nnl --quiet --resume bad.ckpt 2>err.txt; then
+        echo "resume: a truncated checkpoint was accepted"; exit 1
+    fi
+    grep -q "truncated at byte 100" err.txt
+    echo "resume: stopped and resumed runs end byte-identical; a truncated checkpoint is refused"
     ;;
 *)
     echo "example.sh: unknown check '$check'" >&2
