@@ -5,6 +5,7 @@
 #   regression BASELINE    held-out MSE within 10% of the least-squares baseline (a program
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
+#   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1)
 #   resume                 iris stopped (at an epoch, and by SIGTERM) and resumed from its
 #                          checkpoint ends byte-identical to an uninterrupted run
 #   reference DIR          DIR/model.nnl from DIR/init.csv matches PyTorch's losses and final
@@ -180,6 +181,28 @@ resume)
     fi
     grep -q "truncated at byte 100" err.txt
     echo "resume: stopped and resumed runs end byte-identical; a truncated checkpoint is refused"
+    ;;
+diverge)
+    # NaN and Inf forced three ways: an enormous lr, the log of 0, a bad input cell
+    cp -r data iris.nnl "$tmp/"
+    cd "$tmp"
+    rc=0
+    "$nnlc" run iris.nnl --quiet --set "optimizer = sgd(lr = 1e30)" 2>err.txt || rc=$?
+    [ "$rc" = 3 ] || { echo "diverge: huge lr gave exit $rc, expected 3"; cat err.txt; exit 1; }
+    grep -q "training diverged: the loss is .* at epoch 1, step" err.txt
+    sed 's/    loss      = cross_entropy/    loss      = log0/' "$root/examples/iris.nnl" >log0.nnl
+    printf 'loss log0(out, label) = cross_entropy(out, label) + log(0 * mean(out))\n' >>log0.nnl
+    rc=0
+    "$nnlc" run log0.nnl --quiet 2>err.txt || rc=$?
+    [ "$rc" = 3 ] || { echo "diverge: log of 0 gave exit $rc, expected 3"; cat err.txt; exit 1; }
+    grep -q "the loss is -inf at epoch 1, step 1 (no finite loss before it)" err.txt
+    { head -1 data/iris.csv; echo "5.1,nan,1.4,0.2,0"; } >data/bad.csv
+    sed 's|data/iris.csv|data/bad.csv|' "$root/examples/iris.nnl" >bad.nnl
+    rc=0
+    "$nnlc" run bad.nnl --quiet 2>err.txt || rc=$?
+    [ "$rc" = 1 ] || { echo "diverge: a nan cell gave exit $rc, expected 1"; cat err.txt; exit 1; }
+    grep -q "bad.csv:2:5: error: value 'nan' is not a finite number" err.txt
+    echo "diverge: huge lr and log 0 stop with exit 3 naming the step; a nan cell is refused at 2:5"
     ;;
 *)
     echo "example.sh: unknown check '$check'" >&2
