@@ -287,7 +287,11 @@ static void aot_config(StrBuf *b, const NnlrtTrainConfig *c)
               ".log_path = ", (long long)c->epochs, (long long)c->batch,
               (unsigned long long)c->seed, aot_bool(c->shuffle));
     aot_cstr(b, c->log_path);
-    sb_printf(b, ", .log_every = %lld},\n", (long long)c->log_every);
+    sb_printf(b, ", .log_every = %lld, .checkpoint_path = ", (long long)c->log_every);
+    aot_cstr(b, c->checkpoint_path);
+    sb_printf(b, ", .checkpoint_every = %lld, .checkpoint_every_steps = %lld, .keep = %lld},\n",
+              (long long)c->checkpoint_every, (long long)c->checkpoint_every_steps,
+              (long long)c->keep);
 }
 
 static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *script,

@@ -139,6 +139,7 @@ static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
             "  --log FILE           write the training log (CSV) to FILE\n"
             "  --init FILE          start from the parameters in FILE (lines: name,v1,v2,...)\n"
             "  --save-params FILE   write the final parameters to FILE, in the same format\n"
+            "  --resume CKPT        go on from a checkpoint (the script's checkpoint = \"path\")\n"
             "  --quiet              print nothing but errors\n"
             "  --help               show this help\n"
             "  --version            print the version and what the trainer was built from\n"
@@ -176,7 +177,8 @@ static const char *trainer_value(const char *name, int argc, char **argv, int *i
 
 static int trainer_parse(TrainerArgs *a, int argc, char **argv)
 {
-    static const char *const names[] = {"--set", "--data", "--log", "--init", "--save-params"};
+    static const char *const names[] = {"--set", "--data", "--log", "--init", "--save-params",
+                                        "--resume"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v = NULL;
         bool missing = false;
@@ -216,6 +218,7 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
         case 2: a->log = v; break;
         case 3: a->cfg.init_path = v; break;
         case 4: a->cfg.dump_path = v; break;
+        case 5: a->cfg.resume_path = v; break;
         }
     }
     return NNLRT_OK;
@@ -482,7 +485,10 @@ int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
     memset(&a, 0, sizeof a);
     a.p = p;
     a.cfg = p->config;
-    a.cfg.init_path = a.cfg.dump_path = NULL;
+    a.cfg.init_path = a.cfg.dump_path = a.cfg.resume_path = NULL;
+    static char hint[512]; /* how to resume, shown when a run is stopped */
+    snprintf(hint, sizeof hint, "%s --resume", argc > 0 ? argv[0] : "trainer");
+    a.cfg.resume_hint = hint;
     a.cfg.quiet = false;
     a.cfg.out = stdout;
     NnlrtData d;

@@ -10,6 +10,7 @@
 #   portable       the default --cpu=x86-64-v3 trainer trains (its results may differ from
 #                  `nnlc run`: another CPU model), and takes --set epochs/batch/seed/...
 #   errors         the trainer's and nnlc build's errors, with their exit codes
+#   resume         checkpoint keys compiled in; --resume continues bit-exactly
 # How long each build takes is printed, never checked.
 set -eu
 nnlc=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -129,6 +130,24 @@ example)
     (cd "$tmp/elsewhere" && "$tmp/trainer" --quiet --data "$1=$tmp/copy.csv" --log "$tmp/data.csv")
     same "$tmp/run.csv" "$tmp/data.csv" "$name: --data $1=copy.csv"
     echo "$name: --data $1=FILE reads the other file"
+    ;;
+resume)
+    # the checkpoint keys are compiled in; a trainer stopped at epoch 37 and resumed with
+    # --resume ends byte-identical to an uninterrupted trainer run
+    mkdir -p "$tmp/r"
+    cp -r "$root/examples/data" "$tmp/r/"
+    sed 's/    seed      = 1/    seed      = 1\n    checkpoint = "iris.ckpt"\n    checkpoint_every = 10/' \
+        "$root/examples/iris.nnl" >"$tmp/r/iris.nnl"
+    build "$tmp/r/iris.nnl" "$tmp/trainer" --cpu=native
+    cd "$tmp/r"
+    "$tmp/trainer" --quiet --log full.csv --save-params full.params
+    rm -f iris.ckpt
+    "$tmp/trainer" --quiet --set epochs=37 --log part.csv
+    "$tmp/trainer" --quiet --resume iris.ckpt --log part.csv --save-params part.params
+    same full.csv part.csv "resume: log"
+    same full.params part.params "resume: parameters"
+    "$tmp/trainer" --help | grep -q -- "--resume"
+    echo "resume: a stopped and resumed trainer ends byte-identical to an uninterrupted one"
     ;;
 fashion)
     images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
