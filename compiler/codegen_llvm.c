@@ -39,6 +39,7 @@ typedef struct {
     LLVMValueRef fn, bufs, B, sums, states, step, epoch, rng;
     LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
     LLVMValueRef *state_base;
+    LLVMValueRef out_base;         /* the predict entry's output */
     LLVMValueRef *cache;           /* per node id, valid in the current loop body */
     LLVMValueRef *dcache;          /* the same for values computed in double */
     signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
@@ -203,9 +204,15 @@ static LLVMValueRef cg_index(Cg *cg, const Shape *s, const Iter *it)
     return idx;
 }
 
+static LLVMValueRef cg_base(Cg *cg, int buf)
+{
+    return buf >= BUF_STATE ? cg->state_base[buf - BUF_STATE]
+         : buf == BUF_OUT   ? cg->out_base : cg->base[buf];
+}
+
 static LLVMValueRef cg_buf_ptr(Cg *cg, int buf, int64_t off)
 {
-    LLVMValueRef base = buf >= BUF_STATE ? cg->state_base[buf - BUF_STATE] : cg->base[buf];
+    LLVMValueRef base = cg_base(cg, buf);
     if (!off)
         return base;
     LLVMValueRef o = k64(cg, off);
@@ -215,7 +222,7 @@ static LLVMValueRef cg_buf_ptr(Cg *cg, int buf, int64_t off)
 static LLVMValueRef cg_elem_ptr(Cg *cg, int buf, int64_t off, LLVMValueRef idx)
 {
     LLVMValueRef i = LLVMBuildAdd(cg->b, idx, k64(cg, off), "");
-    LLVMValueRef base = buf >= BUF_STATE ? cg->state_base[buf - BUF_STATE] : cg->base[buf];
+    LLVMValueRef base = cg_base(cg, buf);
     return LLVMBuildGEP2(cg->b, cg->T, base, &i, 1, "");
 }
 
@@ -660,6 +667,7 @@ static void cg_entry(Cg *cg, int which)
     case ENTRY_INIT: params[np++] = cg->ptr; break;                           /* rng */
     case ENTRY_GRAD: case ENTRY_EVAL: params[np++] = cg->i64; params[np++] = cg->ptr; break;
     case ENTRY_UPDATE: params[np++] = cg->ptr; params[np++] = cg->i64; params[np++] = cg->i64; break;
+    case ENTRY_PREDICT: params[np++] = cg->i64; params[np++] = cg->ptr; break; /* B, out */
     }
     LLVMValueRef entry_fn = LLVMAddFunction(cg->mod, e->name,
                                             LLVMFunctionType(cg->vd, params, (unsigned)np, false));
@@ -677,6 +685,8 @@ static void cg_entry(Cg *cg, int which)
     cg_add_attr(cg, cg->fn, LLVMAttributeFunctionIndex, "alwaysinline");
     for (int i = 0; i < nb + ns; i++)
         cg_add_attr(cg, cg->fn, (unsigned)i + 1, "noalias");
+    if (which == ENTRY_PREDICT)
+        cg_add_attr(cg, cg->fn, (unsigned)(nb + ns + 2), "noalias");
 
     /* the entry: load the table (and the states' table), call the body */
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, entry_fn, "entry"));
@@ -698,8 +708,9 @@ static void cg_entry(Cg *cg, int which)
     nnl_dealloc(bp);
 
     /* the body */
-    cg->max_b = which == ENTRY_EVAL ? cg->plan->max_batch_eval : cg->plan->max_batch;
-    cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
+    cg->max_b = which == ENTRY_EVAL || which == ENTRY_PREDICT ? cg->plan->max_batch_eval
+                                                              : cg->plan->max_batch;
+    cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = cg->out_base = NULL;
     for (int i = 0; i < nb; i++)
         cg->base[i] = LLVMGetParam(cg->fn, (unsigned)i);
     for (int k = 0; k < ns; k++)
@@ -715,6 +726,10 @@ static void cg_entry(Cg *cg, int which)
     case ENTRY_UPDATE:
         cg->step = LLVMGetParam(cg->fn, (unsigned)a + 1);
         cg->epoch = LLVMGetParam(cg->fn, (unsigned)a + 2);
+        break;
+    case ENTRY_PREDICT:
+        cg->B = LLVMGetParam(cg->fn, (unsigned)a);
+        cg->out_base = LLVMGetParam(cg->fn, (unsigned)a + 1);
         break;
     }
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));
@@ -809,7 +824,8 @@ LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMC
     cg_clear_cache(&cg);
     cg_forward(&cg);
     for (int e = 0; e < ENTRY_COUNT && !cg.failed; e++)
-        cg_entry(&cg, e);
+        if (e != ENTRY_PREDICT || plan->predict)
+            cg_entry(&cg, e);
     LLVMDisposeBuilder(cg.b);
     nnl_dealloc(cg.base);
     nnl_dealloc(cg.state_base);

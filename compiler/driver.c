@@ -297,7 +297,8 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
         .metric_names = p->metric_names, .n_bufs = plan->nbufs, .buf_elems = plan->buf_elems,
         .buf_batched = plan->buf_batched, .init = fns ? fns->init : NULL,
         .grad = fns ? fns->grad : NULL, .eval = fns ? fns->eval : NULL,
-        .update = fns ? fns->update : NULL,
+        .update = fns ? fns->update : NULL, .out_size = shape_size(&p->output->shape),
+        .predict = fns ? fns->predict : NULL,
     };
 }
 

@@ -270,6 +270,14 @@ void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
     plan->entries[ENTRY_EVAL].name = "nnl_eval";
     fuse_entry_with_dests(&f, &plan->entries[ENTRY_EVAL], NULL, NULL, NULL, 0, sums, 1 + nm,
                           false);
+
+    /* predict last: it only reaches forward nodes, which eval has placed already */
+    plan->entries[ENTRY_PREDICT].name = "nnl_predict";
+    roots[0] = p->output;
+    bufs[0] = BUF_OUT;
+    offs[0] = 0;
+    fuse_entry_with_dests(&f, &plan->entries[ENTRY_PREDICT], roots, bufs, offs, 1, NULL, 0,
+                          false);
     for (int e = 0; e < ENTRY_COUNT; e++)
         fuse_merge_loops(&plan->entries[e]);
     nnl_dealloc(f.reach);
@@ -299,6 +307,8 @@ static void fuse_dump_loc(StrBuf *out, int buf, int64_t off)
 {
     if (buf >= BUF_STATE)
         sb_printf(out, "state%d", buf - BUF_STATE);
+    else if (buf == BUF_OUT)
+        sb_printf(out, "out+%lld", (long long)off);
     else if (buf == NNLRT_BUF_PARAMS)
         sb_printf(out, "params+%lld", (long long)off);
     else if (buf == NNLRT_BUF_GRADS)

@@ -214,7 +214,10 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
         entries->grad = (NnlrtGradFn)jit_lookup(nnl, jit, "nnl_grad");
         entries->eval = (NnlrtEvalFn)jit_lookup(nnl, jit, "nnl_eval");
         entries->update = (NnlrtUpdateFn)jit_lookup(nnl, jit, "nnl_update");
-        good = entries->init && entries->grad && entries->eval && entries->update;
+        entries->predict = plan->predict
+                               ? (NnlrtPredictFn)jit_lookup(nnl, jit, "nnl_predict") : NULL;
+        good = entries->init && entries->grad && entries->eval && entries->update &&
+               (entries->predict || !plan->predict);
     }
     if (!good) {
         jit_free(jit);

@@ -435,7 +435,8 @@ void ad_backward(IrProgram *p);
 
 typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT } KernelKind;
 
-enum { BUF_STATE = 1000 }; /* buffer ids from here on are optimizer state arenas */
+enum { BUF_STATE = 1000,      /* buffer ids from here on are optimizer state arenas */
+       BUF_OUT = 999 };      /* the predict entry's output argument */
 
 typedef struct {
     IrNode *node;
@@ -457,13 +458,14 @@ typedef struct {
     int nkernels;
 } Entry;
 
-enum { ENTRY_INIT, ENTRY_GRAD, ENTRY_EVAL, ENTRY_UPDATE, ENTRY_COUNT };
+enum { ENTRY_INIT, ENTRY_GRAD, ENTRY_EVAL, ENTRY_UPDATE, ENTRY_PREDICT, ENTRY_COUNT };
 
 typedef struct {
     Entry entries[ENTRY_COUNT];
     int nbufs;               /* including the NNLRT_BUF_FIRST fixed ones */
     int64_t max_batch;       /* the largest B of a training step */
-    int64_t max_batch_eval;  /* the largest B of an evaluation */
+    int64_t max_batch_eval;  /* the largest B of an evaluation or a prediction */
+    bool predict;            /* generate code for the predict entry (it is always planned) */
     int64_t *buf_elems;      /* per sample when batched, else in all */
     bool *buf_batched;
 } Plan;
@@ -480,6 +482,7 @@ typedef struct {
     NnlrtGradFn grad;
     NnlrtEvalFn eval;
     NnlrtUpdateFn update;
+    NnlrtPredictFn predict;
 } JitEntries;
 
 /* Generates, verifies and optimizes (default<O3>, host CPU) the module for `plan`; with

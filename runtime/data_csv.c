@@ -98,6 +98,10 @@ static bool csv_check_index(const NnlrtCsv *c, const CsvColumns *cols, long col,
 
 static bool csv_resolve_target(const NnlrtCsv *c, const NnlrtCsvOptions *opt, CsvColumns *cols)
 {
+    if (opt->no_target) {
+        cols->target = -1;
+        return true;
+    }
     if (opt->target)
         return csv_column_by_name(c, cols, opt->target, &cols->target);
     cols->target = opt->target_index == -1 ? cols->n_cols - 1 : opt->target_index;
@@ -107,7 +111,7 @@ static bool csv_resolve_target(const NnlrtCsv *c, const NnlrtCsvOptions *opt, Cs
 /* Every column but the target, in file order. */
 static bool csv_default_features(const NnlrtCsv *c, CsvColumns *cols)
 {
-    if (cols->n_cols < 2) {
+    if (cols->n_cols < 2 && cols->target >= 0) {
         nnlrt_error(c->path, cols->first_line, 1,
                     "the file has one column, the target, and no feature columns");
         return false;
@@ -214,7 +218,8 @@ static bool csv_store_row(const NnlrtCsv *c, const CsvColumns *cols, double *val
     float *x = (float *)out->x + i * out->x_size, *y = out->y;
     for (int k = 0; k < cols->n_features; k++)
         x[k] = (float)vals[cols->features[k]];
-    y[i] = (float)vals[cols->target];
+    if (cols->target >= 0)
+        y[i] = (float)vals[cols->target];
     out->rows[i] = c->line;
     return true;
 }
@@ -223,11 +228,12 @@ static bool csv_read_rows(NnlrtCsv *c, const CsvColumns *cols, NnlrtDataset *out
 {
     int64_t cap = nnlrt_csv_max_rows(c);
     out->x_size = cols->n_features;
-    out->y_size = 1;
+    out->y_size = cols->target >= 0;
     out->x_type = out->y_type = NNLRT_F32;
     out->x_scale = 1;
     out->x = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, (size_t)out->x_size * sizeof(float)));
-    out->y = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, sizeof(float)));
+    if (out->y_size)
+        out->y = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, sizeof(float)));
     out->rows = nnlrt_alloc(nnlrt_array_bytes((size_t)cap, sizeof(int64_t)));
     double *vals = nnlrt_alloc(nnlrt_array_bytes((size_t)cols->n_cols, sizeof(double)));
     int r = 1;

@@ -373,8 +373,11 @@ static bool npy_read(NpyFile *x, NpyFile *y, const char *x_path, const char *y_p
                      NnlrtDataset *out)
 {
     if (!npy_open(x, x_path, "inputs", NPY_MAX_DIMS) ||
-        !nnlrt_file_check_size(&x->f, npy_bytes(x), "sample") ||
-        !npy_open(y, y_path, "targets", 2) ||
+        !nnlrt_file_check_size(&x->f, npy_bytes(x), "sample"))
+        return false;
+    if (!y_path)
+        return npy_data(x, &out->x);
+    if (!npy_open(y, y_path, "targets", 2) ||
         !nnlrt_file_check_size(&y->f, npy_bytes(y), "sample") || !npy_check_counts(x, y))
         return false;
     return npy_data(x, &out->x) && npy_data(y, &out->y);
@@ -395,9 +398,9 @@ bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtD
     }
     out->n = x.count;
     out->x_size = x.size;
-    out->y_size = y.size;
+    out->y_size = y_path ? y.size : 0;
     out->x_type = x.type;
-    out->y_type = y.type;
+    out->y_type = y_path ? y.type : NNLRT_F32;
     out->x_scale = scale;
     out->source = nnlrt_strdup(x_path);
     out->y_source = nnlrt_strdup(y_path);

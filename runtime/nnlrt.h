@@ -100,6 +100,8 @@ typedef struct {
     const char *path;         /* resolved path */
     const char *target;       /* column name, or NULL to use target_index */
     long target_index;        /* 0-based; -1 means the last column */
+    bool no_target;           /* inputs alone (y_size 0, y NULL): every column, or the
+                               * features listed, is an input */
     const long *features;     /* 0-based column indices, or NULL for every other column */
     const char *const *feature_names; /* alternatively names (NULL when unused) */
     int n_features;
@@ -125,7 +127,8 @@ bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtD
 
 /* NPY files (format 1.0, 2.0, 3.0), C order, dtype <f4, <f8, |u1 or <i8: `x_path`
  * holds N samples (the first dimension; x_size is the product of the rest), `y_path`
- * shape (N) or (N, y_size). Floating-point values must be finite. */
+ * shape (N) or (N, y_size), or NULL for inputs alone (y_size 0, y NULL). Floating-point
+ * values must be finite. */
 bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtDataset *out);
 
 /* Splits `src` into `a` (the first round(frac * n) samples after a seeded shuffle) and `b`,
@@ -243,6 +246,9 @@ typedef void (*NnlrtGradFn)(void **bufs, int64_t B, double *sums);
 typedef void (*NnlrtUpdateFn)(void **bufs, void **states, int64_t step, int64_t epoch);
 /* Forward only: adds the batch's sums of the loss and of each metric to sums[0], sums[1..]. */
 typedef void (*NnlrtEvalFn)(void **bufs, int64_t B, double *sums);
+/* Forward only, inputs alone (bufs[NNLRT_BUF_Y] is not read): writes the model's output
+ * for each of the B samples, out_size elements each, to out. */
+typedef void (*NnlrtPredictFn)(void **bufs, int64_t B, void *out);
 
 enum { NNLRT_TARGET_VALUES = 0, NNLRT_TARGET_CLASS = 1 };
 
@@ -264,6 +270,8 @@ typedef struct {
     NnlrtGradFn grad;
     NnlrtUpdateFn update;
     NnlrtEvalFn eval;
+    int64_t out_size;         /* output elements per sample */
+    NnlrtPredictFn predict;   /* NULL: the model cannot predict (a hand-written test model) */
 } NnlrtModel;
 
 /* ---- training ---- */
@@ -304,6 +312,27 @@ typedef struct {
  * or a non-zero exit code after reporting (1 user error, 2 I/O error). */
 int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDataset *train,
                 const NnlrtDataset *val);
+
+/* ---- using a trained model (runtime/infer.c) ---- */
+
+/* The parameters of checkpoint `path`, which must belong to m (as a resume checks it), into
+ * params (n_params elements). Returns 0, or NNLRT_EIO / NNLRT_EUSER after reporting. */
+int nnlrt_checkpoint_load_params(const NnlrtModel *m, const char *path, void *params);
+/* The model's outputs for every sample of ds (its targets, if any, unused), computed in
+ * batches of at most `batch`: ds->n * m->out_size elements of m->elem_size into out. */
+void nnlrt_predict(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
+                   int64_t batch, void *out);
+/* The index of sample i's largest output (the predicted class); a NaN counts as largest. */
+int64_t nnlrt_argmax(const NnlrtModel *m, const void *out, int64_t sample);
+/* The means over ds of the loss and of each metric (means[0], means[1..n_metrics]), and
+ * for a classifier, when confusion is not NULL, the confusion matrix: n_classes x
+ * n_classes counts, row the true class, column the predicted one. */
+void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
+                    int64_t batch, double *means, int64_t *confusion);
+/* Writes n samples of outputs to `path`, a .csv (a header row, then per sample the class
+ * for a classifier and every output) or a .npy (shape (n, out_size)), atomically. Returns
+ * 0, or NNLRT_EUSER / NNLRT_EIO after reporting. */
+int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *out, int64_t n);
 
 /* ---- standalone trainers (nnlc build) ---- */
 

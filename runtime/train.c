@@ -124,8 +124,9 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
         int64_t i = idx[k];
         train_convert(m, b->bufs[NNLRT_BUF_X], k * m->x_size, ds->x_type, ds->x,
                       i * ds->x_size, ds->x_size, ds->x_scale);
-        train_convert(m, b->bufs[NNLRT_BUF_Y], k * m->y_size, ds->y_type, ds->y,
-                      i * ds->y_size, ds->y_size, 1);
+        if (ds->y) /* inputs alone (prediction) have no targets */
+            train_convert(m, b->bufs[NNLRT_BUF_Y], k * m->y_size, ds->y_type, ds->y,
+                          i * ds->y_size, ds->y_size, 1);
     }
 }
 
@@ -189,7 +190,12 @@ static bool train_check_range(const NnlrtModel *m, const NnlrtDataset *ds, bool 
 bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds)
 {
     const char *file = ds->source ? ds->source : ds->name;
-    if (ds->x_size != m->x_size || ds->y_size != m->y_size) {
+    if (!ds->y && ds->x_size != m->x_size) { /* inputs alone: what prediction reads */
+        nnlrt_error(file, 0, 0, "the samples have %lld inputs, the model takes %lld",
+                    (long long)ds->x_size, (long long)m->x_size);
+        return false;
+    }
+    if (ds->y && (ds->x_size != m->x_size || ds->y_size != m->y_size)) {
         nnlrt_error(file, 0, 0,
                     "the samples have %lld inputs and %lld targets, the model takes %lld and %lld",
                     (long long)ds->x_size, (long long)ds->y_size, (long long)m->x_size,
@@ -202,7 +208,7 @@ bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds)
     }
     if (!train_check_range(m, ds, true) || !train_check_range(m, ds, false))
         return false;
-    if (m->target_kind != NNLRT_TARGET_CLASS || ds->y_size != 1)
+    if (m->target_kind != NNLRT_TARGET_CLASS || !ds->y || ds->y_size != 1)
         return true;
     for (int64_t i = 0; i < ds->n; i++)
         if (!train_check_label(m, ds, i))
