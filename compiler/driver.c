@@ -237,6 +237,23 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
         for (int j = 0; j < t->body.len; j++)
             ast_push(&nnl->arena, out, t->body.items[j]);
     }
+    if (opt->eval_data) {
+        /* evaluating on a data set is validating on it */
+        const char *d = opt->eval_data;
+        bool ident = (*d >= 'a' && *d <= 'z') || (*d >= 'A' && *d <= 'Z') || *d == '_';
+        for (const char *c = d; ident && *c; c++)
+            ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
+                    (*c >= '0' && *c <= '9');
+        if (!ident) {
+            diag_file_error(nnl, "--data", "'%s' is not the name of a data declaration", d);
+            return false;
+        }
+        const char *text = arena_printf(&nnl->arena, "validate = %s", opt->eval_data);
+        AstNode *t = parse_train_body(nnl, nnl_text_source(nnl, "--data", text));
+        if (!t || t->body.len != 1)
+            return false;
+        ast_push(&nnl->arena, out, t->body.items[0]);
+    }
     return true;
 }
 
@@ -329,16 +346,95 @@ static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
     return (NnlResult)nnlrt_train(&m, &cfg, train, val);
 }
 
+/* "loss 0.31" and each metric, then for a classifier the confusion matrix. */
+static void driver_report(FILE *out, const NnlrtModel *m, const double *means,
+                          const int64_t *confusion)
+{
+    fprintf(out, "%-10s %.6g\n", "loss", means[0]);
+    for (int i = 0; i < m->n_metrics; i++)
+        fprintf(out, "%-10s %.6g\n", m->metric_names[i], means[1 + i]);
+    if (!confusion)
+        return;
+    int64_t k = m->n_classes, most = 0;
+    for (int64_t i = 0; i < k * k; i++)
+        most = confusion[i] > most ? confusion[i] : most;
+    int w = snprintf(NULL, 0, "%lld", (long long)(most > k ? most : k)) + 1;
+    fprintf(out, "\nconfusion matrix (rows: true class, columns: predicted class)\n%*s", w, "");
+    for (int64_t j = 0; j < k; j++)
+        fprintf(out, " %*lld", w, (long long)j);
+    for (int64_t i = 0; i < k; i++) {
+        fprintf(out, "\n%*lld", w, (long long)i);
+        for (int64_t j = 0; j < k; j++)
+            fprintf(out, " %*lld", w, (long long)confusion[i * k + j]);
+    }
+    fputc('\n', out);
+}
+
+/* nnlc predict and nnlc eval: the checkpoint's parameters, then the outputs for the
+ * inputs, or the loss, metrics and confusion matrix on a data set. */
+static NnlResult driver_infer(Nnl *nnl, const RunOptions *opt, const TrainSpec *spec,
+                              IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
+                              NnlrtDataset *val, NnlrtDataset *input)
+{
+    NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
+    void *params = nnlrt_alloc_aligned((size_t)m.n_params * (size_t)m.elem_size);
+    int rc = nnlrt_checkpoint_load_params(&m, opt->checkpoint, params);
+    if (rc == NNLRT_OK && opt->stop == STOP_PREDICT) {
+        rc = nnlrt_check_dataset(&m, input) ? NNLRT_OK : NNLRT_EUSER;
+        void *out = rc ? NULL : nnlrt_alloc((size_t)(input->n * m.out_size) * (size_t)m.elem_size);
+        if (out) {
+            nnlrt_predict(&m, params, input, plan->max_batch_eval, out);
+            rc = nnlrt_write_predictions(&m, opt->output, out, input->n, opt->out);
+        }
+        nnlrt_free(out);
+    } else if (rc == NNLRT_OK) {
+        const NnlrtDataset *ds = val ? val : train;
+        double *means = nnl_malloc(sizeof(double) * (size_t)(1 + m.n_metrics));
+        int64_t *confusion = m.target_kind == NNLRT_TARGET_CLASS
+            ? nnl_malloc(sizeof(int64_t) * (size_t)(m.n_classes * m.n_classes)) : NULL;
+        nnlrt_evaluate(&m, params, ds, plan->max_batch_eval, means, confusion);
+        if (!opt->quiet)
+            fprintf(opt->out, "nnlc: %s evaluated on '%s' (%lld samples) with %s\n",
+                    spec->model->name, val ? spec->validate->name : spec->data->name,
+                    (long long)ds->n, opt->checkpoint);
+        driver_report(opt->out, &m, means, confusion);
+        nnl_dealloc(means);
+        nnl_dealloc(confusion);
+    }
+    nnlrt_free(params);
+    return (NnlResult)rc;
+}
+
+/* What a library needs of the training inputs to take inputs as the files hold them:
+ * their scale and, when standardized, the raw training set's statistics. */
+static bool driver_lib_inputs(Nnl *nnl, DriverData *dd, AotInput *lib)
+{
+    const NnlrtDataset *t = driver_load(nnl, dd, dd->train);
+    if (!t)
+        return false;
+    const DataSource *root = driver_root(dd->src[dd->train]);
+    lib->x_scale = t->x_scale;
+    if (!root->standardize)
+        return true;
+    double *mean = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);
+    double *sd = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);
+    nnlrt_column_stats(t, mean, sd);
+    lib->x_mean = mean;
+    lib->x_sd = sd;
+    return true;
+}
+
 static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
                               IrProgram *p, Plan *plan, const DriverData *dd,
-                              const NnlrtDataset *train)
+                              const NnlrtDataset *train, const AotInput *lib)
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, NULL, train);
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     AotInput in = {.spec = spec, .prog = p, .plan = plan, .model = &m, .data = dd->specs,
                    .ndata = dd->n, .train_data = dd->train, .val_data = dd->val,
-                   .config = &cfg};
-    return aot_build(nnl, opt, &in);
+                   .config = &cfg, .x_mean = lib->x_mean, .x_sd = lib->x_sd,
+                   .x_scale = lib->x_scale};
+    return opt->lib ? aot_build_lib(nnl, opt, &in) : aot_build(nnl, opt, &in);
 }
 
 static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train);
@@ -388,6 +484,7 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     Jit *jit = NULL;
     StrBuf dump = {0};
     DriverData dd = {0};
+    NnlrtDataset input = {0};
     if (opt->no_data) {
         /* names, keys and shapes only, with data shaped as the model's input */
         r = lower_program(nnl, &spec, -1, &prog);
@@ -396,6 +493,18 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     driver_data_init(nnl, &dd, &spec);
     NnlrtDataset *data, *val;
     r = NNL_EUSER;
+    AotInput lib = {.x_scale = 1};
+    if (opt->lib && !driver_lib_inputs(nnl, &dd, &lib))
+        goto done;
+    if (opt->stop == STOP_PREDICT) {
+        /* new inputs take the training set's statistics before it is standardized */
+        if (!driver_load(nnl, &dd, dd.train))
+            goto done;
+        if (!nnlrt_data_load_inputs(&dd.data, dd.train, opt->input, &input)) {
+            nnl->nerrors++; /* the runtime has reported it */
+            goto done;
+        }
+    }
     if (!driver_load_data(nnl, &dd, &spec, &data, &val))
         goto done;
     if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
@@ -436,8 +545,9 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     plan.max_batch_eval = !spec.validate ? plan.max_batch : spec.batch ? spec.batch : 1024;
     if (opt->gradcheck)
         plan.max_batch = plan.max_batch_eval = data->n < 8 ? data->n : 8;
+    plan.predict = opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL || opt->lib;
     if (opt->stop == STOP_BUILD) {
-        r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data);
+        r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data, &lib);
         goto done;
     }
     struct timespec t0;
@@ -447,8 +557,11 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
                    &jit, &fns);
     if (r != NNL_OK || opt->stop == STOP_LLVM)
         goto done;
-    if (!opt->quiet)
-    {
+    if (opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL) {
+        r = driver_infer(nnl, opt, &spec, &prog, &plan, &fns, data, val, &input);
+        goto done;
+    }
+    if (!opt->quiet) {
         int64_t nparams = 0; /* the arena pads each tensor; count what the model has */
         for (int i = 0; i < prog.nparams; i++)
             nparams += prog.params[i].size;
@@ -468,6 +581,7 @@ done:
     nnl_dealloc(prog.new_states);
     nnl_dealloc(prog.state_init);
     driver_data_free(&dd);
+    nnlrt_dataset_free(&input);
     return r;
 }
 
@@ -478,7 +592,8 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
         [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
         [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
-        [NNL_RUN_BUILD] = STOP_BUILD,
+        [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
+        [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
     };
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
@@ -487,7 +602,8 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
         .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
         .out = o->out ? o->out : stdout, .output = o->output,
-        .cpu = o->cpu ? o->cpu : "x86-64-v3",
+        .cpu = o->cpu ? o->cpu : "x86-64-v3", .lib = o->mode == NNL_RUN_BUILD_LIB,
+        .checkpoint = o->checkpoint, .input = o->input, .eval_data = o->data,
     };
     return driver_run(nnl, &opt);
 }

@@ -229,12 +229,34 @@ NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *
 
 /* ---- ahead of time (nnlc build) ---- */
 
+/* A library keeps only the predict entry, as `prefix`_nnl_predict, hidden: the others
+ * become internal, and the optimizer drops them. */
+static void cg_keep_predict(LLVMModuleRef mod, const char *prefix)
+{
+    static const char *const entries[] = {"nnl_init", "nnl_grad", "nnl_eval", "nnl_update"};
+    for (size_t i = 0; i < NNL_COUNTOF(entries); i++) {
+        LLVMValueRef fn = LLVMGetNamedFunction(mod, entries[i]);
+        if (fn)
+            LLVMSetLinkage(fn, LLVMInternalLinkage);
+    }
+    LLVMValueRef fn = LLVMGetNamedFunction(mod, "nnl_predict");
+    if (!fn)
+        return;
+    char name[300];
+    snprintf(name, sizeof name, "%s_nnl_predict", prefix);
+    LLVMSetValueName2(fn, name, strlen(name));
+    LLVMSetVisibility(fn, LLVMHiddenVisibility);
+}
+
 NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, const char *cpu,
-                         const char *path, const char **cpu_name, const char **features)
+                         const char *path, const char *lib_prefix, const char **cpu_name,
+                         const char **features)
 {
     cg_init_llvm();
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = cg_module(nnl, p, plan, elem_size, ctx);
+    if (mod && lib_prefix)
+        cg_keep_predict(mod, lib_prefix);
     LLVMTargetMachineRef tm = mod && cg_optimize(nnl, mod, cpu, false)
                                   ? cg_machine(nnl, cpu, LLVMCodeGenLevelLess, false) : NULL;
     NnlResult r = tm ? NNL_OK : NNL_EINTERNAL;

@@ -12,9 +12,11 @@ typedef struct {
     const char *stage;
     NnlRunOptions run;
     const char *sets[64];
+    bool lib;          /* build --lib */
 } Args;
 
-enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4 };
+enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PREDICT = 8, OPT_EVAL = 16 };
+enum { OPT_USE = OPT_PREDICT | OPT_EVAL }; /* commands that use a trained model */
 
 typedef struct {
     const char *name;
@@ -31,6 +33,8 @@ static int cmd_dump(Args *a);
 static int cmd_run(Args *a);
 static int cmd_gradcheck(Args *a);
 static int cmd_build(Args *a);
+static int cmd_predict(Args *a);
+static int cmd_eval(Args *a);
 
 #define RUN_OPTIONS \
     "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
@@ -51,13 +55,18 @@ static const Command commands[] = {
      "3 training diverged (the loss became NaN or infinite), 70 internal error.\n",
      OPT_RUN, true, cmd_run},
     {"build", "compile a script into a standalone trainer",
-     "nnlc build FILE [-o TRAINER] [--cpu=CPU] [OPTIONS]",
+     "nnlc build FILE [-o TRAINER] [--cpu=CPU] [OPTIONS]\n       nnlc build --lib FILE -o NAME [--cpu=CPU] [OPTIONS]",
      "Runs the same steps as 'nnlc run' up to the compiled model (the data files are read\n"
      "and checked: the model's sizes come from them), then writes TRAINER, an executable\n"
      "that trains the model as 'nnlc run' would, without nnlc or LLVM. It is linked with\n"
      "cc against nnl's runtime, OpenBLAS and zlib. 'TRAINER --help' describes it.\n"
+     "With --lib it writes NAME.o and NAME.h instead: the model's inference as C functions\n"
+     "(NAME_predict, and NAME_load to read the weights of a checkpoint) to link into a C\n"
+     "program with -lopenblas -lz -lm; NAME.h says how to call them.\n"
      "\noptions:\n"
-     "  -o, --output FILE  the trainer to write (default: the script's name without .nnl)\n"
+     "  -o, --output FILE  the trainer to write (default: the script's name without .nnl);\n"
+     "                     with --lib, NAME: the files NAME.o and NAME.h, functions NAME_*\n"
+     "  --lib              write an object file and a header for C programs, not a trainer\n"
      "  --cpu=CPU          the processor the code is for: x86-64-v3 (the default: any\n"
      "                     x86-64 CPU with AVX2 and FMA), native (this machine's, with all\n"
      "                     its features: as fast as 'nnlc run', and bit-identical to it),\n"
@@ -69,6 +78,42 @@ static const Command commands[] = {
      "\nExit status: 0 built, 1 an error in the script or its data, 2 usage or I/O error\n"
      "(no C compiler, a file that cannot be written), 70 internal error.\n",
      OPT_BUILD, true, cmd_build},
+    {"predict", "compute a trained model's outputs for new inputs",
+     "nnlc predict FILE --checkpoint CKPT --input INPUTS [-o OUT] [OPTIONS]",
+     "Compiles the model of FILE, loads the parameters of CKPT (a checkpoint written by\n"
+     "'nnlc run' with checkpoint = \"path\") and writes the model's output for every sample\n"
+     "of INPUTS. INPUTS is a .npy of samples, or a CSV read as the training data's file is\n"
+     "(its header and delimiter; a target column, if present, is left out); inputs get the\n"
+     "training data's scale and standardization. OUT is a .csv (a header row, then per\n"
+     "sample the predicted class for a classifier and every output) or a .npy of shape\n"
+     "(samples, outputs); without -o the CSV goes to standard output.\n"
+     "\noptions:\n"
+     "  --checkpoint CKPT  the trained parameters (required)\n"
+     "  --input FILE       the inputs, .csv or .npy (required)\n"
+     "  -o, --output FILE  where to write the outputs, .csv or .npy\n"
+     "  --set KEY=VALUE    override a key of the train block, as for 'nnlc run'\n"
+     "  --train MODEL      the train block to use when the script has several\n"
+     "  --float64          the checkpoint is from a float64 run\n"
+     "\nExit status: 0 written, 1 an error in the script, its data, the inputs or the\n"
+     "checkpoint, 2 usage or I/O error, 70 internal error.\n",
+     OPT_PREDICT, true, cmd_predict},
+    {"eval", "evaluate a trained model: loss, metrics, confusion matrix",
+     "nnlc eval FILE --checkpoint CKPT [--data NAME] [OPTIONS]",
+     "Compiles the model of FILE, loads the parameters of CKPT and prints the mean loss and\n"
+     "each metric of the train block over a data set: NAME, a data declaration of FILE, or\n"
+     "by default the validation data (the training data when there is none). For a\n"
+     "classifier it also prints the confusion matrix: a row per true class, a column per\n"
+     "predicted class.\n"
+     "\noptions:\n"
+     "  --checkpoint CKPT  the trained parameters (required)\n"
+     "  --data NAME        the data declaration to evaluate on\n"
+     "  --set KEY=VALUE    override a key of the train block, as for 'nnlc run'\n"
+     "  --train MODEL      the train block to use when the script has several\n"
+     "  --float64          the checkpoint is from a float64 run\n"
+     "  --quiet            print the figures only\n"
+     "\nExit status: 0 evaluated, 1 an error in the script, its data or the checkpoint,\n"
+     "2 usage or I/O error, 70 internal error.\n",
+     OPT_EVAL, true, cmd_eval},
     {"check", "check scripts for errors without running them", "nnlc check FILE...",
      "Reads each FILE ('-' is standard input) and reports every error it finds as\n"
      "FILE:LINE:COL: error: MESSAGE, followed by the line and a caret: syntax, names,\n"
@@ -165,9 +210,11 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         const char *name;
         int commands;
     } run_opts[] = {
-        {"--set", OPT_RUN | OPT_BUILD}, {"--train", OPT_RUN | OPT_BUILD}, {"--log", OPT_RUN},
-        {"--init", OPT_RUN}, {"--save-params", OPT_RUN}, {"--output", OPT_BUILD},
-        {"-o", OPT_BUILD}, {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN},
+        {"--set", OPT_RUN | OPT_BUILD | OPT_USE}, {"--train", OPT_RUN | OPT_BUILD | OPT_USE},
+        {"--log", OPT_RUN}, {"--init", OPT_RUN}, {"--save-params", OPT_RUN},
+        {"--output", OPT_BUILD | OPT_PREDICT}, {"-o", OPT_BUILD | OPT_PREDICT},
+        {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN}, {"--checkpoint", OPT_USE},
+        {"--input", OPT_PREDICT}, {"--data", OPT_EVAL},
     };
     bool options_done = false;
     a->run.sets = a->sets;
@@ -188,12 +235,16 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             a->stage = v;
             continue;
         }
-        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--quiet") == 0) {
+        if ((c->options & (OPT_RUN | OPT_BUILD | OPT_EVAL)) && strcmp(arg, "--quiet") == 0) {
             a->run.quiet = 1;
             continue;
         }
-        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--float64") == 0) {
+        if ((c->options & (OPT_RUN | OPT_BUILD | OPT_USE)) && strcmp(arg, "--float64") == 0) {
             a->run.float64 = 1;
+            continue;
+        }
+        if ((c->options & OPT_BUILD) && strcmp(arg, "--lib") == 0) {
+            a->lib = true;
             continue;
         }
         for (size_t k = 0; k < sizeof run_opts / sizeof *run_opts && !missing; k++) {
@@ -208,7 +259,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             } else {
                 const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,
                                       &a->run.dump_params, &a->run.output, &a->run.output,
-                                      &a->run.cpu, &a->run.resume};
+                                      &a->run.cpu, &a->run.resume, &a->run.checkpoint,
+                                      &a->run.input, &a->run.data};
                 *dst[k] = v;
             }
             break;
@@ -285,12 +337,34 @@ static int cmd_build(Args *a)
     if (!known)
         return usage_error("build", "unknown CPU '%s' (--cpu=native, x86-64, x86-64-v2, "
                            "x86-64-v3 or x86-64-v4)", a->run.cpu);
+    if (a->lib && !a->run.output)
+        return usage_error("build", "%s", "--lib needs -o NAME (the files NAME.o and NAME.h)");
     if (!a->run.output && !(a->run.output = default_output(a->files[0], name, sizeof name)))
         return usage_error("build", "name the trainer with -o FILE (the script '%s' does "
                            "not end in .nnl)", a->files[0]);
     if (!*a->run.output)
         return usage_error("build", "%s", "-o needs a file name");
-    a->run.mode = NNL_RUN_BUILD;
+    a->run.mode = a->lib ? NNL_RUN_BUILD_LIB : NNL_RUN_BUILD;
+    return run_file(a->files[0], &a->run);
+}
+
+static int cmd_predict(Args *a)
+{
+    if (!a->run.checkpoint || !*a->run.checkpoint)
+        return usage_error("predict", "%s", "predict needs --checkpoint CKPT");
+    if (!a->run.input || !*a->run.input)
+        return usage_error("predict", "%s", "predict needs --input FILE (.csv or .npy)");
+    if (a->run.output && !*a->run.output)
+        return usage_error("predict", "%s", "-o needs a file name");
+    a->run.mode = NNL_RUN_PREDICT;
+    return run_file(a->files[0], &a->run);
+}
+
+static int cmd_eval(Args *a)
+{
+    if (!a->run.checkpoint || !*a->run.checkpoint)
+        return usage_error("eval", "%s", "eval needs --checkpoint CKPT");
+    a->run.mode = NNL_RUN_EVAL;
     return run_file(a->files[0], &a->run);
 }
 

@@ -61,6 +61,9 @@ typedef enum {
     NNL_RUN_GRADCHECK,     /* compile in float64, compare gradients with finite differences */
     NNL_RUN_CHECK_NO_DATA, /* as CHECK, without reading data files (the fuzz harness) */
     NNL_RUN_BUILD,         /* compile into a standalone trainer (output, cpu) */
+    NNL_RUN_BUILD_LIB,     /* compile into NAME.o and NAME.h for C programs (output, cpu) */
+    NNL_RUN_PREDICT,       /* the trained model's outputs (checkpoint, input, output) */
+    NNL_RUN_EVAL,          /* loss, metrics, confusion matrix (checkpoint, data) */
 } NnlRunMode;
 
 typedef struct {
@@ -77,6 +80,11 @@ typedef struct {
     FILE *out;                  /* dumps and progress */
     const char *output;         /* build: the trainer to write */
     const char *cpu;            /* build: "x86-64-v3" (NULL), "native", or a CPU name */
+    const char *checkpoint;     /* predict, eval: --checkpoint CKPT */
+    const char *input;          /* predict: --input FILE (.csv or .npy); output: -o FILE,
+                                 * NULL for CSV on `out` */
+    const char *data;           /* eval: --data NAME, a data declaration; NULL: the
+                                 * validation data, else the training data */
 } NnlRunOptions;
 
 /* Checks, compiles and runs the train declaration of the loaded script. */

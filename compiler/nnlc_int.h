@@ -494,15 +494,17 @@ void jit_free(Jit *jit);
 /* The same module, optimized and compiled for `cpu` ("native": the host's CPU and
  * features, exactly as cg_compile; else an LLVM CPU name such as "x86-64-v3", with its
  * own features only) into the object file `path`, which defines nnl_init, nnl_grad,
- * nnl_eval and nnl_update. Sets *cpu_name (the CPU's name: the host's for "native") and
+ * nnl_eval and nnl_update; with `lib_prefix`, only PREFIX_nnl_predict (hidden), the
+ * model's inference for a library. Sets *cpu_name (the CPU's name: the host's for "native") and
  * *features (LLVM's "+avx2,+fma,..." list, "" for a named CPU), in the context's arena. */
 NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, const char *cpu,
-                         const char *path, const char **cpu_name, const char **features);
+                         const char *path, const char *lib_prefix, const char **cpu_name,
+                         const char **features);
 
 /* ---- driver.c: the pipeline ---- */
 
 typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
-               STOP_BUILD } StopAt;
+               STOP_BUILD, STOP_PREDICT, STOP_EVAL } StopAt;
 
 typedef struct {
     StopAt stop;
@@ -519,6 +521,10 @@ typedef struct {
     FILE *out;
     const char *output;           /* STOP_BUILD: the trainer to write */
     const char *cpu;              /* STOP_BUILD: "native" or an LLVM CPU name */
+    bool lib;                     /* STOP_BUILD: a library (NAME.o, NAME.h), not a trainer */
+    const char *checkpoint;       /* STOP_PREDICT, STOP_EVAL: the trained parameters */
+    const char *input;            /* STOP_PREDICT: the inputs; output: where to write */
+    const char *eval_data;        /* STOP_EVAL: the data declaration to evaluate on */
 } RunOptions;
 
 NnlResult driver_run(Nnl *nnl, const RunOptions *opt);
@@ -535,11 +541,17 @@ typedef struct {
     const NnlrtDataSpec *data;
     int ndata, train_data, val_data;
     const NnlrtTrainConfig *config;
+    const double *x_mean, *x_sd;    /* --lib: the training inputs' standardization, or NULL */
+    double x_scale;                 /* --lib: the training inputs' scale */
 } AotInput;
 
 /* Writes the trainer opt->output for opt->cpu: the object file, a C file with the
  * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
 NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
+/* Writes the library opt->output + ".o" and ".h": the predict entry as NAME_nnl_predict
+ * with runtime/nnlrt_embed.c around it (NAME_load, NAME_set_params, NAME_predict,
+ * NAME_error), NAME the last component of opt->output. */
+NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 
 /* ---- context (nnl.c) ---- */
 

@@ -164,9 +164,8 @@ static bool data_check_standardize(const NnlrtDataset *ds, const NnlrtDataset *r
     return true;
 }
 
-/* Means and population standard deviations of ref's scaled input columns, in two passes
- * over the rows (summing every column of a row at once reads memory in order). */
-static void data_column_stats(const NnlrtDataset *ref, double *mean, double *sd)
+/* Two passes over the rows (summing every column of a row at once reads memory in order). */
+void nnlrt_column_stats(const NnlrtDataset *ref, double *mean, double *sd)
 {
     int64_t d = ref->x_size;
     memset(mean, 0, (size_t)d * sizeof(double));
@@ -205,7 +204,7 @@ bool nnlrt_standardize(NnlrtDataset *ds, const NnlrtDataset *ref)
     int64_t d = ds->x_size;
     size_t bytes = nnlrt_array_bytes((size_t)d, sizeof(double));
     double *mean = nnlrt_alloc(bytes), *sd = nnlrt_alloc(bytes);
-    data_column_stats(ref, mean, sd);
+    nnlrt_column_stats(ref, mean, sd);
     for (int64_t i = 0; i < ds->n; i++) {
         for (int64_t j = 0; j < d; j++) {
             double v = nnlrt_dataset_x(ds, i * d + j) - mean[j];

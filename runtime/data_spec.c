@@ -255,3 +255,85 @@ const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
             spec_printf(&t, "%s%s", k ? ", " : "; read from ", d->files[2 * i + k]);
     return buf;
 }
+
+/* ---- new inputs, read as the training data's declaration reads its file ---- */
+
+static bool spec_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The number of fields of the file's first line; -1 after reporting. */
+static int spec_csv_width(const char *path, char delim)
+{
+    NnlrtCsv c;
+    if (!nnlrt_csv_open(&c, path, delim))
+        return -1;
+    int r = nnlrt_csv_next(&c), n = c.n_fields;
+    if (r == 0)
+        nnlrt_error(path, 1, 1, "the file is empty: expected rows of numbers");
+    nnlrt_csv_close(&c);
+    return r > 0 ? n : -1;
+}
+
+/* A CSV of inputs for a model trained on `root`: with the training file's header and
+ * delimiter; features chosen by name when the training file's were; else every column
+ * when there are as many as the model's inputs, or the training file's own columns. */
+static bool spec_inputs_csv(const NnlrtDataSpec *root, int64_t x_size, const char *path,
+                            NnlrtDataset *out)
+{
+    bool csv = root->kind == NNLRT_DATA_CSV;
+    char delim = csv && root->delimiter ? root->delimiter : ',';
+    NnlrtCsvOptions opt = {.path = path, .header = csv && root->header, .delimiter = delim,
+                           .no_target = true};
+    if (csv && root->feature_names && root->n_features) {
+        opt.feature_names = root->feature_names;
+        opt.n_features = root->n_features;
+    } else if (csv) {
+        int width = spec_csv_width(path, delim);
+        if (width < 0)
+            return false;
+        if (width != x_size) { /* the training file's layout, target column included */
+            opt.no_target = false;
+            opt.target = root->target;
+            opt.target_index = root->target_index;
+            opt.features = root->n_features ? root->features : NULL;
+            opt.n_features = root->n_features;
+        }
+    }
+    if (!nnlrt_csv_load(&opt, out))
+        return false;
+    nnlrt_free(out->y); /* a target column, when the file has one, is not an input */
+    out->y = NULL;
+    out->y_size = 0;
+    out->x_scale = csv ? 1 : root->scale;
+    return true;
+}
+
+bool nnlrt_data_load_inputs(NnlrtData *d, int train, const char *path, NnlrtDataset *out)
+{
+    memset(out, 0, sizeof *out);
+    const NnlrtDataset *t = nnlrt_data_load(d, train);
+    if (!t)
+        return false;
+    const NnlrtDataSpec *root = spec_root(d, train);
+    bool ok = spec_ends_with(path, ".npy")
+                  ? nnlrt_npy_load(path, NULL, root->kind == NNLRT_DATA_CSV ? 1 : root->scale, out)
+                  : spec_inputs_csv(root, t->x_size, path, out);
+    if (ok && out->x_size != t->x_size) {
+        nnlrt_error(path, 0, 0, "%lld inputs per sample; the model takes %lld (as many as "
+                    "'%s' has)", (long long)out->x_size, (long long)t->x_size,
+                    d->specs[train].name ? d->specs[train].name : "?");
+        ok = false;
+    }
+    if (ok && out->n == 0) {
+        nnlrt_error(path, 0, 0, "no samples");
+        ok = false;
+    }
+    if (ok && root->standardize)
+        ok = nnlrt_standardize(out, t);
+    if (!ok)
+        nnlrt_dataset_free(out);
+    return ok;
+}

@@ -171,8 +171,16 @@ static bool infer_write_npy(FILE *f, const NnlrtModel *m, const void *out, int64
     return !ferror(f);
 }
 
-int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *out, int64_t n)
+int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *out, int64_t n,
+                            FILE *to)
 {
+    if (!path) {
+        if (!infer_write_csv(to, m, out, n) || fflush(to) != 0) {
+            nnlrt_error(NULL, 0, 0, "cannot write the predictions: %s", strerror(errno));
+            return NNLRT_EIO;
+        }
+        return NNLRT_OK;
+    }
     bool npy = infer_ends_with(path, ".npy");
     if (!npy && !infer_ends_with(path, ".csv")) {
         nnlrt_error(path, 0, 0, "cannot tell the output format: name the file .csv or .npy");

@@ -142,6 +142,9 @@ void nnlrt_split(const NnlrtDataset *src, double frac, uint64_t seed, NnlrtDatas
  * returns false, changing nothing (converting a uint8 image set to float32 would take
  * four times its memory; scale it instead). Also false when the input sizes differ. */
 bool nnlrt_standardize(NnlrtDataset *ds, const NnlrtDataset *ref);
+/* The means and population standard deviations of ref's scaled input columns (x_size
+ * each): the statistics nnlrt_standardize uses. */
+void nnlrt_column_stats(const NnlrtDataset *ref, double *mean, double *sd);
 
 void nnlrt_dataset_free(NnlrtDataset *ds);
 
@@ -213,6 +216,14 @@ NnlrtDataset *nnlrt_data_load(NnlrtData *d, int i);
  * False after reporting. */
 bool nnlrt_data_prepare(NnlrtData *d, int train, int val, NnlrtDataset **train_out,
                         NnlrtDataset **val_out);
+/* New inputs for the model trained on data set `train`, from `path`: a .npy of samples
+ * (times the training file's scale for idx/npy data), or a CSV read as the training
+ * file is (its header and delimiter, features by name when it chose them by name; a
+ * target column, if the file has one, is dropped), or without a header, every column an
+ * input, when the model was trained on idx/npy data. Standardized with the statistics of
+ * the training set as loaded: call it before nnlrt_data_prepare changes that set. The
+ * result has y NULL and y_size 0. False after reporting. */
+bool nnlrt_data_load_inputs(NnlrtData *d, int train, const char *path, NnlrtDataset *out);
 /* The spec's file(s) as a call, written into buf: csv("data/iris.csv", target = "species"),
  * split(iris, 0.8, seed = 0) part 1. Returns buf. */
 const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n);
@@ -315,6 +326,11 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
 
 /* ---- using a trained model (runtime/infer.c) ---- */
 
+/* Checks that ds fits the model: sizes, values that stay finite in the model's element
+ * type once scaled, and class labels that are whole numbers in [0, n_classes). Inputs
+ * alone (y NULL) are checked as inputs. Reports at the sample's source line (CSV) or
+ * number. */
+bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds);
 /* The parameters of checkpoint `path`, which must belong to m (as a resume checks it), into
  * params (n_params elements). Returns 0, or NNLRT_EIO / NNLRT_EUSER after reporting. */
 int nnlrt_checkpoint_load_params(const NnlrtModel *m, const char *path, void *params);
@@ -330,9 +346,10 @@ int64_t nnlrt_argmax(const NnlrtModel *m, const void *out, int64_t sample);
 void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
                     int64_t batch, double *means, int64_t *confusion);
 /* Writes n samples of outputs to `path`, a .csv (a header row, then per sample the class
- * for a classifier and every output) or a .npy (shape (n, out_size)), atomically. Returns
- * 0, or NNLRT_EUSER / NNLRT_EIO after reporting. */
-int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *out, int64_t n);
+ * for a classifier and every output) or a .npy (shape (n, out_size)), atomically; with
+ * path NULL, the CSV to `to`. Returns 0, or NNLRT_EUSER / NNLRT_EIO after reporting. */
+int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *out, int64_t n,
+                            FILE *to);
 
 /* ---- standalone trainers (nnlc build) ---- */
 

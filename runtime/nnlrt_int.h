@@ -131,10 +131,6 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
                           const int64_t *idx, int64_t count);
 /* The generator the parameters are initialised from. */
 void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
-/* Checks that ds fits the model: sizes, values that stay finite in the model's element
- * type once scaled, and class labels that are whole numbers in [0, n_classes). Reports at
- * the sample's source line (CSV) or number. */
-bool nnlrt_check_dataset(const NnlrtModel *m, const NnlrtDataset *ds);
 
 /* ---- checkpoint.c: crash-safe checkpoints (the format: its top comment and
  * docs/checkpoints.md) ---- */

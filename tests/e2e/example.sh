@@ -162,7 +162,11 @@ resume)
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log long.csv --save-params long.params
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log killed.csv &
     pid=$!
-    sleep 0.5
+    # SIGTERM once training runs (a log row is out): before, the process just dies
+    for _ in $(seq 300); do
+        [ "$(wc -l <killed.csv 2>/dev/null || echo 0)" -ge 3 ] && break
+        sleep 0.1
+    done
     kill -TERM $pid 2>/dev/null || true
     rc=0
     wait $pid || rc=$?
