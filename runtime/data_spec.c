@@ -294,6 +294,13 @@ static bool spec_inputs_csv(const NnlrtDataSpec *root, int64_t x_size, const cha
         int width = spec_csv_width(path, delim);
         if (width < 0)
             return false;
+        if (width != x_size && !root->n_features && width != x_size + 1) {
+            nnlrt_error(path, 1, 1, "%d column%s; the model takes %lld inputs: a file of "
+                        "%lld columns, or of the training file's %lld with its target",
+                        width, width == 1 ? "" : "s", (long long)x_size, (long long)x_size,
+                        (long long)x_size + 1);
+            return false;
+        }
         if (width != x_size) { /* the training file's layout, target column included */
             opt.no_target = false;
             opt.target = root->target;
