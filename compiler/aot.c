@@ -303,7 +303,7 @@ static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *scr
     sb_puts(b, "void nnl_init(void **bufs, NnlrtRng *rng);\n"
                "void nnl_grad(void **bufs, int64_t B, double *sums);\n"
                "void nnl_eval(void **bufs, int64_t B, double *sums);\n"
-               "void nnl_update(void **bufs, void **states, int64_t step, int64_t epoch);\n\n");
+               "double nnl_update(void **bufs, void **states, int64_t step, int64_t epoch);\n\n");
     aot_tensors(b, m);
     aot_buffers(b, m);
     if (m->n_metrics)

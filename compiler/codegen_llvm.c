@@ -40,6 +40,7 @@ typedef struct {
     LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
     LLVMValueRef *state_base;
     LLVMValueRef out_base;         /* the predict entry's output */
+    LLVMValueRef gnorm;            /* update: the double the gradients' squares add up in */
     LLVMValueRef *cache;           /* per node id, valid in the current loop body */
     LLVMValueRef *dcache;          /* the same for values computed in double */
     signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
@@ -410,6 +411,30 @@ static void cg_clear_cache(Cg *cg)
 
 /* ---- kernels ---- */
 
+/* Whether k is the update's loop over the whole parameter arena. */
+static bool cg_updates_arena(Cg *cg, const Kernel *k)
+{
+    for (int o = 0; o < k->nouts; o++) {
+        const Shape *s = &k->outs[o].node->shape;
+        if (k->outs[o].buf == NNLRT_BUF_PARAMS && k->outs[o].off == 0 && !s->batched &&
+            shape_size(s) == cg->p->nparam_elems)
+            return true;
+    }
+    return false;
+}
+
+/* gnorm += grads[i]^2, in double, inside the update's loop: the divergence check of every
+ * step costs no pass of its own. Reassociable, so the loop still vectorizes. */
+static void cg_gnorm_add(Cg *cg, const Iter *it)
+{
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef g = LLVMBuildLoad2(b, cg->T, cg_elem_ptr(cg, NNLRT_BUF_GRADS, 0, it->iv[0]), "");
+    if (cg->elem_size == 4)
+        g = LLVMBuildFPExt(b, g, cg->f64, "");
+    LLVMValueRef sum = LLVMBuildLoad2(b, cg->f64, cg->gnorm, "");
+    LLVMBuildStore(b, fmf(LLVMBuildFAdd(b, sum, fmf(LLVMBuildFMul(b, g, g, "")), "")), cg->gnorm);
+}
+
 static void cg_kernel_elem(Cg *cg, const Kernel *k)
 {
     Iter it;
@@ -429,6 +454,8 @@ static void cg_kernel_elem(Cg *cg, const Kernel *k)
         LLVMValueRef idx = cg_index(cg, &k->outs[o].node->shape, &it);
         LLVMBuildStore(cg->b, vals[o], cg_elem_ptr(cg, k->outs[o].buf, k->outs[o].off, idx));
     }
+    if (cg->gnorm && cg_updates_arena(cg, k))
+        cg_gnorm_add(cg, &it);
     cg_iter_end(cg, &it, loops);
     cg_clear_cache(cg);
 }
@@ -669,8 +696,9 @@ static void cg_entry(Cg *cg, int which)
     case ENTRY_UPDATE: params[np++] = cg->ptr; params[np++] = cg->i64; params[np++] = cg->i64; break;
     case ENTRY_PREDICT: params[np++] = cg->i64; params[np++] = cg->ptr; break; /* B, out */
     }
+    LLVMTypeRef ret = which == ENTRY_UPDATE ? cg->f64 : cg->vd; /* update: the gradients' norm² */
     LLVMValueRef entry_fn = LLVMAddFunction(cg->mod, e->name,
-                                            LLVMFunctionType(cg->vd, params, (unsigned)np, false));
+                                            LLVMFunctionType(ret, params, (unsigned)np, false));
     /* body(bufs..., states..., the entry's own arguments after the table) */
     int nbody = nb + ns + np - 1;
     LLVMTypeRef *bp = nnl_malloc(sizeof(LLVMTypeRef) * (size_t)nbody);
@@ -680,7 +708,7 @@ static void cg_entry(Cg *cg, int which)
         bp[nb + ns + i - 1] = params[i];
     char name[64];
     snprintf(name, sizeof name, "%s.body", e->name);
-    cg->fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->vd, bp, (unsigned)nbody, false));
+    cg->fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(ret, bp, (unsigned)nbody, false));
     LLVMSetLinkage(cg->fn, LLVMInternalLinkage);
     cg_add_attr(cg, cg->fn, LLVMAttributeFunctionIndex, "alwaysinline");
     for (int i = 0; i < nb + ns; i++)
@@ -702,8 +730,12 @@ static void cg_entry(Cg *cg, int which)
     }
     for (int i = 1; i < np; i++)
         args[nb + ns + i - 1] = LLVMGetParam(entry_fn, (unsigned)i);
-    LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(cg->fn), cg->fn, args, (unsigned)nbody, "");
-    LLVMBuildRetVoid(cg->b);
+    LLVMValueRef result = LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(cg->fn), cg->fn, args,
+                                         (unsigned)nbody, "");
+    if (which == ENTRY_UPDATE)
+        LLVMBuildRet(cg->b, result);
+    else
+        LLVMBuildRetVoid(cg->b);
     nnl_dealloc(args);
     nnl_dealloc(bp);
 
@@ -746,8 +778,17 @@ static void cg_entry(Cg *cg, int which)
         nnl_dealloc(fargs);
         first = cg->nforward;
     }
+    cg->gnorm = NULL;
+    if (which == ENTRY_UPDATE) {
+        cg->gnorm = LLVMBuildAlloca(cg->b, cg->f64, "gnorm");
+        LLVMBuildStore(cg->b, LLVMConstReal(cg->f64, 0), cg->gnorm);
+    }
     cg_kernels(cg, e, first, e->nkernels);
-    LLVMBuildRetVoid(cg->b);
+    if (cg->gnorm)
+        LLVMBuildRet(cg->b, LLVMBuildLoad2(cg->b, cg->f64, cg->gnorm, ""));
+    else
+        LLVMBuildRetVoid(cg->b);
+    cg->gnorm = NULL;
 }
 
 static bool cg_same_kernel(const Kernel *a, const Kernel *b)

@@ -253,8 +253,10 @@ typedef void (*NnlrtInitFn)(void **bufs, NnlrtRng *rng);
 /* Forward and backward on a batch of B samples: writes the gradients of the batch's mean
  * loss, and ADDS the batch's sums of the loss and of each metric to sums[0], sums[1..]. */
 typedef void (*NnlrtGradFn)(void **bufs, int64_t B, double *sums);
-/* One update of every parameter from the gradients; step counts from 1, epoch from 0. */
-typedef void (*NnlrtUpdateFn)(void **bufs, void **states, int64_t step, int64_t epoch);
+/* One update of every parameter from the gradients; step counts from 1, epoch from 0.
+ * Returns the sum of the squares of the gradient arena (computed in the same loop, in
+ * double): not finite when a gradient is NaN or infinite. */
+typedef double (*NnlrtUpdateFn)(void **bufs, void **states, int64_t step, int64_t epoch);
 /* Forward only: adds the batch's sums of the loss and of each metric to sums[0], sums[1..]. */
 typedef void (*NnlrtEvalFn)(void **bufs, int64_t B, double *sums);
 /* Forward only, inputs alone (bufs[NNLRT_BUF_Y] is not read): writes the model's output

@@ -627,6 +627,40 @@ static int train_diverged(const Trainer *t, int64_t epoch, double loss)
     return NNLRT_EDIVERGED;
 }
 
+/* The first tensor, in the model's order, with a gradient that is not finite. */
+static const NnlrtTensor *train_bad_tensor(const Trainer *t, double *value)
+{
+    const NnlrtModel *m = t->m;
+    const void *g = t->b.bufs[NNLRT_BUF_GRADS];
+    for (int i = 0; i < m->n_tensors; i++) {
+        const NnlrtTensor *tn = &m->tensors[i];
+        for (int64_t k = tn->offset; k < tn->offset + tn->size; k++) {
+            double v = m->elem_size == 4 ? (double)((const float *)g)[k] : ((const double *)g)[k];
+            if (!isfinite(v)) {
+                *value = v;
+                return tn;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The step's update is applied by the time its gradient norm is known: the run stops
+ * there, before any checkpoint could record it. */
+static int train_bad_gradient(const Trainer *t, int64_t epoch, double loss, double g2)
+{
+    double v = NAN;
+    const NnlrtTensor *bad = train_bad_tensor(t, &v);
+    char which[300] = "a gradient";
+    if (bad)
+        snprintf(which, sizeof which, "the gradient of '%s' (%s first)", bad->name,
+                 isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    nnlrt_error(NULL, 0, 0, "training diverged: %s is not finite at epoch %lld, step %lld "
+                "(gradient norm %s; the step's loss %.9g)", which, (long long)epoch + 1,
+                (long long)t->step, isnan(g2) ? "nan" : "inf", loss);
+    return NNLRT_EDIVERGED;
+}
+
 static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t count)
 {
     const NnlrtModel *m = t->m;
@@ -638,7 +672,9 @@ static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t co
     if (!isfinite(loss))
         return train_diverged(t, epoch, loss);
     t->step++;
-    m->update(t->b.bufs, t->b.states, t->step, epoch);
+    double g2 = m->update(t->b.bufs, t->b.states, t->step, epoch);
+    if (!isfinite(g2))
+        return train_bad_gradient(t, epoch, loss, g2);
     for (int i = 0; i < n_sums; i++)
         t->sums[i] += t->batch_sums[i];
     t->last_loss = loss;

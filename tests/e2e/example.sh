@@ -5,7 +5,8 @@
 #   regression BASELINE    held-out MSE within 10% of the least-squares baseline (a program
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
-#   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1)
+#   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1);
+#                          a NaN gradient under a finite loss (exit 3, naming the tensor)
 #   resume                 iris stopped (at an epoch, and by SIGTERM) and resumed from its
 #                          checkpoint ends byte-identical to an uninterrupted run
 #   reference DIR          DIR/model.nnl from DIR/init.csv matches PyTorch's losses and final
@@ -206,7 +207,31 @@ diverge)
     "$nnlc" run bad.nnl --quiet 2>err.txt || rc=$?
     [ "$rc" = 1 ] || { echo "diverge: a nan cell gave exit $rc, expected 1"; cat err.txt; exit 1; }
     grep -q "bad.csv:2:5: error: value 'nan' is not a finite number" err.txt
-    echo "diverge: huge lr and log 0 stop with exit 3 naming the step; a nan cell is refused at 2:5"
+    # a NaN gradient under a finite loss: the update's gradient norm catches it in the same
+    # step and names the tensor; no checkpoint records the step
+    cat >nangrad.nnl <<'NNL'
+data xor = csv("data/xor.csv", target = "y")
+model net(x[2]) {
+    a = dense(x, 1)
+    b = dense(x, 1)
+    return sqrt(0 * a) + b
+}
+train net {
+    data = xor
+    loss = mse
+    optimizer = sgd(lr = 0.1)
+    epochs = 5
+    batch = all
+    checkpoint = "nan.ckpt"
+}
+NNL
+    rc=0
+    "$nnlc" run nangrad.nnl --quiet 2>err.txt || rc=$?
+    [ "$rc" = 3 ] || { echo "diverge: a nan gradient gave exit $rc, expected 3"; cat err.txt; exit 1; }
+    grep -q "training diverged: the gradient of 'a.W' (nan first) is not finite at epoch 1, step 1 (gradient norm nan; the step's loss " err.txt
+    [ ! -e nan.ckpt ] || { echo "diverge: a checkpoint was written after a nan gradient"; exit 1; }
+    echo "diverge: huge lr and log 0 stop with exit 3 naming the step; a nan cell is refused at 2:5;"
+    echo "diverge: a nan gradient under a finite loss stops at step 1 naming 'a.W'"
     ;;
 *)
     echo "example.sh: unknown check '$check'" >&2

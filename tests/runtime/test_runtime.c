@@ -527,16 +527,20 @@ static void tm_grad(void **bufs, int64_t B, double *sums)
         tm_set(bufs[NNLRT_BUF_GRADS], i, tm_get(g, i) * (tm_wrong_grad && i == 2 ? 1.1 : 1));
 }
 
-static void tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
+static double tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
 {
     tm_bad_state = tm_bad_state || step != tm_last_step + 1 || epoch < tm_last_epoch;
     tm_last_step = step;
     tm_last_epoch = epoch;
+    double g2 = 0;
     for (int i = 0; i < 3; i++) {
-        double v = tm_momentum * tm_get(states[0], i) + tm_get(bufs[NNLRT_BUF_GRADS], i);
+        double g = tm_get(bufs[NNLRT_BUF_GRADS], i);
+        double v = tm_momentum * tm_get(states[0], i) + g;
         tm_set(states[0], i, v);
         tm_set(bufs[NNLRT_BUF_PARAMS], i, tm_get(bufs[NNLRT_BUF_PARAMS], i) - tm_lr * v);
+        g2 += g * g;
     }
+    return g2;
 }
 
 static void tm_eval(void **bufs, int64_t B, double *sums)
