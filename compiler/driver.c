@@ -450,7 +450,7 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         if ((r = sema_check(nnl)) != NNL_OK)
             return r;
     }
-    if (opt->stop == STOP_CHECK && !opt->train_name) {
+    if ((opt->stop == STOP_CHECK || opt->stop == STOP_SUMMARY) && !opt->train_name) {
         /* check every train declaration there is */
         int nuser = nnl->nsources;
         for (int i = 0; i < nuser; i++) {
@@ -537,6 +537,11 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         fuse_dump(&dump, &prog, &plan);
         goto done;
     }
+    if (opt->stop == STOP_SUMMARY) {
+        summary_write(&dump, &spec, &prog, &plan, forward, spec.batch ? spec.batch : data->n,
+                      data->n, opt->elem_size);
+        goto done;
+    }
     /* training steps take `batch` samples (all of them with batch = all); the runtime
      * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
      * only steer code generation (vector or scalar loops, BLAS or inline products): any
@@ -594,6 +599,7 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
         [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
         [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
+        [NNL_RUN_SUMMARY] = STOP_SUMMARY,
     };
     RunOptions opt = {
         .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,

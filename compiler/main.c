@@ -13,9 +13,11 @@ typedef struct {
     NnlRunOptions run;
     const char *sets[64];
     bool lib;          /* build --lib */
+    bool summary;      /* check --summary */
 } Args;
 
-enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PREDICT = 8, OPT_EVAL = 16 };
+enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PREDICT = 8, OPT_EVAL = 16,
+       OPT_CHECK = 32 };
 enum { OPT_USE = OPT_PREDICT | OPT_EVAL }; /* commands that use a trained model */
 
 typedef struct {
@@ -114,14 +116,20 @@ static const Command commands[] = {
      "\nExit status: 0 evaluated, 1 an error in the script, its data or the checkpoint,\n"
      "2 usage or I/O error, 70 internal error.\n",
      OPT_EVAL, true, cmd_eval},
-    {"check", "check scripts for errors without running them", "nnlc check FILE...",
+    {"check", "check scripts for errors without running them",
+     "nnlc check [--summary] FILE...",
      "Reads each FILE ('-' is standard input) and reports every error it finds as\n"
      "FILE:LINE:COL: error: MESSAGE, followed by the line and a caret: syntax, names,\n"
      "arguments, shapes, and the data files the train block uses.\n"
+     "\noptions:\n"
+     "  --summary         then describe each model: input and output, layers and their\n"
+     "                    parameters, FLOPs per sample, memory for the train block's batch\n"
+     "  --set KEY=VALUE   override a key of the train block (batch = N for the memory)\n"
+     "  --train MODEL     the train block to describe when the script has several\n"
      "\n"
      "Exit status: 0 when every file is correct, 1 when a file has errors,\n"
      "2 when a file cannot be read.\n",
-     0, false, cmd_check},
+     OPT_CHECK, false, cmd_check},
     {"dump", "print the output of a compiler stage", "nnlc dump --stage=STAGE FILE [OPTIONS]",
      "Prints the stable text form of a stage:\n"
      "  tokens   the tokens the parser receives, one per line: LINE:COL KIND TEXT\n"
@@ -210,7 +218,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         const char *name;
         int commands;
     } run_opts[] = {
-        {"--set", OPT_RUN | OPT_BUILD | OPT_USE}, {"--train", OPT_RUN | OPT_BUILD | OPT_USE},
+        {"--set", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
+        {"--train", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
         {"--log", OPT_RUN}, {"--init", OPT_RUN}, {"--save-params", OPT_RUN},
         {"--output", OPT_BUILD | OPT_PREDICT}, {"-o", OPT_BUILD | OPT_PREDICT},
         {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN}, {"--checkpoint", OPT_USE},
@@ -241,6 +250,10 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         }
         if ((c->options & (OPT_RUN | OPT_BUILD | OPT_USE)) && strcmp(arg, "--float64") == 0) {
             a->run.float64 = 1;
+            continue;
+        }
+        if ((c->options & OPT_CHECK) && strcmp(arg, "--summary") == 0) {
+            a->summary = true;
             continue;
         }
         if ((c->options & OPT_BUILD) && strcmp(arg, "--lib") == 0) {
@@ -291,7 +304,7 @@ static int run_file(const char *path, NnlRunOptions *opt)
 static int cmd_check(Args *a)
 {
     int worst = NNL_OK;
-    a->run.mode = NNL_RUN_CHECK;
+    a->run.mode = a->summary ? NNL_RUN_SUMMARY : NNL_RUN_CHECK;
     for (int i = 0; i < a->nfiles; i++) {
         int r = run_file(a->files[i], &a->run);
         if (r > worst)

@@ -64,6 +64,7 @@ typedef enum {
     NNL_RUN_BUILD_LIB,     /* compile into NAME.o and NAME.h for C programs (output, cpu) */
     NNL_RUN_PREDICT,       /* the trained model's outputs (checkpoint, input, output) */
     NNL_RUN_EVAL,          /* loss, metrics, confusion matrix (checkpoint, data) */
+    NNL_RUN_SUMMARY,       /* as CHECK, then the model's layers, sizes, FLOPs, memory */
 } NnlRunMode;
 
 typedef struct {

@@ -474,6 +474,13 @@ void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan);
 void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan);
 void fuse_free(Plan *plan);
 
+/* ---- summary.c: nnlc check --summary ---- */
+
+/* The model's input, output, layers and parameters, FLOPs per sample (the forward graph
+ * is nodes [0, forward)), and the runtime's memory for steps of `batch` samples. */
+void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const Plan *plan,
+                   int forward, int64_t batch, int64_t samples, int elem_size);
+
 /* ---- codegen_llvm.c and jit.c ---- */
 
 typedef struct Jit Jit;
@@ -504,7 +511,7 @@ NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, cons
 /* ---- driver.c: the pipeline ---- */
 
 typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
-               STOP_BUILD, STOP_PREDICT, STOP_EVAL } StopAt;
+               STOP_BUILD, STOP_PREDICT, STOP_EVAL, STOP_SUMMARY } StopAt;
 
 typedef struct {
     StopAt stop;

@@ -3,6 +3,7 @@
 #   MODE diag: `nnlc check INPUT`, stderr and stdout, then "exit: N"
 #   MODE ast:  `nnlc dump --stage=ast INPUT`, same capture
 #   MODE ir, grad, kernels: `nnlc dump --stage=MODE INPUT`, same capture
+#   MODE summary: `nnlc check --summary INPUT`, same capture
 # nnlc runs in INPUT's directory with the bare file name, so paths in messages are stable.
 # With NNL_UPDATE=1 the expected file is (re)written instead: review the diff before committing.
 set -u
@@ -12,6 +13,7 @@ case $mode in
     diag) args="check" ;;
     ast)  args="dump --stage=ast" ;;
     ir|grad|kernels) args="dump --stage=$mode" ;;
+    summary) args="check --summary" ;;
     *)    echo "golden.sh: unknown mode '$mode'" >&2; exit 2 ;;
 esac
 
