@@ -377,4 +377,13 @@ typedef struct {
 int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t);
 void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t);
 
+/* nnlc export (runtime/export.c, docs/formats.md): the parameters of checkpoint `ckpt`
+ * (not its optimizer states) as `format` "safetensors" (one file `out`) or "npy" (one
+ * NAME.npy per tensor in directory `out`, made if missing); NULL: from `out`, which ends
+ * in .safetensors, or names a directory (npy). Every file is written to a temporary file
+ * and renamed: a failed export leaves none half-written. Returns 0, or NNLRT_EUSER (the
+ * checkpoint refused, a name that cannot be written) / NNLRT_EIO (usage, I/O) after
+ * reporting. */
+int nnlrt_export(const char *ckpt, const char *out, const char *format);
+
 #endif
