@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nnlc.h"
+#include "nnlrt.h"
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -37,6 +38,7 @@ static int cmd_gradcheck(Args *a);
 static int cmd_build(Args *a);
 static int cmd_predict(Args *a);
 static int cmd_eval(Args *a);
+static int cmd_export(int argc, char **argv);
 
 #define RUN_OPTIONS \
     "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
@@ -147,6 +149,16 @@ static const Command commands[] = {
      "parameter's gradient on the first samples with central differences. Prints the worst\n"
      "relative error of each tensor; exit status 1 when one is 1e-6 or more.\n",
      OPT_RUN, true, cmd_gradcheck},
+    {"export", "write a checkpoint's parameters as safetensors or NPY files",
+     "nnlc export CKPT -o OUT [--format safetensors|npy]",
+     "Reads the checkpoint CKPT (its tensor table names the tensors: no script is needed)\n"
+     "and writes its parameters, not its optimizer states:\n"
+     "  -o, --output OUT    OUT.safetensors: one safetensors file; a directory: npy\n"
+     "  --format FORMAT     safetensors, or npy: one NAME.npy per tensor in directory OUT\n"
+     "                      (made if missing)\n"
+     "Files are written whole or not at all. Exit status: 0 written, 1 a checkpoint\n"
+     "refused, 2 usage or I/O error.\n",
+     0, true, NULL},
     {"help", "show help for a command", "nnlc help [COMMAND]", "", 0, false, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -437,6 +449,34 @@ static int cmd_help(int argc, char **argv)
     return NNL_OK;
 }
 
+/* nnlc export CKPT -o OUT [--format F]: its own options, then libnnlrt's nnlrt_export. */
+static int cmd_export(int argc, char **argv)
+{
+    const char *ckpt = NULL, *out = NULL, *format = NULL, *v;
+    for (int i = 0; i < argc; i++) {
+        bool missing = false;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cmd_help(1, (char *[]){"export"});
+        if ((v = option_value("-o", argc, argv, &i, &missing)) ||
+            (v = option_value("--output", argc, argv, &i, &missing)))
+            out = v;
+        else if ((v = option_value("--format", argc, argv, &i, &missing)))
+            format = v;
+        else if (missing)
+            return usage_error("export", "option '%s' needs a value", argv[i]);
+        else if (argv[i][0] == '-' && argv[i][1])
+            return usage_error("export", "unknown option '%s'", argv[i]);
+        else if (ckpt)
+            return usage_error("export", "%s", "export takes one checkpoint");
+        else
+            ckpt = argv[i];
+    }
+    if (!ckpt || !out)
+        return usage_error("export", "%s", ckpt ? "export needs -o OUT"
+                                                : "export needs a checkpoint");
+    return nnlrt_export(ckpt, out, format);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -454,6 +494,8 @@ int main(int argc, char **argv)
     if (!c)
         return usage_error(NULL, a[0] == '-' ? "unknown option '%s'" : "unknown command '%s'",
                            a);
+    if (strcmp(c->name, "export") == 0)
+        return cmd_export(argc - 2, argv + 2);
     if (!c->run)
         return cmd_help(argc - 2, argv + 2);
     for (int i = 2; i < argc; i++) {

@@ -1,11 +1,11 @@
 /* checkpoint.c — crash-safe checkpoints: everything a run needs to go on bit-exactly.
  *
- * The file (version 1; docs/checkpoints.md says the same for users). Integers are
+ * The file (version 2; docs/formats.md says the same for users). Integers are
  * little-endian and of fixed width; f64 is an IEEE double stored as its u64 bits.
  *
  *   offset  size  field
  *        0     8  magic "NNLCKPT\0"
- *        8     4  u32 format version (1)
+ *        8     4  u32 format version (2)
  *       12     4  u32 elem_size: 4 (float32) or 8 (float64)
  *       16     8  u64 model signature (nnlrt_model_signature)
  *       24     8  i64 n_params
@@ -23,15 +23,22 @@
  *      128     8  f64 last_loss: the last finite batch loss (NaN before the first)
  *      136     8  f64 window_loss: per-step log rows: the batch losses since the last row
  *      144     8  i64 window_steps: how many
- *      152  8*n_sums       f64 the epoch's training sums so far (loss, then each metric)
+ *      152     8  u64 table_bytes: the size of the tensor table
+ *      160  8*n_sums       f64 the epoch's training sums so far (loss, then each metric)
+ *        .  table_bytes:   the tensor table: u32 n_tensors, then per tensor u32 name_len,
+ *                          the name (UTF-8, no NUL), u32 rank (0..4), rank x i64 dims,
+ *                          i64 offset, i64 size (elements, in the parameter arena)
  *        .  P = n_params * elem_size: the parameter arena
  *        .  n_states * P:  each optimizer state arena, in order
  *        .     4  u32 CRC32 (zlib's crc32) of every byte before it
  *
  * Reading checks, in this order, before anything is allocated from a size in the file:
  * the magic, the version (the layout of the rest depends on it), the file's size against
- * the one the header's sizes promise, the CRC, the model signature. Every refusal is
- * reported as "PATH: error: ..."; nothing of a refused file reaches the trainer.
+ * the one the header's sizes promise (table_bytes at most CKPT_MAX_TABLE), the CRC, the
+ * model signature, then the tensor table: well-formed, and the model's tensors exactly.
+ * nnlrt_checkpoint_read_tensors reads one without a model: the checks up to the CRC, the
+ * table well-formed, then the table and the parameter arena. Every refusal is reported as
+ * "PATH: error: ..."; nothing of a refused file reaches the trainer.
  *
  * Writing is atomic and durable: "<path>.tmp.<pid>" in the same directory, written whole,
  * fflush, fsync, fclose, then the older checkpoints rotated (keep = K), then renamed over
@@ -58,6 +65,8 @@ enum {
     CKPT_CHUNK = 1 << 16,     /* bytes per read, write and crc32 call */
     CKPT_FLAG_SHUFFLE = 1,
     CKPT_FLAG_LOG = 2,
+    CKPT_MAX_TABLE = 64 << 20, /* bytes: far more than any model's names and shapes */
+    CKPT_MIN_ENTRY = 4 + 1 + 4 + 16, /* the smallest tensor entry: a 1-byte name, rank 0 */
 };
 
 /* ---- the model signature ---- */
@@ -162,6 +171,15 @@ static void ckpt_swap(uint8_t *p, size_t n, size_t size)
         }
 }
 
+/* The size of m's tensor table in a checkpoint. */
+static uint64_t ckpt_table_bytes(const NnlrtModel *m)
+{
+    uint64_t n = 4;
+    for (int i = 0; i < m->n_tensors; i++)
+        n += 4 + strlen(m->tensors[i].name) + 4 + 8 * (uint64_t)m->tensors[i].rank + 16;
+    return n;
+}
+
 static void ckpt_encode_header(uint8_t *h, const NnlrtModel *m, const NnlrtCheckpoint *c)
 {
     memset(h, 0, NNLRT_CKPT_HEADER);
@@ -185,6 +203,7 @@ static void ckpt_encode_header(uint8_t *h, const NnlrtModel *m, const NnlrtCheck
     put_f64(h + 128, c->last_loss);
     put_f64(h + 136, c->window_loss);
     put_u64(h + 144, (uint64_t)c->window_steps);
+    put_u64(h + 152, ckpt_table_bytes(m));
 }
 
 /* The run's position and state from a header that passed every check. */
@@ -276,6 +295,28 @@ static bool out_array(CkptOut *o, const void *data, size_t n, size_t size)
     return true;
 }
 
+/* u32 n_tensors, then each tensor: u32 name_len, the name, u32 rank, the dims, offset and
+ * size as i64. */
+static bool out_table(CkptOut *o, const NnlrtModel *m)
+{
+    uint8_t b[4 + 8 * 4 + 16];
+    put_u32(b, (uint32_t)m->n_tensors);
+    bool ok = out_bytes(o, b, 4);
+    for (int i = 0; ok && i < m->n_tensors; i++) {
+        const NnlrtTensor *t = &m->tensors[i];
+        size_t len = strlen(t->name);
+        put_u32(b, (uint32_t)len);
+        ok = out_bytes(o, b, 4) && out_bytes(o, t->name, len);
+        put_u32(b, (uint32_t)t->rank);
+        for (int d = 0; d < t->rank; d++)
+            put_u64(b + 4 + 8 * d, (uint64_t)t->dims[d]);
+        put_u64(b + 4 + 8 * t->rank, (uint64_t)t->offset);
+        put_u64(b + 12 + 8 * t->rank, (uint64_t)t->size);
+        ok = ok && out_bytes(o, b, 20 + 8 * (size_t)t->rank);
+    }
+    return ok;
+}
+
 static bool out_contents(CkptOut *o, const NnlrtModel *m, const NnlrtCheckpoint *c)
 {
     uint8_t h[NNLRT_CKPT_HEADER];
@@ -286,6 +327,7 @@ static bool out_contents(CkptOut *o, const NnlrtModel *m, const NnlrtCheckpoint 
         put_f64(b, c->sums[i]);
         ok = out_bytes(o, b, 8);
     }
+    ok = ok && out_table(o, m);
     size_t elem = (size_t)m->elem_size;
     ok = ok && out_array(o, c->params, (size_t)m->n_params, elem);
     for (int i = 0; ok && i < m->n_states; i++)
@@ -520,18 +562,20 @@ static bool in_array(CkptIn *r, void *p, size_t n, size_t size)
 }
 
 /* The file size the header promises, or false when its sizes cannot be those of a file
- * (an element size other than 4 or 8, counts out of range). */
+ * (an element size other than 4 or 8, counts out of range, a table of fewer than 4 bytes
+ * or more than CKPT_MAX_TABLE). */
 static bool ckpt_promised(const uint8_t *h, uint64_t *size)
 {
     uint64_t elem = get_u32(h + 12), n_params = get_u64(h + 24);
-    uint64_t states = get_u32(h + 32), sums = get_u32(h + 36);
+    uint64_t states = get_u32(h + 32), sums = get_u32(h + 36), table = get_u64(h + 152);
     const uint64_t max = (uint64_t)INT64_MAX;
-    if ((elem != 4 && elem != 8) || n_params > max / 8 / (states + 1) || sums > 1u << 20)
+    if ((elem != 4 && elem != 8) || n_params > max / 8 / (states + 1) || sums > 1u << 20 ||
+        table < 4 || table > CKPT_MAX_TABLE)
         return false;
     uint64_t arenas = n_params * elem * (states + 1);
-    if (arenas > max - NNLRT_CKPT_HEADER - 8 * sums - 4)
+    if (arenas > max - NNLRT_CKPT_HEADER - 8 * sums - table - 4)
         return false;
-    *size = NNLRT_CKPT_HEADER + 8 * sums + arenas + 4;
+    *size = NNLRT_CKPT_HEADER + 8 * sums + table + arenas + 4;
     return true;
 }
 
@@ -544,8 +588,11 @@ static bool ckpt_check_header(const char *path, const uint8_t *h, size_t got, ui
         return false;
     }
     if (got >= 12 && get_u32(h + 8) != NNLRT_CKPT_VERSION) {
+        uint32_t v = get_u32(h + 8);
         nnlrt_error(path, 0, 0, "checkpoint format version %u; this runtime reads version %d "
-                    "(was it written by another nnlc?)", get_u32(h + 8), NNLRT_CKPT_VERSION);
+                    "(%s)", v, NNLRT_CKPT_VERSION, v == 1 ? "it was written by an older "
+                    "nnlc, before checkpoints had a tensor table: resume it with that nnlc"
+                    : "was it written by another nnlc?");
         return false;
     }
     if (got < NNLRT_CKPT_HEADER) {
@@ -556,8 +603,9 @@ static bool ckpt_check_header(const char *path, const uint8_t *h, size_t got, ui
     uint64_t promised;
     if (!ckpt_promised(h, &promised)) {
         nnlrt_error(path, 0, 0, "corrupt: the header's sizes are out of range (elements of "
-                    "%u bytes, %llu parameters, %u states, %u sums)", get_u32(h + 12),
-                    (unsigned long long)get_u64(h + 24), get_u32(h + 32), get_u32(h + 36));
+                    "%u bytes, %llu parameters, %u states, %u sums, a tensor table of %llu "
+                    "bytes)", get_u32(h + 12), (unsigned long long)get_u64(h + 24),
+                    get_u32(h + 32), get_u32(h + 36), (unsigned long long)get_u64(h + 152));
         return false;
     }
     if (size < promised) {
@@ -607,6 +655,195 @@ static bool ckpt_check_model(const char *path, const uint8_t *h, const NnlrtMode
     return false;
 }
 
+/* ---- the tensor table ---- */
+
+typedef struct {
+    const char *path;
+    const uint8_t *p;
+    uint64_t left;     /* bytes of the table after p */
+    int64_t n_params;  /* the arena the offsets point into */
+} CkptTable;
+
+/* Reports a table that is not well-formed: "corrupt: its tensor table ...". */
+static bool table_bad(const CkptTable *t, int i, const char *what)
+{
+    if (i < 0)
+        nnlrt_error(t->path, 0, 0, "corrupt: its tensor table %s", what);
+    else
+        nnlrt_error(t->path, 0, 0, "corrupt: its tensor table's entry %d %s", i, what);
+    return false;
+}
+
+static bool table_u32(CkptTable *t, int i, uint32_t *v)
+{
+    if (t->left < 4)
+        return table_bad(t, i, "runs past the table's end");
+    *v = get_u32(t->p);
+    t->p += 4;
+    t->left -= 4;
+    return true;
+}
+
+static bool table_i64(CkptTable *t, int i, int64_t *v)
+{
+    if (t->left < 8)
+        return table_bad(t, i, "runs past the table's end");
+    *v = (int64_t)get_u64(t->p);
+    t->p += 8;
+    t->left -= 8;
+    return true;
+}
+
+/* Whether the n bytes at s are UTF-8 without a NUL (overlong forms and surrogates refused). */
+static bool table_utf8(const uint8_t *s, uint64_t n)
+{
+    for (uint64_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        int more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+                 : (c & 0xF8) == 0xF0 ? 3 : -1;
+        if (c == 0 || more < 0 || (uint64_t)more >= n - i || c == 0xC0 || c == 0xC1 || c > 0xF4)
+            return false;
+        for (int k = 1; k <= more; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+        if ((c == 0xE0 && s[i + 1] < 0xA0) || (c == 0xED && s[i + 1] >= 0xA0) ||
+            (c == 0xF0 && s[i + 1] < 0x90) || (c == 0xF4 && s[i + 1] >= 0x90))
+            return false;
+        i += 1 + (uint64_t)more;
+    }
+    return true;
+}
+
+static bool table_name(CkptTable *t, int i, NnlrtTensor *x)
+{
+    uint32_t len;
+    if (!table_u32(t, i, &len))
+        return false;
+    if (len == 0)
+        return table_bad(t, i, "has an empty name");
+    if (len > t->left)
+        return table_bad(t, i, "runs past the table's end");
+    if (!table_utf8(t->p, len))
+        return table_bad(t, i, "has a name that is not UTF-8 (or holds a NUL)");
+    char *name = nnlrt_alloc(len + 1);
+    memcpy(name, t->p, len);
+    name[len] = 0;
+    x->name = name;
+    t->p += len;
+    t->left -= len;
+    return true;
+}
+
+/* Rank, dims, offset and size: dims >= 1 whose product is the size, inside the arena. A
+ * scalar parameter (`param s = 1`) has rank 0 and size 1. */
+static bool table_shape(CkptTable *t, int i, NnlrtTensor *x)
+{
+    uint32_t rank;
+    if (!table_u32(t, i, &rank))
+        return false;
+    if (rank > 4)
+        return table_bad(t, i, "has a rank above 4");
+    x->rank = (int)rank;
+    int64_t product = 1;
+    for (uint32_t d = 0; d < rank; d++) {
+        if (!table_i64(t, i, &x->dims[d]))
+            return false;
+        if (x->dims[d] < 1 || x->dims[d] > t->n_params || product > t->n_params / x->dims[d])
+            return table_bad(t, i, "has a dimension out of range");
+        product *= x->dims[d];
+    }
+    if (!table_i64(t, i, &x->offset) || !table_i64(t, i, &x->size))
+        return false;
+    if (x->size != product)
+        return table_bad(t, i, "has a size that is not the product of its dimensions");
+    if (x->offset < 0 || x->offset > t->n_params - x->size)
+        return table_bad(t, i, "lies outside the parameter arena");
+    return true;
+}
+
+static int table_by_offset(const void *a, const void *b)
+{
+    const NnlrtTensor *x = *(const NnlrtTensor *const *)a, *y = *(const NnlrtTensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int table_by_name(const void *a, const void *b)
+{
+    const NnlrtTensor *x = *(const NnlrtTensor *const *)a, *y = *(const NnlrtTensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* No two tensors share bytes of the arena or a name. */
+static bool table_disjoint(const CkptTable *t, const NnlrtTensor *x, int n)
+{
+    const NnlrtTensor **s = nnlrt_alloc(sizeof *s * (size_t)n);
+    for (int i = 0; i < n; i++)
+        s[i] = &x[i];
+    bool ok = true;
+    qsort(s, (size_t)n, sizeof *s, table_by_offset);
+    for (int i = 1; ok && i < n; i++)
+        if (s[i - 1]->offset + s[i - 1]->size > s[i]->offset)
+            ok = table_bad(t, (int)(s[i] - x), "overlaps another tensor in the arena");
+    qsort(s, (size_t)n, sizeof *s, table_by_name);
+    for (int i = 1; ok && i < n; i++)
+        if (strcmp(s[i - 1]->name, s[i]->name) == 0)
+            ok = table_bad(t, (int)(s[i] - x), "has the name of another tensor");
+    nnlrt_free(s);
+    return ok;
+}
+
+static void ckpt_tensors_free(NnlrtTensor *x, int n)
+{
+    for (int i = 0; x && i < n; i++)
+        nnlrt_free((char *)x[i].name);
+    nnlrt_free(x);
+}
+
+/* Parses and checks the table's `size` bytes at p, for an arena of n_params elements: the
+ * tensors into *out (names allocated; nnlrt_tensors_free), their number into *n. */
+static bool ckpt_parse_table(const char *path, const uint8_t *p, uint64_t size,
+                             int64_t n_params, NnlrtTensor **out, int *n)
+{
+    CkptTable t = {path, p, size, n_params};
+    uint32_t count;
+    if (!table_u32(&t, -1, &count))
+        return false;
+    if (count > t.left / CKPT_MIN_ENTRY)
+        return table_bad(&t, -1, "counts more tensors than it has room for");
+    NnlrtTensor *x = nnlrt_alloc(sizeof *x * (count ? count : 1));
+    memset(x, 0, sizeof *x * (count ? count : 1));
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < count; i++)
+        ok = table_name(&t, (int)i, &x[i]) && table_shape(&t, (int)i, &x[i]);
+    if (ok && t.left)
+        ok = table_bad(&t, -1, "has bytes after its last entry");
+    ok = ok && table_disjoint(&t, x, (int)count);
+    if (!ok) {
+        ckpt_tensors_free(x, (int)count);
+        return false;
+    }
+    *out = x;
+    *n = (int)count;
+    return true;
+}
+
+/* The table read from the file says exactly what the model's tensors are. */
+static bool ckpt_table_matches(const char *path, const NnlrtTensor *x, int n,
+                               const NnlrtModel *m)
+{
+    bool same = n == m->n_tensors;
+    for (int i = 0; same && i < n; i++) {
+        const NnlrtTensor *a = &x[i], *b = &m->tensors[i];
+        same = strcmp(a->name, b->name) == 0 && a->rank == b->rank &&
+               a->offset == b->offset && a->size == b->size;
+        for (int d = 0; same && d < a->rank; d++)
+            same = a->dims[d] == b->dims[d];
+    }
+    if (!same)
+        nnlrt_error(path, 0, 0, "corrupt: its tensor table disagrees with its model signature");
+    return same;
+}
+
 /* Everything up to the CRC, then the CRC (*crc) against it. h: the header, already read. */
 static bool ckpt_check_crc(CkptIn *r, const uint8_t *h, uint64_t size, uint32_t *crc)
 {
@@ -624,32 +861,69 @@ static bool ckpt_check_crc(CkptIn *r, const uint8_t *h, uint64_t size, uint32_t 
     return false;
 }
 
-/* The sums and arenas into c's arrays, checking the CRC again on the way (the file was
- * read once to verify it; it must not have changed since). */
-static bool ckpt_load(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c, uint32_t crc)
+static bool in_seek_body(CkptIn *r, const uint8_t *h)
 {
     if (fseek(r->f, NNLRT_CKPT_HEADER, SEEK_SET) != 0) {
         nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
         return false;
     }
-    bool ok = true;
-    for (int i = 0; ok && i < c->n_sums; i++) {
-        uint8_t b[8];
-        ok = in_bytes(r, b, 8);
-        c->sums[i] = ok ? get_f64(b) : 0;
-    }
-    size_t elem = (size_t)m->elem_size;
-    ok = ok && in_array(r, c->params, (size_t)m->n_params, elem);
-    for (int i = 0; ok && i < m->n_states; i++)
-        ok = in_array(r, c->states[i], (size_t)m->n_params, elem);
-    if (ok && (uint32_t)r->crc != crc) {
-        nnlrt_error(r->path, 0, 0, "the checkpoint changed while it was being read");
-        return false;
-    }
+    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
+    return true;
+}
+
+/* The tensor table (its size from header h), parsed and checked into *x and *n. */
+static bool in_table(CkptIn *r, const uint8_t *h, NnlrtTensor **x, int *n)
+{
+    uint64_t size = get_u64(h + 152);
+    uint8_t *buf = nnlrt_alloc((size_t)size);
+    bool ok = in_bytes(r, buf, (size_t)size) &&
+              ckpt_parse_table(r->path, buf, size, (int64_t)get_u64(h + 24), x, n);
+    nnlrt_free(buf);
     return ok;
 }
 
-static int ckpt_read(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c)
+/* The CRC computed on this second reading against the first one's. */
+static bool in_same_crc(CkptIn *r, uint32_t crc)
+{
+    if ((uint32_t)r->crc == crc)
+        return true;
+    nnlrt_error(r->path, 0, 0, "the checkpoint changed while it was being read");
+    return false;
+}
+
+/* The sums, the table (against m) and the arenas into c's arrays (skipped when c->params
+ * is NULL), checking the CRC again on the way: the file was read once to verify it; it
+ * must not have changed since. */
+static bool ckpt_load(CkptIn *r, const uint8_t *h, const NnlrtModel *m, NnlrtCheckpoint *c,
+                      uint32_t crc)
+{
+    bool ok = in_seek_body(r, h);
+    for (int i = 0; ok && i < c->n_sums; i++) {
+        uint8_t b[8];
+        ok = in_bytes(r, b, 8);
+        if (ok && c->sums)
+            c->sums[i] = get_f64(b);
+    }
+    NnlrtTensor *x;
+    int n;
+    if (ok && in_table(r, h, &x, &n)) {
+        ok = ckpt_table_matches(r->path, x, n, m);
+        ckpt_tensors_free(x, n);
+    } else
+        ok = false;
+    size_t elem = (size_t)m->elem_size, np = (size_t)m->n_params;
+    if (ok && !c->params)
+        ok = in_skip(r, (uint64_t)np * elem * (uint64_t)(1 + m->n_states));
+    else if (ok) {
+        ok = in_array(r, c->params, np, elem);
+        for (int i = 0; ok && i < m->n_states; i++)
+            ok = in_array(r, c->states[i], np, elem);
+    }
+    return ok && in_same_crc(r, crc);
+}
+
+/* A regular file's header, checked (magic, version, size), and its CRC (*crc). */
+static int ckpt_open_header(CkptIn *r, uint8_t *h, uint32_t *crc)
 {
     struct stat st;
     if (fstat(fileno(r->f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -657,21 +931,28 @@ static int ckpt_read(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c)
         return NNLRT_EUSER;
     }
     uint64_t size = (uint64_t)st.st_size;
-    uint8_t h[NNLRT_CKPT_HEADER] = {0};
-    size_t got = fread(h, 1, size < sizeof h ? (size_t)size : sizeof h, r->f);
+    memset(h, 0, NNLRT_CKPT_HEADER);
+    size_t got = fread(h, 1, size < NNLRT_CKPT_HEADER ? (size_t)size : NNLRT_CKPT_HEADER, r->f);
     if (ferror(r->f)) {
         nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
         return NNLRT_EIO;
     }
-    uint32_t crc;
-    if (!ckpt_check_header(r->path, h, got, size) || !ckpt_check_crc(r, h, size, &crc) ||
-        !ckpt_check_model(r->path, h, m, c->n_sums))
-        return NNLRT_EUSER;
-    ckpt_decode_header(h, c);
-    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
-    if (c->params && !ckpt_load(r, m, c, crc))
+    if (!ckpt_check_header(r->path, h, got, size) || !ckpt_check_crc(r, h, size, crc))
         return NNLRT_EUSER;
     return NNLRT_OK;
+}
+
+static int ckpt_read(CkptIn *r, const NnlrtModel *m, NnlrtCheckpoint *c)
+{
+    uint8_t h[NNLRT_CKPT_HEADER];
+    uint32_t crc;
+    int rc = ckpt_open_header(r, h, &crc);
+    if (rc)
+        return rc;
+    if (!ckpt_check_model(r->path, h, m, c->n_sums))
+        return NNLRT_EUSER;
+    ckpt_decode_header(h, c);
+    return ckpt_load(r, h, m, c, crc) ? NNLRT_OK : NNLRT_EUSER;
 }
 
 int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c)
@@ -692,4 +973,50 @@ int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path)
     memset(&c, 0, sizeof c);
     c.n_sums = 1 + m->n_metrics;
     return nnlrt_checkpoint_read(path, m, &c);
+}
+
+/* ---- reading without a model: the tensors alone ---- */
+
+/* The table and the parameter arena of a verified file into t; sums and states skipped. */
+static bool ckpt_load_tensors(CkptIn *r, const uint8_t *h, uint32_t crc,
+                              NnlrtCheckpointTensors *t)
+{
+    t->elem_size = (int)get_u32(h + 12);
+    t->n_params = (int64_t)get_u64(h + 24);
+    t->n_states = (int)get_u32(h + 32);
+    t->epoch = (int64_t)get_u64(h + 40);
+    t->step = (int64_t)get_u64(h + 48);
+    if (!in_seek_body(r, h) || !in_skip(r, 8 * (uint64_t)get_u32(h + 36)) ||
+        !in_table(r, h, &t->tensors, &t->n_tensors))
+        return false;
+    size_t elem = (size_t)t->elem_size, np = (size_t)t->n_params;
+    t->params = nnlrt_alloc_aligned(nnlrt_array_bytes(np, elem));
+    return in_array(r, t->params, np, elem) &&
+           in_skip(r, (uint64_t)np * elem * (uint64_t)t->n_states) && in_same_crc(r, crc);
+}
+
+int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t)
+{
+    memset(t, 0, sizeof *t);
+    CkptIn r = {path, fopen(path, "rb"), 0};
+    if (!r.f) {
+        nnlrt_error(path, 0, 0, "cannot open the checkpoint: %s", strerror(errno));
+        return NNLRT_EIO;
+    }
+    uint8_t h[NNLRT_CKPT_HEADER];
+    uint32_t crc;
+    int rc = ckpt_open_header(&r, h, &crc);
+    if (!rc && !ckpt_load_tensors(&r, h, crc, t)) {
+        nnlrt_checkpoint_tensors_free(t);
+        rc = NNLRT_EUSER;
+    }
+    fclose(r.f);
+    return rc;
+}
+
+void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t)
+{
+    ckpt_tensors_free(t->tensors, t->n_tensors);
+    nnlrt_free(t->params);
+    memset(t, 0, sizeof *t);
 }

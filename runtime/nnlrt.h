@@ -407,4 +407,31 @@ void nnlrt_checkpoint_clean_stale(const char *path);
  * or NNLRT_EIO / NNLRT_EUSER after reporting "PATH: error: ..." as a resume would. */
 int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path);
 
+/* What a checkpoint says without its model: its tensor table and parameter arena. */
+typedef struct {
+    int elem_size;            /* 4 (float32) or 8 (float64) */
+    int64_t n_params;
+    int n_states;             /* optimizer state arenas in the file (not read) */
+    int64_t epoch, step;      /* where the run was: the epoch in progress, updates done */
+    int n_tensors;
+    NnlrtTensor *tensors;     /* names allocated */
+    void *params;             /* the parameter arena: n_params elements, host order */
+} NnlrtCheckpointTensors;
+
+/* Reads `path` without a model: checks the magic, the version, the size, the CRC and that
+ * the tensor table is well-formed (sizes the product of the dims, inside the arena, not
+ * overlapping, names non-empty, UTF-8 and unique), then fills t. Returns 0, or NNLRT_EIO /
+ * NNLRT_EUSER after reporting "PATH: error: ..." (t is then empty). */
+int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t);
+void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t);
+
+/* nnlc export (runtime/export.c, docs/formats.md): the parameters of checkpoint `ckpt`
+ * (not its optimizer states) as `format` "safetensors" (one file `out`) or "npy" (one
+ * NAME.npy per tensor in directory `out`, made if missing); NULL: from `out`, which ends
+ * in .safetensors, or names a directory (npy). Every file is written to a temporary file
+ * and renamed: a failed export leaves none half-written. Returns 0, or NNLRT_EUSER (the
+ * checkpoint refused, a name that cannot be written) / NNLRT_EIO (usage, I/O) after
+ * reporting. */
+int nnlrt_export(const char *ckpt, const char *out, const char *format);
+
 #endif

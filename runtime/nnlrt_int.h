@@ -133,9 +133,9 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
 void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
 
 /* ---- checkpoint.c: crash-safe checkpoints (the format: its top comment and
- * docs/checkpoints.md) ---- */
+ * docs/formats.md) ---- */
 
-enum { NNLRT_CKPT_VERSION = 1, NNLRT_CKPT_HEADER = 152 };
+enum { NNLRT_CKPT_VERSION = 2, NNLRT_CKPT_HEADER = 160 };
 
 /* A run's state between two steps, everything needed to go on bit-exactly. The arrays
  * belong to the caller (the trainer's buffers): written from, or read into. */

@@ -161,12 +161,16 @@ resume)
     cmp full.params part.params
     rm -f iris.ckpt
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log long.csv --save-params long.params
+    rm -f iris.ckpt killed.csv
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log killed.csv &
     pid=$!
-    # SIGTERM once training runs (a log row is out): before, the process just dies
-    for _ in $(seq 300); do
-        [ "$(wc -l <killed.csv 2>/dev/null || echo 0)" -ge 3 ] && break
+    # SIGTERM once training has begun (a log row is written), not while the script is
+    # still compiling (slow in the sanitizer build), when no handler is installed yet
+    tries=0
+    while [ "$(cat killed.csv 2>/dev/null | wc -l)" -lt 2 ] && [ $tries -lt 600 ] &&
+        kill -0 $pid 2>/dev/null; do
         sleep 0.1
+        tries=$((tries + 1))
     done
     kill -TERM $pid 2>/dev/null || true
     rc=0

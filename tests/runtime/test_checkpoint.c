@@ -4,7 +4,7 @@
  * (keep), and SIGINT/SIGTERM delivered to a training child.
  *
  *   test_checkpoint GROUP    GROUP: resume truncate bitflip model failure stale keep signal
- *                                   kill config
+ *                                   kill config table
  *
  * The model is written here by hand (linear regression with a momentum state and an
  * update that depends on the step and the epoch), trained on a data set made here with
@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "nnlrt.h"
 #include "nnlrt_int.h"
@@ -269,6 +270,8 @@ static const NnlrtTensor tm_tensors[] = {
     {"lin.W", 2, {2, 1}, 0, 2},
     {"lin.b", 1, {1}, 2, 1},
 };
+/* their table in a checkpoint: 4 + (4 + 5 + 4 + 16 + 16) + (4 + 5 + 4 + 8 + 16) bytes */
+enum { TM_TABLE = 86 };
 static const char *const tm_metrics[] = {"mae", "mae2"};
 static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1};
 static const bool tm_buf_batched[] = {false, false, false, false, true};
@@ -593,7 +596,8 @@ static void test_truncate(void)
     NnlrtModel m = tm_model(4);
     size_t n;
     uint8_t *data = good_checkpoint(&m, &n);
-    EXPECT(data && n == NNLRT_CKPT_HEADER + 8 * 2 + 4 * 3 * 2 + 4, "checkpoint of %zu bytes", n);
+    EXPECT(data && n == NNLRT_CKPT_HEADER + 8 * 2 + TM_TABLE + 4 * 3 * 2 + 4,
+           "checkpoint of %zu bytes", n);
     if (!data)
         return;
     EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("ck")) == 0, "verifies: %s", last_error);
@@ -604,7 +608,7 @@ static void test_truncate(void)
         char want[256];
         if (k < NNLRT_CKPT_HEADER)
             snprintf(want, sizeof want, ": error: truncated at byte %zu (the header alone is "
-                     "152 bytes)", k);
+                     "160 bytes)", k);
         else
             snprintf(want, sizeof want, ": error: truncated at byte %zu (the header promises "
                      "%zu bytes)", k, n);
@@ -643,16 +647,18 @@ static const char *flip_message(size_t at, size_t n)
         return "not an nnlc checkpoint";
     if (at < 12)
         return "checkpoint format version";
-    if ((at >= 12 && at < 16) || (at >= 24 && at < 40))
+    if ((at >= 12 && at < 16) || (at >= 24 && at < 40) || (at >= 152 && at < 160))
         return "|sizes"; /* a size field: out of range, truncated or too long */
     (void)n;
     return "corrupt: CRC mismatch";
 }
 
-static bool size_message(const char *msg)
+static bool size_message(const char *msg, size_t n)
 {
+    char truncated[128];
+    snprintf(truncated, sizeof truncated, ": error: truncated at byte %zu (the header promises", n);
     return strstr(msg, "corrupt: the header's sizes are out of range") ||
-           strstr(msg, ": error: truncated at byte 196 (the header promises") ||
+           strstr(msg, truncated) ||
            strstr(msg, "bytes of unexpected data after byte");
 }
 
@@ -668,7 +674,8 @@ static void test_bitflip(void)
         data[bit / 8] ^= (uint8_t)(1u << bit % 8);
         if (refused(&m, data, n)) {
             const char *want = flip_message(bit / 8, n);
-            bool ok = want[0] == '|' ? size_message(last_error) : strstr(last_error, want) != NULL;
+            bool ok = want[0] == '|' ? size_message(last_error, n)
+                                     : strstr(last_error, want) != NULL;
             if (!ok && wrong++ < 4)
                 EXPECT(false, "bit %zu flipped: '%s'", bit, last_error);
         }
@@ -746,6 +753,251 @@ static void test_model(void)
     other = m;
     other.n_metrics = 2;
     expect_other_model(&other, "it was trained with 1 metric, this model has 2");
+}
+
+/* ---- (c') the tensor table, and reading without a model ---- */
+
+/* Where the table starts in tm_model's checkpoints (two sums). */
+enum { TM_TABLE_AT = NNLRT_CKPT_HEADER + 8 * 2 };
+
+static void le_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Appends a table entry at buf + *len. */
+static void table_entry(uint8_t *buf, size_t *len, const char *name, size_t name_len, int rank,
+                        const int64_t *dims, int64_t offset, int64_t size)
+{
+    le_put(buf + *len, name_len, 4);
+    memcpy(buf + *len + 4, name, name_len);
+    *len += 4 + name_len;
+    le_put(buf + *len, (uint64_t)rank, 4);
+    *len += 4;
+    for (int d = 0; d < rank; d++, *len += 8)
+        le_put(buf + *len, (uint64_t)dims[d], 8);
+    le_put(buf + *len, (uint64_t)offset, 8);
+    le_put(buf + *len + 8, (uint64_t)size, 8);
+    *len += 16;
+}
+
+/* `good` (a checkpoint of tm_model) with its table replaced by the `tn` bytes at table,
+ * table_bytes and the CRC made to agree: a file that only the table's checks can refuse. */
+static uint8_t *with_table(const uint8_t *good, size_t n, const uint8_t *table, size_t tn,
+                           size_t *out_n)
+{
+    size_t rest = n - TM_TABLE_AT - TM_TABLE; /* the arenas and the CRC */
+    *out_n = TM_TABLE_AT + tn + rest;
+    uint8_t *f = malloc(*out_n);
+    memcpy(f, good, TM_TABLE_AT);
+    le_put(f + 152, tn, 8);
+    memcpy(f + TM_TABLE_AT, table, tn);
+    memcpy(f + TM_TABLE_AT + tn, good + TM_TABLE_AT + TM_TABLE, rest);
+    uLong crc = crc32(crc32(0, Z_NULL, 0), f, (uInt)(*out_n - 4));
+    le_put(f + *out_n - 4, crc, 4);
+    return f;
+}
+
+/* A table of tm_model's two tensors, with the changes the cases below ask for. */
+typedef struct {
+    const char *what;       /* the message's tail, NULL: well-formed */
+    const char *w_name;     /* lin.W's name */
+    size_t w_len;
+    int w_rank;
+    int64_t w_dims[5], w_offset, w_size;
+    const char *b_name;
+    int64_t b_offset;
+    uint32_t count;
+    bool trailing;          /* a byte after the last entry */
+} TableCase;
+
+static uint8_t *case_table(const TableCase *c, size_t *tn)
+{
+    static uint8_t buf[512];
+    *tn = 4;
+    le_put(buf, c->count, 4);
+    table_entry(buf, tn, c->w_name, c->w_len, c->w_rank, c->w_dims, c->w_offset, c->w_size);
+    table_entry(buf, tn, c->b_name, strlen(c->b_name), 1, (const int64_t[]){1}, c->b_offset, 1);
+    if (c->trailing)
+        buf[(*tn)++] = 0;
+    return buf;
+}
+
+static void expect_table_refused(const uint8_t *file, size_t n, const char *what)
+{
+    const char *bad = tmp_path("table");
+    spill(bad, file, n);
+    NnlrtModel m = tm_model(4);
+    clear_errors();
+    EXPECT(nnlrt_checkpoint_verify(&m, bad) == NNLRT_EUSER, "%s: verify refuses", what);
+    char first[2048];
+    snprintf(first, sizeof first, "%s", last_error);
+    NnlrtCheckpointTensors t;
+    clear_errors();
+    EXPECT(nnlrt_checkpoint_read_tensors(bad, &t) == NNLRT_EUSER && t.tensors == NULL &&
+           t.params == NULL, "%s: read_tensors refuses", what);
+    char want[512];
+    snprintf(want, sizeof want, ": error: corrupt: its tensor table%s", what);
+    EXPECT(ends_with(last_error, want) && strcmp(first, last_error) == 0, "'%s' / '%s', not '%s'",
+           first, last_error, want);
+}
+
+static void test_table_malformed(const uint8_t *good, size_t n)
+{
+    const TableCase ok = {NULL, "lin.W", 5, 2, {2, 1}, 0, 2, "lin.b", 2, 2, false};
+    TableCase cases[13];
+    for (int i = 0; i < 13; i++)
+        cases[i] = ok;
+    cases[0].what = "'s entry 0 has a size that is not the product of its dimensions";
+    cases[0].w_size = 3;
+    cases[1].what = "'s entry 1 lies outside the parameter arena";
+    cases[1].b_offset = 3;
+    cases[2].what = "'s entry 1 overlaps another tensor in the arena";
+    cases[2].b_offset = 1;
+    cases[3].what = "'s entry 0 has an empty name";
+    cases[3].w_len = 0;
+    cases[4].what = "'s entry 1 has the name of another tensor";
+    cases[4].b_name = "lin.W";
+    cases[5].what = "'s entry 0 has a rank above 4";
+    cases[5].w_rank = 5;
+    cases[5].w_dims[2] = cases[5].w_dims[3] = cases[5].w_dims[4] = 1;
+    cases[6].what = " has bytes after its last entry";
+    cases[6].trailing = true;
+    cases[7].what = " counts more tensors than it has room for";
+    cases[7].count = 1000;
+    cases[8].what = "'s entry 0 has a name that is not UTF-8 (or holds a NUL)";
+    cases[8].w_name = "lin\0W";
+    cases[9].what = "'s entry 0 has a dimension out of range";
+    cases[9].w_dims[1] = 0;
+    cases[10].what = "'s entry 0 lies outside the parameter arena";
+    cases[10].w_offset = -1;
+    cases[11].what = "'s entry 1 runs past the table's end";
+    cases[11].count = 2;
+    cases[12].what = "'s entry 0 has a name that is not UTF-8 (or holds a NUL)";
+    cases[12].w_name = "lin\xC0W";
+    for (int i = 0; i < 13; i++) {
+        size_t tn, fn;
+        const uint8_t *table = case_table(&cases[i], &tn);
+        if (i == 11)
+            tn -= 10; /* the second entry is cut */
+        uint8_t *f = with_table(good, n, table, tn, &fn);
+        expect_table_refused(f, fn, cases[i].what);
+        free(f);
+    }
+}
+
+/* A well-formed table that is not the model's: the model's reader calls it corrupt, the
+ * reader without a model takes it. */
+static void test_table_disagrees(const uint8_t *good, size_t n)
+{
+    const TableCase renamed = {NULL, "lin.X", 5, 2, {2, 1}, 0, 2, "lin.b", 2, 2, false};
+    size_t tn, fn;
+    const uint8_t *table0 = case_table(&renamed, &tn);
+    uint8_t *f = with_table(good, n, table0, tn, &fn);
+    const char *path = tmp_path("table");
+    spill(path, f, fn);
+    NnlrtModel m = tm_model(4);
+    clear_errors();
+    EXPECT(nnlrt_checkpoint_verify(&m, path) == NNLRT_EUSER, "a table of another model");
+    expect_message(path, ": error: corrupt: its tensor table disagrees with its model signature");
+    NnlrtCheckpointTensors t;
+    EXPECT(nnlrt_checkpoint_read_tensors(path, &t) == 0 && t.n_tensors == 2 &&
+           strcmp(t.tensors[0].name, "lin.X") == 0, "read without a model: %s", last_error);
+    nnlrt_checkpoint_tensors_free(&t);
+    free(f);
+
+    /* a scalar (rank 0, size 1), as `param s = 1` makes one */
+    uint8_t table[256];
+    size_t len = 4;
+    le_put(table, 3, 4);
+    table_entry(table, &len, "lin.W", 5, 1, (const int64_t[]){1}, 0, 1);
+    table_entry(table, &len, "s", 1, 0, NULL, 1, 1);
+    table_entry(table, &len, "lin.b", 5, 1, (const int64_t[]){1}, 2, 1);
+    f = with_table(good, n, table, len, &fn);
+    spill(path, f, fn);
+    EXPECT(nnlrt_checkpoint_read_tensors(path, &t) == 0 && t.n_tensors == 3 &&
+           t.tensors[1].rank == 0 && t.tensors[1].size == 1, "a scalar: %s", last_error);
+    nnlrt_checkpoint_tensors_free(&t);
+    free(f);
+}
+
+/* What nnlrt_checkpoint_read_tensors returns for a good checkpoint, in both element types. */
+static void test_table_read(int elem)
+{
+    NnlrtModel m = tm_model(elem);
+    NnlrtTrainConfig cfg = base_config();
+    cfg.log_path = NULL;
+    cfg.checkpoint_path = tmp_path("ck");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", last_error);
+    size_t n;
+    uint8_t *data = slurp(cfg.checkpoint_path, &n);
+    NnlrtCheckpointTensors t;
+    EXPECT(nnlrt_checkpoint_read_tensors(cfg.checkpoint_path, &t) == 0, "read: %s", last_error);
+    EXPECT(t.elem_size == elem && t.n_params == 3 && t.n_states == 1 && t.epoch == 3 &&
+           t.step == 15 && t.n_tensors == 2, "elem %d: %d %lld %d %lld %lld %d", elem,
+           t.elem_size, (long long)t.n_params, t.n_states, (long long)t.epoch,
+           (long long)t.step, t.n_tensors);
+    for (int i = 0; i < t.n_tensors && i < 2; i++) {
+        const NnlrtTensor *a = &t.tensors[i], *b = &tm_tensors[i];
+        EXPECT(strcmp(a->name, b->name) == 0 && a->rank == b->rank && a->dims[0] == b->dims[0] &&
+               (a->rank < 2 || a->dims[1] == b->dims[1]) && a->offset == b->offset &&
+               a->size == b->size, "tensor %d: %s", i, a->name);
+    }
+    /* the arena as it is in the file (this test runs on little-endian machines) */
+    EXPECT(data && t.params &&
+           memcmp(t.params, data + TM_TABLE_AT + TM_TABLE, 3 * (size_t)elem) == 0,
+           "the parameter arena");
+    nnlrt_checkpoint_tensors_free(&t);
+    free(data);
+}
+
+static void test_table(void)
+{
+    test_table_read(4);
+    test_table_read(8);
+    NnlrtModel m = tm_model(4);
+    size_t n;
+    uint8_t *data = good_checkpoint(&m, &n);
+    if (!data)
+        return;
+    /* the table as written: the model's tensors */
+    uint8_t want[TM_TABLE];
+    size_t len = 4;
+    le_put(want, 2, 4);
+    table_entry(want, &len, "lin.W", 5, 2, (const int64_t[]){2, 1}, 0, 2);
+    table_entry(want, &len, "lin.b", 5, 1, (const int64_t[]){1}, 2, 1);
+    EXPECT(len == TM_TABLE && memcmp(data + TM_TABLE_AT, want, TM_TABLE) == 0 &&
+           data[152] == TM_TABLE, "the table's bytes");
+    test_table_malformed(data, n);
+    test_table_disagrees(data, n);
+
+    /* every truncation and every single bit flip: refused without a model too, with the
+     * message the model's reader gives (a flip is a size or the CRC, before the model) */
+    const char *bad = tmp_path("bad");
+    int wrong = 0;
+    for (size_t k = 0; k < 8 * n + n; k++) {
+        size_t len2 = k < n ? k : n;
+        if (k >= n)
+            data[(k - n) / 8] ^= (uint8_t)(1u << (k - n) % 8);
+        spill(bad, data, len2);
+        clear_errors();
+        int vrc = nnlrt_checkpoint_verify(&m, bad);
+        char first[2048];
+        snprintf(first, sizeof first, "%s", last_error);
+        NnlrtCheckpointTensors t;
+        clear_errors();
+        int rc = nnlrt_checkpoint_read_tensors(bad, &t);
+        bool ok = rc == NNLRT_EUSER && vrc == NNLRT_EUSER && strcmp(first, last_error) == 0;
+        if (rc == 0)
+            nnlrt_checkpoint_tensors_free(&t);
+        if (!ok && wrong++ < 4)
+            EXPECT(false, "case %zu: %d '%s' / %d '%s'", k, vrc, first, rc, last_error);
+        if (k >= n)
+            data[(k - n) / 8] ^= (uint8_t)(1u << (k - n) % 8);
+    }
+    EXPECT(wrong == 0, "%d damaged files read without a model differently", wrong);
+    free(data);
 }
 
 /* ---- (d) failures while writing: the previous checkpoint stays, no temp file ---- */
@@ -1245,14 +1497,14 @@ static const struct {
     {"resume", test_resume}, {"truncate", test_truncate}, {"bitflip", test_bitflip},
     {"model", test_model},   {"failure", test_failure},   {"stale", test_stale},
     {"keep", test_keep},     {"signal", test_signal},     {"kill", test_kill},
-    {"config", test_config},
+    {"config", test_config}, {"table", test_table},
 };
 
 int main(int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "usage: test_checkpoint resume|truncate|bitflip|model|failure|stale|"
-                        "keep|signal|kill|config\n");
+                        "keep|signal|kill|config|table\n");
         return 2;
     }
     const char *base = getenv("TMPDIR");

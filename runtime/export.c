@@ -1,0 +1,391 @@
+/* export.c — a checkpoint's parameters as safetensors or as NPY files (nnlc export).
+ *
+ * The checkpoint is read without its model (nnlrt_checkpoint_read_tensors): its tensor
+ * table names the tensors. Only the parameters are written, never the optimizer states.
+ *
+ *   safetensors  u64 little-endian N, then N bytes of JSON, padded with spaces to a
+ *                multiple of 8: {"NAME": {"dtype": "F32", "shape": [2, 8],
+ *                "data_offsets": [BEGIN, END]}, ..., "__metadata__": {...}}, then the
+ *                tensors' data one after the other, little-endian, in the table's order.
+ *   npy          DIR/NAME.npy per tensor, NPY 1.0: "\x93NUMPY", 1, 0, u16 header length,
+ *                a dict {'descr': '<f4', 'fortran_order': False, 'shape': (2, 8), }
+ *                padded with spaces and ended by '\n' to a multiple of 64, then the data.
+ *
+ * Every file is written whole to "<file>.tmp.<pid>" next to it, fflushed and fsynced,
+ * then renamed over <file> (for npy: all files are written before the first rename), then
+ * the directory is fsynced: a failed export removes its temporary files and leaves no
+ * file half-written. docs/formats.md describes both formats for users.
+ */
+#define _POSIX_C_SOURCE 200809L /* fsync */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nnlrt_int.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "export.c writes the parameter arena as little-endian data in place: port it"
+#endif
+
+/* ---- a growing string ---- */
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} ExpStr;
+
+static void str_add(ExpStr *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void str_add(ExpStr *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && b->s && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 64;
+        b->s = nnlrt_realloc(b->s, b->cap);
+    }
+}
+
+/* s as a JSON string: quotes, backslashes and control characters escaped; the rest (UTF-8,
+ * checked by the checkpoint reader) as it is. */
+static void str_json(ExpStr *b, const char *s)
+{
+    str_add(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            str_add(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7F)
+            str_add(b, "\\u%04x", *p);
+        else
+            str_add(b, "%c", *p);
+    }
+    str_add(b, "\"");
+}
+
+/* ---- one output file: temporary, then renamed ---- */
+
+typedef struct {
+    const char *path;     /* the file to write */
+    char *tmp;            /* "<path>.tmp.<pid>" */
+    FILE *f;
+    int err;              /* errno of the first failure */
+    const char *what;     /* the call that failed */
+} ExpOut;
+
+static bool out_fail(ExpOut *o, const char *what)
+{
+    if (!o->err) {
+        o->err = errno ? errno : EIO;
+        o->what = what;
+    }
+    return false;
+}
+
+static bool out_open(ExpOut *o, const char *path)
+{
+    size_t n = strlen(path) + 32;
+    o->path = path;
+    o->tmp = nnlrt_alloc(n);
+    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    o->f = fopen(o->tmp, "wb");
+    return o->f || out_fail(o, "creating the temporary file");
+}
+
+static bool out_write(ExpOut *o, const void *p, size_t n)
+{
+    if (o->err)
+        return false;
+    return fwrite(p, 1, n, o->f) == n || out_fail(o, "write");
+}
+
+/* Flushes, syncs and closes the temporary file: whole on disk when this returns true. */
+static bool out_close(ExpOut *o)
+{
+    bool ok = !o->err;
+    if (ok && fflush(o->f) != 0)
+        ok = out_fail(o, "fflush");
+    if (ok && fsync(fileno(o->f)) != 0)
+        ok = out_fail(o, "fsync");
+    if (fclose(o->f) != 0 && ok)
+        ok = out_fail(o, "fclose");
+    o->f = NULL;
+    return ok;
+}
+
+/* Removes the temporary file (when it is still there) and frees o. */
+static void out_discard(ExpOut *o)
+{
+    if (o->f)
+        fclose(o->f);
+    if (o->tmp)
+        unlink(o->tmp);
+    nnlrt_free(o->tmp);
+    memset(o, 0, sizeof *o);
+}
+
+static void out_report(const ExpOut *o)
+{
+    nnlrt_error(o->path, 0, 0, "cannot write the export: %s (%s); nothing was written",
+                strerror(o->err), o->what);
+}
+
+/* rename() is durable once the directory is synced; EINVAL: it cannot be, nothing to do. */
+static bool sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0 || errno == EINVAL;
+    close(fd);
+    return ok;
+}
+
+/* The directory holding `path`, allocated: "." when it has no '/'. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return nnlrt_strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = nnlrt_alloc(n + 1);
+    memcpy(d, path, n);
+    d[n] = 0;
+    return d;
+}
+
+/* ---- safetensors ---- */
+
+/* The JSON header, padded with spaces to a multiple of 8. */
+static void st_header(ExpStr *b, const NnlrtCheckpointTensors *t)
+{
+    const char *dtype = t->elem_size == 8 ? "F64" : "F32";
+    int64_t at = 0;
+    str_add(b, "{");
+    for (int i = 0; i < t->n_tensors; i++) {
+        const NnlrtTensor *x = &t->tensors[i];
+        str_json(b, x->name);
+        str_add(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
+        for (int d = 0; d < x->rank; d++)
+            str_add(b, "%s%lld", d ? "," : "", (long long)x->dims[d]);
+        int64_t end = at + x->size * t->elem_size;
+        str_add(b, "],\"data_offsets\":[%lld,%lld]},", (long long)at, (long long)end);
+        at = end;
+    }
+    str_add(b, "\"__metadata__\":{\"producer\":\"nnlc export\",\"step\":\"%lld\"}}",
+            (long long)t->step);
+    while (b->len % 8)
+        str_add(b, " ");
+}
+
+static bool st_write(ExpOut *o, const NnlrtCheckpointTensors *t)
+{
+    ExpStr h = {0};
+    st_header(&h, t);
+    uint8_t n[8];
+    for (int i = 0; i < 8; i++)
+        n[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+    bool ok = out_write(o, n, 8) && out_write(o, h.s, h.len);
+    nnlrt_free(h.s);
+    const char *arena = t->params;
+    for (int i = 0; ok && i < t->n_tensors; i++) {
+        const NnlrtTensor *x = &t->tensors[i];
+        ok = out_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
+    }
+    return ok;
+}
+
+static int export_safetensors(const char *out, const NnlrtCheckpointTensors *t)
+{
+    for (int i = 0; i < t->n_tensors; i++)
+        if (strcmp(t->tensors[i].name, "__metadata__") == 0) {
+            nnlrt_error(out, 0, 0, "a tensor named '__metadata__' cannot be written to "
+                        "safetensors, where that key holds the metadata: use --format npy");
+            return NNLRT_EUSER;
+        }
+    ExpOut o = {0};
+    bool ok = out_open(&o, out) && st_write(&o, t) && out_close(&o);
+    if (ok && rename(o.tmp, out) != 0)
+        ok = out_fail(&o, "renaming over the file");
+    if (!ok)
+        out_report(&o);
+    out_discard(&o);
+    if (ok) {
+        char *dir = dir_of(out);
+        if (!sync_dir(dir))
+            nnlrt_error(out, 0, 0, "written, but its directory cannot be synced: %s",
+                        strerror(errno));
+        nnlrt_free(dir);
+    }
+    return ok ? NNLRT_OK : NNLRT_EIO;
+}
+
+/* ---- npy: one file per tensor ---- */
+
+/* Whether a tensor's name can be a file's name as it is: letters, digits, '_', '.' and
+ * '-', not starting with '.' ("h1.W" -> "h1.W.npy"). */
+static bool npy_safe_name(const char *name)
+{
+    if (name[0] == '.' || strlen(name) > 200)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
+            *p != '_' && *p != '.' && *p != '-')
+            return false;
+    return true;
+}
+
+static bool npy_write(ExpOut *o, const NnlrtTensor *x, const NnlrtCheckpointTensors *t)
+{
+    ExpStr h = {0};
+    str_add(&h, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", t->elem_size);
+    for (int d = 0; d < x->rank; d++)
+        str_add(&h, "%s%lld", d ? ", " : "", (long long)x->dims[d]);
+    str_add(&h, "%s), }", x->rank == 1 ? "," : "");
+    while ((10 + h.len + 1) % 64)
+        str_add(&h, " ");
+    str_add(&h, "\n");
+    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)h.len,
+                       (uint8_t)(h.len >> 8)};
+    bool ok = out_write(o, pre, 10) && out_write(o, h.s, h.len);
+    nnlrt_free(h.s);
+    const char *arena = t->params;
+    return ok && out_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
+}
+
+/* DIR exists as a directory, or is made; *made says which. */
+static bool npy_dir(const char *dir, bool *made)
+{
+    struct stat st;
+    *made = false;
+    if (stat(dir, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return true;
+        nnlrt_error(dir, 0, 0, "exists and is not a directory: --format npy writes one "
+                    "NAME.npy per tensor into a directory");
+        return false;
+    }
+    if (mkdir(dir, 0777) != 0) {
+        nnlrt_error(dir, 0, 0, "cannot create the directory: %s", strerror(errno));
+        return false;
+    }
+    *made = true;
+    return true;
+}
+
+/* Every tensor's temporary file, then every rename. */
+static bool npy_write_all(const char *dir, const NnlrtCheckpointTensors *t, ExpOut *outs,
+                          char **paths)
+{
+    for (int i = 0; i < t->n_tensors; i++) {
+        size_t n = strlen(dir) + strlen(t->tensors[i].name) + 8;
+        paths[i] = nnlrt_alloc(n);
+        snprintf(paths[i], n, "%s/%s.npy", dir, t->tensors[i].name);
+        if (!out_open(&outs[i], paths[i]) || !npy_write(&outs[i], &t->tensors[i], t) ||
+            !out_close(&outs[i])) {
+            out_report(&outs[i]);
+            return false;
+        }
+    }
+    for (int i = 0; i < t->n_tensors; i++)
+        if (rename(outs[i].tmp, paths[i]) != 0) {
+            out_fail(&outs[i], "renaming over the file");
+            out_report(&outs[i]);
+            return false;
+        }
+    return true;
+}
+
+static int export_npy(const char *dir, const NnlrtCheckpointTensors *t)
+{
+    for (int i = 0; i < t->n_tensors; i++)
+        if (!npy_safe_name(t->tensors[i].name)) {
+            nnlrt_error(dir, 0, 0, "the tensor name '%s' cannot be a file name (only letters, "
+                        "digits, '_', '.' and '-', not first '.'): use --format safetensors",
+                        t->tensors[i].name);
+            return NNLRT_EUSER;
+        }
+    bool made;
+    if (!npy_dir(dir, &made))
+        return NNLRT_EIO;
+    int n = t->n_tensors;
+    ExpOut *outs = nnlrt_alloc(sizeof *outs * (size_t)(n ? n : 1));
+    char **paths = nnlrt_alloc(sizeof *paths * (size_t)(n ? n : 1));
+    memset(outs, 0, sizeof *outs * (size_t)(n ? n : 1));
+    memset(paths, 0, sizeof *paths * (size_t)(n ? n : 1));
+    bool ok = npy_write_all(dir, t, outs, paths);
+    for (int i = 0; i < n; i++) {
+        out_discard(&outs[i]);
+        nnlrt_free(paths[i]);
+    }
+    nnlrt_free(outs);
+    nnlrt_free(paths);
+    if (!ok && made)
+        rmdir(dir);
+    if (ok && !sync_dir(dir))
+        nnlrt_error(dir, 0, 0, "written, but the directory cannot be synced: %s",
+                    strerror(errno));
+    return ok ? NNLRT_OK : NNLRT_EIO;
+}
+
+/* ---- the command ---- */
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && strcmp(s + n - k, tail) == 0;
+}
+
+/* The format asked for, or the one `out` implies: "safetensors", "npy", or NULL after
+ * reporting. */
+static const char *export_format(const char *out, const char *format)
+{
+    struct stat st;
+    if (format && strcmp(format, "safetensors") != 0 && strcmp(format, "npy") != 0) {
+        nnlrt_error(NULL, 0, 0, "unknown export format '%s' (safetensors or npy)", format);
+        return NULL;
+    }
+    if (format)
+        return format;
+    if (ends_with(out, ".safetensors"))
+        return "safetensors";
+    if (ends_with(out, "/") || (stat(out, &st) == 0 && S_ISDIR(st.st_mode)))
+        return "npy";
+    nnlrt_error(out, 0, 0, "cannot tell the format from the name: end it in .safetensors, "
+                "or give --format safetensors or --format npy");
+    return NULL;
+}
+
+int nnlrt_export(const char *ckpt, const char *out, const char *format)
+{
+    if (!*out) {
+        nnlrt_error(NULL, 0, 0, "the output's name is empty");
+        return NNLRT_EIO;
+    }
+    format = export_format(out, format);
+    if (!format)
+        return NNLRT_EIO;
+    struct stat st;
+    if (strcmp(format, "safetensors") == 0 && stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        nnlrt_error(out, 0, 0, "is a directory: safetensors is one file (--format npy "
+                    "writes a directory)");
+        return NNLRT_EIO;
+    }
+    NnlrtCheckpointTensors t;
+    int rc = nnlrt_checkpoint_read_tensors(ckpt, &t);
+    if (rc)
+        return rc;
+    rc = strcmp(format, "npy") == 0 ? export_npy(out, &t) : export_safetensors(out, &t);
+    nnlrt_checkpoint_tensors_free(&t);
+    return rc;
+}
