@@ -68,6 +68,10 @@ static void ad_none(Ad *ad, IrNode *y, IrNode *g) { (void)ad; (void)y; (void)g; 
 #define ad_NE ad_none
 #define ad_ONEHOT ad_none
 #define ad_ARGMAX ad_none
+#define ad_CONV2D_DX ad_none  /* gradient ops: no second derivatives */
+#define ad_CONV2D_DW ad_none
+#define ad_MAXPOOL_DX ad_none
+#define ad_AVGPOOL_DX ad_none
 
 static IrNode *k(Ad *ad, double v) { return ir_const(ad->p, v); }
 static IrNode *mul(Ad *ad, IrNode *a, IrNode *b) { return ir_binary(ad->p, OP_MUL, a, b); }
@@ -193,6 +197,24 @@ static void ad_PICK(Ad *ad, IrNode *y, IrNode *g)
 }
 
 static void ad_RESHAPE(Ad *ad, IrNode *y, IrNode *g) { ad_add(ad, A, ir_reshape(P, g, A->shape)); }
+
+static void ad_CONV2D(Ad *ad, IrNode *y, IrNode *g)
+{
+    if (A->needs_grad)
+        ad_add(ad, A, ir_window_grad(P, OP_CONV2D_DX, A->shape, g, B, y->aux));
+    if (B->needs_grad)
+        ad_add(ad, B, ir_window_grad(P, OP_CONV2D_DW, B->shape, A, g, y->aux));
+}
+
+static void ad_MAXPOOL(Ad *ad, IrNode *y, IrNode *g)
+{
+    ad_add(ad, A, ir_window_grad(P, OP_MAXPOOL_DX, A->shape, A, g, y->aux));
+}
+
+static void ad_AVGPOOL(Ad *ad, IrNode *y, IrNode *g)
+{
+    ad_add(ad, A, ir_window_grad(P, OP_AVGPOOL_DX, A->shape, g, NULL, y->aux));
+}
 
 #undef A
 #undef B

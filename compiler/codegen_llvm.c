@@ -603,6 +603,58 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMPositionBuilderAtEnd(b, join);
 }
 
+/* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, B or the planes, then
+ * the geometry as constants). */
+static void cg_kernel_call(Cg *cg, const Kernel *k)
+{
+    IrNode *y = k->node, *a = y->in[0], *b = y->in[1];
+    int64_t lo = y->aux & 0xffff, hi = y->aux >> 16;
+    LLVMValueRef args[12];
+    int n = 0;
+    const char *name = NULL;
+    const Shape *img = NULL; /* the image the geometry is of: x's shape */
+    switch (y->op) {
+    case OP_CONV2D: name = "conv2d"; img = &a->shape; break;
+    case OP_CONV2D_DX: name = "conv2d_dx"; img = &y->shape; break;
+    case OP_CONV2D_DW: name = "conv2d_dw"; img = &a->shape; break;
+    case OP_MAXPOOL: name = "maxpool"; img = &a->shape; break;
+    case OP_MAXPOOL_DX: name = "maxpool_dx"; img = &y->shape; break;
+    case OP_AVGPOOL: name = "avgpool"; img = &a->shape; break;
+    case OP_AVGPOOL_DX: name = "avgpool_dx"; img = &y->shape; break;
+    default: cg->failed = true; return;
+    }
+    args[n++] = cg_buf_ptr(cg, a->buf, a->buf_off);
+    if (b)
+        args[n++] = cg_buf_ptr(cg, b->buf, b->buf_off);
+    args[n++] = cg_buf_ptr(cg, y->buf, y->buf_off);
+    int r = img->rank;
+    if (y->op == OP_CONV2D || y->op == OP_CONV2D_DX || y->op == OP_CONV2D_DW) {
+        const Shape *w = y->op == OP_CONV2D_DW ? &y->shape : &b->shape;
+        int64_t geom[9] = {img->dim[0], img->dim[1], img->dim[2], w->dim[0], w->dim[2],
+                           w->dim[3], lo, hi};
+        args[n++] = cg->B;
+        for (int i = 0; i < 8; i++)
+            args[n++] = k64(cg, geom[i]);
+    } else {
+        int64_t planes = 1;
+        for (int i = 0; i < r - 2; i++)
+            planes *= img->dim[i];
+        args[n++] = LLVMBuildMul(cg->b, cg->B, k64(cg, planes), "");
+        args[n++] = k64(cg, img->dim[r - 2]);
+        args[n++] = k64(cg, img->dim[r - 1]);
+        args[n++] = k64(cg, lo);
+        args[n++] = k64(cg, hi);
+    }
+    LLVMTypeRef types[12];
+    for (int i = 0; i < n; i++)
+        types[i] = LLVMTypeOf(args[i]);
+    char fn[64];
+    snprintf(fn, sizeof fn, "nnlrt_%s_%s", name, cg->elem_size == 4 ? "f32" : "f64");
+    LLVMValueRef f = cg_extern(cg, fn, cg->vd, types, n);
+    LLVMBuildCall2(cg->b, LLVMFunctionType(cg->vd, types, (unsigned)n, false), f, args,
+                   (unsigned)n, "");
+}
+
 /* out[...] = x[..., index[...]], the index clamped into range */
 static void cg_kernel_pick(Cg *cg, const Kernel *k)
 {
@@ -668,6 +720,7 @@ static void cg_kernels(Cg *cg, const Entry *e, int from, int to)
         case K_MATMUL: cg_kernel_matmul(cg, k); break;
         case K_PICK: cg_kernel_pick(cg, k); break;
         case K_ARGMAX: cg_kernel_argmax(cg, k); break;
+        case K_CALL: cg_kernel_call(cg, k); break;
         case K_SUMOUT: cg_kernel_sumout(cg, k); break;
         }
     }

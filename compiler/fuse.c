@@ -67,7 +67,7 @@ static void fuse_mark(Fuse *f, IrNode **roots, int nroots)
 static bool needs_memory_operands(const IrNode *n)
 {
     OpClass c = ir_op_class(n->op);
-    return c == OPC_MATMUL || c == OPC_GATHER || c == OPC_VIEW;
+    return c == OPC_MATMUL || c == OPC_GATHER || c == OPC_VIEW || c == OPC_CALL;
 }
 
 /* Counts the uses of the marked nodes; an operand that must be in memory counts many. */
@@ -104,7 +104,7 @@ static void fuse_materialize(Fuse *f, bool inline_all)
             continue;
         }
         OpClass c = ir_op_class(n->op);
-        bool materialize = c == OPC_REDUCE || c == OPC_MATMUL || c == OPC_GATHER;
+        bool materialize = c == OPC_REDUCE || c == OPC_MATMUL || c == OPC_GATHER || c == OPC_CALL;
         if (c == OPC_ELEM || n->op == OP_RAND || n->op == OP_RANDN)
             materialize = !inline_all && n->uses > 1;
         if (c == OPC_VIEW) {
@@ -145,6 +145,7 @@ static void fuse_compute_kernels(Fuse *f, Entry *e, int first_buf)
         case OPC_REDUCE: fuse_add(e, K_REDUCE, n); break;
         case OPC_MATMUL: fuse_add(e, K_MATMUL, n); break;
         case OPC_GATHER: fuse_add(e, n->op == OP_PICK ? K_PICK : K_ARGMAX, n); break;
+        case OPC_CALL: fuse_add(e, K_CALL, n); break;
         default: kernel_out(fuse_add(e, K_ELEM, n), n, n->buf, n->buf_off);
         }
     }
@@ -301,6 +302,7 @@ void fuse_free(Plan *plan)
 static const char *const kernel_names[] = {
     [K_ELEM] = "elementwise", [K_REDUCE] = "reduce", [K_MATMUL] = "matmul",
     [K_PICK] = "pick", [K_ARGMAX] = "argmax", [K_SUMOUT] = "sum-out",
+    [K_CALL] = "call",
 };
 
 static void fuse_dump_loc(StrBuf *out, int buf, int64_t off)

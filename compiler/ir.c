@@ -345,6 +345,34 @@ IrNode *ir_matmul(IrProgram *p, IrNode *a, IrNode *b, bool ta, bool tb)
     return r;
 }
 
+IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad)
+{
+    Shape s = {.batched = x->shape.batched, .rank = 3};
+    s.dim[0] = w->shape.dim[0];
+    s.dim[1] = (x->shape.dim[1] + 2 * pad - w->shape.dim[2]) / stride + 1;
+    s.dim[2] = (x->shape.dim[2] + 2 * pad - w->shape.dim[3]) / stride + 1;
+    IrNode *r = ir_op(p, OP_CONV2D, s, x, w, NULL);
+    r->aux = stride | pad << 16;
+    return r;
+}
+
+IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride)
+{
+    Shape s = x->shape;
+    s.dim[s.rank - 2] = (s.dim[s.rank - 2] - size) / stride + 1;
+    s.dim[s.rank - 1] = (s.dim[s.rank - 1] - size) / stride + 1;
+    IrNode *r = ir_op(p, op, s, x, NULL, NULL);
+    r->aux = size | stride << 16;
+    return r;
+}
+
+IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux)
+{
+    IrNode *r = ir_op(p, op, shape, a, b, NULL);
+    r->aux = aux;
+    return r;
+}
+
 IrNode *ir_pick(IrProgram *p, IrNode *x, IrNode *index)
 {
     Shape s = x->shape;

@@ -49,6 +49,16 @@ static const struct {
     {"sqrt", (void *)sqrt}, {"fmaxf", (void *)fmaxf}, {"fmax", (void *)fmax},
     {"fminf", (void *)fminf}, {"fmin", (void *)fmin}, {"memset", (void *)memset},
     {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
+#define JIT_CONV(SFX)                                                                         \
+    {"nnlrt_conv2d_" #SFX, (void *)nnlrt_conv2d_##SFX},                                       \
+    {"nnlrt_conv2d_dx_" #SFX, (void *)nnlrt_conv2d_dx_##SFX},                                 \
+    {"nnlrt_conv2d_dw_" #SFX, (void *)nnlrt_conv2d_dw_##SFX},                                 \
+    {"nnlrt_maxpool_" #SFX, (void *)nnlrt_maxpool_##SFX},                                     \
+    {"nnlrt_maxpool_dx_" #SFX, (void *)nnlrt_maxpool_dx_##SFX},                               \
+    {"nnlrt_avgpool_" #SFX, (void *)nnlrt_avgpool_##SFX},                                     \
+    {"nnlrt_avgpool_dx_" #SFX, (void *)nnlrt_avgpool_dx_##SFX},
+    JIT_CONV(f32) JIT_CONV(f64)
+#undef JIT_CONV
 };
 
 static bool jit_error(Nnl *nnl, const char *what, LLVMErrorRef err)

@@ -483,6 +483,75 @@ static Val lower_shape_list(Lower *L, AstNode *at, Val v, Shape *out)
 
 static Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given);
 
+/* A window op's image: a per-sample tensor with at least `rank` dims. */
+static bool want_image(Lower *L, AstNode *call, Val x, int rank, const char *what)
+{
+    if (!want_tensor(L, call, x, what))
+        return false;
+    if (!x.t->shape.batched || x.t->shape.rank < rank) {
+        lerr(L, call, "%s needs an image per sample, [%s], not %s", what,
+             rank == 3 ? "channels, height, width" : "..., height, width", val_origin(L, x));
+        return false;
+    }
+    return true;
+}
+
+/* A stride, padding or window size: it must fit the op's 16 bits. */
+static bool want_geometry(Lower *L, AstNode *call, Val v, const char *what, int64_t lo,
+                          int64_t *out)
+{
+    if (!want_int(L, call, v, what, lo, out))
+        return false;
+    if (*out <= 65535)
+        return true;
+    lerr(L, call, "%s must be at most 65535, not %lld", what, (long long)*out);
+    return false;
+}
+
+/* convolve2d(x[C, H, W], w[F, C, KH, KW], stride = 1, padding = 0) -> [F, OH, OW] */
+static Val lower_convolve(Lower *L, AstNode *call, Val *a, bool *given)
+{
+    int64_t stride = 1, pad = 0;
+    if (!want_image(L, call, a[0], 3, "convolve2d") || !want_tensor(L, call, a[1], "convolve2d") ||
+        (given[2] && !want_geometry(L, call, a[2], "the stride", 1, &stride)) ||
+        (given[3] && !want_geometry(L, call, a[3], "the padding", 0, &pad)))
+        return val_err();
+    const Shape *x = &a[0].t->shape, *w = &a[1].t->shape;
+    if (x->rank != 3 || w->batched || w->rank != 4 || w->dim[1] != x->dim[0]) {
+        lerr(L, call, "convolve2d needs an image [channels, height, width] and kernels "
+             "[filters, channels, height, width] with as many channels, not %s and %s",
+             val_origin(L, a[0]), val_origin(L, a[1]));
+        return val_err();
+    }
+    if (x->dim[1] + 2 * pad < w->dim[2] || x->dim[2] + 2 * pad < w->dim[3]) {
+        lerr(L, call, "the kernels %s are larger than the image %s with padding %lld",
+             val_origin(L, a[1]), val_origin(L, a[0]), (long long)pad);
+        return val_err();
+    }
+    return val_tensor(ir_conv2d(L->p, a[0].t, a[1].t, (int)stride, (int)pad), call);
+}
+
+/* max_pool2d / avg_pool2d(x[..., H, W], size, stride = size) */
+static Val lower_pool(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
+{
+    const char *name = sema_builtin_info(b)->name;
+    int64_t size, stride;
+    if (!want_image(L, call, a[0], 2, name) ||
+        !want_geometry(L, call, a[1], "the window size", 1, &size))
+        return val_err();
+    stride = size;
+    if (given[2] && !want_geometry(L, call, a[2], "the stride", 1, &stride))
+        return val_err();
+    const Shape *x = &a[0].t->shape;
+    if (x->dim[x->rank - 2] < size || x->dim[x->rank - 1] < size) {
+        lerr(L, call, "a %lldx%lld window does not fit in %s", (long long)size,
+             (long long)size, val_origin(L, a[0]));
+        return val_err();
+    }
+    Op op = b == BI_MAX_POOL2D ? OP_MAXPOOL : OP_AVGPOOL;
+    return val_tensor(ir_pool(L->p, op, a[0].t, (int)size, (int)stride), call);
+}
+
 static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
 {
     Val a[6] = {0};
@@ -596,6 +665,11 @@ static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
         }
         return val_tensor(ir_reshape(p, a[0].t, to), call);
     }
+    case BI_CONVOLVE2D:
+        return lower_convolve(L, call, a, given);
+    case BI_MAX_POOL2D:
+    case BI_AVG_POOL2D:
+        return lower_pool(L, call, b, a, given);
     case BI_RAND:
     case BI_RANDN:
         if (L->mode != MODE_INIT) {
@@ -904,13 +978,17 @@ static Val lower_init_value(Lower *L, Env *e, AstNode *s, IrParam *prm)
     L->mode = MODE_INIT;
     L->init_shape = prm->shape;
     const Shape *sh = &prm->shape;
-    if (sh->rank >= 2) {
+    if (sh->rank == 4) { /* convolution kernels [filters, channels, kh, kw], as PyTorch */
+        L->fan_in = (double)(shape_size(sh) / sh->dim[0]);
+        L->fan_out = (double)(shape_size(sh) / sh->dim[1]);
+    } else if (sh->rank >= 2) {
         L->fan_in = (double)(shape_size(sh) / sh->dim[sh->rank - 1]);
         L->fan_out = (double)sh->dim[sh->rank - 1];
     } else if (L->last_matrix >= 0) {
         const Shape *m = &L->p->params[L->last_matrix].shape;
-        L->fan_in = (double)(shape_size(m) / m->dim[m->rank - 1]);
-        L->fan_out = (double)m->dim[m->rank - 1];
+        bool conv = m->rank == 4;
+        L->fan_in = (double)(shape_size(m) / m->dim[conv ? 0 : m->rank - 1]);
+        L->fan_out = (double)(conv ? shape_size(m) / m->dim[1] : m->dim[m->rank - 1]);
     } else {
         L->fan_in = L->fan_out = (double)shape_size(sh);
     }

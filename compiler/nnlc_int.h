@@ -226,7 +226,7 @@ typedef enum {
     OP_COUNT
 } Op;
 
-typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW } OpClass;
+typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW, OPC_CALL } OpClass;
 
 enum { IR_MAX_RANK = 4 };
 
@@ -321,6 +321,12 @@ IrNode *ir_matmul(IrProgram *p, IrNode *a, IrNode *b, bool ta, bool tb);
 IrNode *ir_pick(IrProgram *p, IrNode *x, IrNode *index);
 IrNode *ir_argmax(IrProgram *p, IrNode *x);
 IrNode *ir_onehot(IrProgram *p, IrNode *index, int64_t n);
+/* Convolution of x[B, C, H, W] by w[F, C, KH, KW] (callers check the shapes fit). */
+IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad);
+/* OP_MAXPOOL or OP_AVGPOOL over the last two dims of x (at least size each). */
+IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride);
+/* A gradient op of those (OP_CONV2D_DX, _DW, OP_MAXPOOL_DX, OP_AVGPOOL_DX) of `shape`. */
+IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux);
 /* Sums all per-sample dims (and the batch when `batch`), giving a scalar per sample. */
 IrNode *ir_sum_all(IrProgram *p, IrNode *a, bool batch);
 /* The 2-D matrix an operand of MATMUL stands for: rows (-1 for B) and columns. */
@@ -340,6 +346,8 @@ typedef enum {
     /* reductions and indexing */
     BI_SUM, BI_MEAN, BI_LOGSUMEXP, BI_PICK, BI_ONEHOT, BI_ARGMAX, BI_DIM, BI_RESHAPE,
     BI_FLATTEN,
+    /* images */
+    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D,
     /* initializers */
     BI_RAND, BI_RANDN,
     /* data */
@@ -433,7 +441,7 @@ void ad_backward(IrProgram *p);
 
 /* ---- fuse.c: which nodes live in memory, and the kernels of each entry point ---- */
 
-typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT } KernelKind;
+typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL } KernelKind;
 
 enum { BUF_STATE = 1000,      /* buffer ids from here on are optimizer state arenas */
        BUF_OUT = 999 };      /* the predict entry's output argument */

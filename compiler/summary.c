@@ -2,9 +2,10 @@
  *
  * Layers are the groups of parameters that share a name before the '.' (h1.W, h1.b: the
  * layer h1, as the layer call's assignment named them); a layer's output shape is that of
- * the matrix product its weights take part in, when there is one. FLOPs are counted on
- * the tensor graph, one per element of an elementwise or reduced value, 2·m·n·k per
- * matrix product: per sample for the batched values; the unbatched ones (the optimizer's
+ * the matrix product or convolution its weights take part in, when there is one. FLOPs are
+ * counted on the tensor graph, one per element of an elementwise or reduced value (or of
+ * a pooling window's input), 2·m·n·k per matrix product, 2·(output size)·C·KH·KW per
+ * convolution and each of its two gradients: per sample for the batched values; the unbatched ones (the optimizer's
  * work on the parameters) once per step. Memory is the runtime's buffers for a batch.
  */
 #include <string.h>
@@ -38,6 +39,20 @@ static void summary_node_flops(const IrNode *n, Flops *f)
     }
     case OPC_REDUCE:
         work = (double)shape_size(&n->in[0]->shape);
+        break;
+    case OPC_CALL:
+        if (n->op == OP_CONV2D || n->op == OP_CONV2D_DX || n->op == OP_CONV2D_DW) {
+            /* 2 FLOPs per kernel element per output element: dy's size times C·KH·KW */
+            const IrNode *w = n->op == OP_CONV2D_DW ? n : n->in[1];
+            const IrNode *out = n->op == OP_CONV2D ? n : n->op == OP_CONV2D_DX ? n->in[0]
+                                                                                : n->in[1];
+            work = 2.0 * (double)shape_size(&out->shape) *
+                   (double)(shape_size(&w->shape) / w->shape.dim[0]);
+            if (n->op == OP_CONV2D)
+                f->matmul += work;
+        } else {
+            work = (double)shape_size(&(n->op == OP_AVGPOOL_DX ? n : n->in[0])->shape);
+        }
         break;
     default:
         work = (double)shape_size(&n->shape);
@@ -92,7 +107,7 @@ static const IrNode *summary_layer_output(const IrProgram *p, int i, int forward
 {
     for (int k = 0; k < forward; k++) {
         const IrNode *n = p->nodes[k];
-        if (ir_op_class(n->op) == OPC_MATMUL &&
+        if ((ir_op_class(n->op) == OPC_MATMUL || n->op == OP_CONV2D) &&
             (n->in[0] == p->params[i].node || n->in[1] == p->params[i].node))
             return n;
     }
@@ -164,7 +179,7 @@ void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const P
     nnl_dealloc(mark);
     sb_puts(b, "\nFLOPs per sample: forward ");
     summary_number(b, f.per_sample);
-    sb_puts(b, " (matrix products ");
+    sb_puts(b, " (matrix products and convolutions ");
     summary_number(b, f.matmul);
     sb_puts(b, "); a training step ");
     summary_number(b, t.per_sample);

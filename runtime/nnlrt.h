@@ -287,6 +287,35 @@ typedef struct {
     NnlrtPredictFn predict;   /* NULL: the model cannot predict (a hand-written test model) */
 } NnlrtModel;
 
+/* ---- convolutions and pooling (runtime/conv.c), called by compiled models ----
+ *
+ * Channels-first images, B of them: x[B][C][H][W]. conv2d: w[F][C][KH][KW] gives
+ * y[B][F][OH][OW] with OH = (H + 2·pad − KH) / stride + 1 (likewise OW), zero padding;
+ * _dx the gradient of x (overwritten), _dw that of w summed over the batch (overwritten).
+ * Pooling works on `planes` = B·C images of H×W, windows of size×size every `stride`, no
+ * padding: OH = (H − size) / stride + 1. _f64 variants are the same in double. */
+#define NNLRT_CONV_PROTOS(T, SFX)                                                            \
+    void nnlrt_conv2d_##SFX(const T *x, const T *w, T *y, int64_t B, int64_t C, int64_t H,   \
+                            int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,    \
+                            int64_t pad);                                                    \
+    void nnlrt_conv2d_dx_##SFX(const T *dy, const T *w, T *dx, int64_t B, int64_t C,         \
+                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,      \
+                               int64_t stride, int64_t pad);                                 \
+    void nnlrt_conv2d_dw_##SFX(const T *x, const T *dy, T *dw, int64_t B, int64_t C,         \
+                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,      \
+                               int64_t stride, int64_t pad);                                 \
+    void nnlrt_maxpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,         \
+                             int64_t size, int64_t stride);                                  \
+    void nnlrt_maxpool_dx_##SFX(const T *x, const T *dy, T *dx, int64_t planes, int64_t H,   \
+                                int64_t W, int64_t size, int64_t stride);                    \
+    void nnlrt_avgpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,         \
+                             int64_t size, int64_t stride);                                  \
+    void nnlrt_avgpool_dx_##SFX(const T *dy, T *dx, int64_t planes, int64_t H, int64_t W,    \
+                                int64_t size, int64_t stride);
+NNLRT_CONV_PROTOS(float, f32)
+NNLRT_CONV_PROTOS(double, f64)
+#undef NNLRT_CONV_PROTOS
+
 /* ---- training ---- */
 
 typedef struct {

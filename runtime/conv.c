@@ -1,0 +1,258 @@
+/* conv.c — the routines compiled models call for convolutions and pooling.
+ *
+ * Images are channels first, one after another: x[B][C][H][W], as PyTorch has them. A
+ * convolution is im2col + one GEMM per chunk of samples: the patches of every sample of
+ * the chunk side by side, cols[K][n * P] (K = C·KH·KW, P = OH·OW), then
+ * y'[F][n * P] = W[F][K] · cols, then each sample's [F][P] block moved into place. The
+ * backward pass reuses the layout: dW += dy'[F][nP] · cols^T and dcols = W^T · dy', then
+ * col2im adds the columns back into dx. Chunks keep cols under NNLRT_CONV_SCRATCH bytes.
+ *
+ * Pooling windows have no padding and drop a partial window at the edge (PyTorch's
+ * defaults). Max pooling takes the first largest value of a window, or its first NaN,
+ * and sends the gradient there, as PyTorch's CPU kernel does.
+ *
+ * Every routine exists for float (_f32) and double (_f64, gradient checks); the geometry
+ * comes as int64_t arguments: the generated code passes constants.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "nnlrt_int.h"
+
+enum { NNLRT_CONV_SCRATCH = 8 << 20 };
+
+/* One scratch area per thread, grown as needed and kept: a training step does not call
+ * malloc. (Reachable until exit, like any buffer of a run.) */
+static _Thread_local void *conv_scratch;
+static _Thread_local size_t conv_scratch_size;
+
+static void *conv_scratch_get(size_t bytes)
+{
+    if (bytes > conv_scratch_size) {
+        nnlrt_free(conv_scratch);
+        conv_scratch = nnlrt_alloc_aligned(bytes);
+        conv_scratch_size = bytes;
+    }
+    return conv_scratch;
+}
+
+typedef struct {
+    int64_t C, H, W, F, KH, KW, stride, pad, OH, OW, K, P;
+} ConvGeom;
+
+static ConvGeom conv_geom(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad)
+{
+    ConvGeom g = {C, H, W, F, KH, KW, stride, pad, 0, 0, 0, 0};
+    g.OH = (H + 2 * pad - KH) / stride + 1;
+    g.OW = (W + 2 * pad - KW) / stride + 1;
+    g.K = C * KH * KW;
+    g.P = g.OH * g.OW;
+    return g;
+}
+
+/* Samples per chunk: cols and the output block together within the scratch budget. */
+static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
+{
+    size_t per = (size_t)(g->K + g->F) * (size_t)g->P * elem;
+    int64_t n = (int64_t)(NNLRT_CONV_SCRATCH / (per ? per : 1));
+    return n < 1 ? 1 : n > B ? B : n;
+}
+
+#define CONV_ROUTINES(T, SFX, GEMM)                                                           \
+    /* cols[k][s * P + p] for samples x[0..n) */                                              \
+    static void im2col_##SFX(const T *x, T *cols, int64_t n, const ConvGeom *g)               \
+    {                                                                                         \
+        int64_t row = n * g->P;                                                               \
+        for (int64_t c = 0; c < g->C; c++)                                                    \
+            for (int64_t i = 0; i < g->KH; i++)                                               \
+                for (int64_t j = 0; j < g->KW; j++) {                                         \
+                    T *out = cols + ((c * g->KH + i) * g->KW + j) * row;                      \
+                    for (int64_t s = 0; s < n; s++) {                                         \
+                        const T *img = x + (s * g->C + c) * g->H * g->W;                      \
+                        for (int64_t oh = 0; oh < g->OH; oh++) {                              \
+                            int64_t h = oh * g->stride - g->pad + i;                          \
+                            T *o = out + s * g->P + oh * g->OW;                               \
+                            if (h < 0 || h >= g->H) {                                         \
+                                memset(o, 0, sizeof(T) * (size_t)g->OW);                      \
+                                continue;                                                     \
+                            }                                                                 \
+                            for (int64_t ow = 0; ow < g->OW; ow++) {                          \
+                                int64_t w = ow * g->stride - g->pad + j;                      \
+                                o[ow] = w >= 0 && w < g->W ? img[h * g->W + w] : 0;           \
+                            }                                                                 \
+                        }                                                                     \
+                    }                                                                         \
+                }                                                                             \
+    }                                                                                         \
+                                                                                              \
+    /* dx[s] += the columns of cols, the inverse gather */                                    \
+    static void col2im_##SFX(const T *cols, T *dx, int64_t n, const ConvGeom *g)              \
+    {                                                                                         \
+        int64_t row = n * g->P;                                                               \
+        for (int64_t c = 0; c < g->C; c++)                                                    \
+            for (int64_t i = 0; i < g->KH; i++)                                               \
+                for (int64_t j = 0; j < g->KW; j++) {                                         \
+                    const T *in = cols + ((c * g->KH + i) * g->KW + j) * row;                 \
+                    for (int64_t s = 0; s < n; s++) {                                         \
+                        T *img = dx + (s * g->C + c) * g->H * g->W;                           \
+                        for (int64_t oh = 0; oh < g->OH; oh++) {                              \
+                            int64_t h = oh * g->stride - g->pad + i;                          \
+                            if (h < 0 || h >= g->H)                                           \
+                                continue;                                                     \
+                            const T *v = in + s * g->P + oh * g->OW;                          \
+                            for (int64_t ow = 0; ow < g->OW; ow++) {                          \
+                                int64_t w = ow * g->stride - g->pad + j;                      \
+                                if (w >= 0 && w < g->W)                                       \
+                                    img[h * g->W + w] += v[ow];                               \
+                            }                                                                 \
+                        }                                                                     \
+                    }                                                                         \
+                }                                                                             \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_conv2d_##SFX(const T *x, const T *w, T *y, int64_t B, int64_t C, int64_t H,    \
+                            int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,     \
+                            int64_t pad)                                                      \
+    {                                                                                         \
+        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
+        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
+        T *out = cols + g.K * chunk * g.P;                                                    \
+        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
+            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
+            im2col_##SFX(x + s0 * C * H * W, cols, n, &g);                                    \
+            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)np, (int)g.K, 1, w,  \
+                 (int)g.K, cols, (int)np, 0, out, (int)np);                                   \
+            for (int64_t s = 0; s < n; s++)                                                   \
+                for (int64_t f = 0; f < F; f++)                                               \
+                    memcpy(y + ((s0 + s) * F + f) * g.P, out + f * np + s * g.P,             \
+                           sizeof(T) * (size_t)g.P);                                          \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* dy of samples s0..s0+n as dy'[F][n * P] */                                             \
+    static void gather_dy_##SFX(const T *dy, T *to, int64_t s0, int64_t n, const ConvGeom *g) \
+    {                                                                                         \
+        int64_t np = n * g->P;                                                                \
+        for (int64_t s = 0; s < n; s++)                                                       \
+            for (int64_t f = 0; f < g->F; f++)                                                \
+                memcpy(to + f * np + s * g->P, dy + ((s0 + s) * g->F + f) * g->P,             \
+                       sizeof(T) * (size_t)g->P);                                             \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_conv2d_dx_##SFX(const T *dy, const T *w, T *dx, int64_t B, int64_t C,          \
+                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
+                               int64_t stride, int64_t pad)                                   \
+    {                                                                                         \
+        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
+        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
+        T *d = cols + g.K * chunk * g.P;                                                      \
+        memset(dx, 0, sizeof(T) * (size_t)(B * C * H * W));                                   \
+        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
+            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
+            gather_dy_##SFX(dy, d, s0, n, &g);                                                \
+            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.K, (int)np, (int)F, 1, w,    \
+                 (int)g.K, d, (int)np, 0, cols, (int)np);                                     \
+            col2im_##SFX(cols, dx + s0 * C * H * W, n, &g);                                   \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_conv2d_dw_##SFX(const T *x, const T *dy, T *dw, int64_t B, int64_t C,          \
+                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
+                               int64_t stride, int64_t pad)                                   \
+    {                                                                                         \
+        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
+        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
+        T *d = cols + g.K * chunk * g.P;                                                      \
+        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
+            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
+            im2col_##SFX(x + s0 * C * H * W, cols, n, &g);                                    \
+            gather_dy_##SFX(dy, d, s0, n, &g);                                                \
+            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)g.K, (int)np, 1, d,    \
+                 (int)np, cols, (int)np, s0 ? 1 : 0, dw, (int)g.K);                           \
+        }                                                                                     \
+    }                                                                                         \
+                                                                                              \
+    /* The index in a window of its first largest value (or first NaN). */                    \
+    static int64_t pool_argmax_##SFX(const T *img, int64_t W, int64_t h0, int64_t w0,         \
+                                     int64_t size)                                            \
+    {                                                                                         \
+        int64_t best = h0 * W + w0;                                                           \
+        for (int64_t i = 0; i < size; i++)                                                    \
+            for (int64_t j = 0; j < size; j++) {                                              \
+                int64_t at = (h0 + i) * W + w0 + j;                                           \
+                if (isnan(img[best]))                                                         \
+                    return best;                                                              \
+                if (img[at] > img[best] || isnan(img[at]))                                    \
+                    best = at;                                                                \
+            }                                                                                 \
+        return best;                                                                          \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_maxpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,          \
+                             int64_t size, int64_t stride)                                    \
+    {                                                                                         \
+        int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
+        for (int64_t q = 0; q < planes; q++)                                                  \
+            for (int64_t oh = 0; oh < OH; oh++)                                               \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    const T *img = x + q * H * W;                                             \
+                    y[(q * OH + oh) * OW + ow] =                                              \
+                        img[pool_argmax_##SFX(img, W, oh * stride, ow * stride, size)];       \
+                }                                                                             \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_maxpool_dx_##SFX(const T *x, const T *dy, T *dx, int64_t planes, int64_t H,    \
+                                int64_t W, int64_t size, int64_t stride)                      \
+    {                                                                                         \
+        int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
+        memset(dx, 0, sizeof(T) * (size_t)(planes * H * W));                                  \
+        for (int64_t q = 0; q < planes; q++)                                                  \
+            for (int64_t oh = 0; oh < OH; oh++)                                               \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    int64_t at = pool_argmax_##SFX(x + q * H * W, W, oh * stride,             \
+                                                   ow * stride, size);                        \
+                    dx[q * H * W + at] += dy[(q * OH + oh) * OW + ow];                        \
+                }                                                                             \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_avgpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,          \
+                             int64_t size, int64_t stride)                                    \
+    {                                                                                         \
+        int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
+        T scale = (T)1 / (T)(size * size);                                                    \
+        for (int64_t q = 0; q < planes; q++)                                                  \
+            for (int64_t oh = 0; oh < OH; oh++)                                               \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    const T *img = x + q * H * W + oh * stride * W + ow * stride;             \
+                    T s = 0;                                                                  \
+                    for (int64_t i = 0; i < size; i++)                                        \
+                        for (int64_t j = 0; j < size; j++)                                    \
+                            s += img[i * W + j];                                              \
+                    y[(q * OH + oh) * OW + ow] = s * scale;                                   \
+                }                                                                             \
+    }                                                                                         \
+                                                                                              \
+    void nnlrt_avgpool_dx_##SFX(const T *dy, T *dx, int64_t planes, int64_t H, int64_t W,     \
+                                int64_t size, int64_t stride)                                 \
+    {                                                                                         \
+        int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
+        T scale = (T)1 / (T)(size * size);                                                    \
+        memset(dx, 0, sizeof(T) * (size_t)(planes * H * W));                                  \
+        for (int64_t q = 0; q < planes; q++)                                                  \
+            for (int64_t oh = 0; oh < OH; oh++)                                               \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    T g = dy[(q * OH + oh) * OW + ow] * scale;                                \
+                    T *img = dx + q * H * W + oh * stride * W + ow * stride;                  \
+                    for (int64_t i = 0; i < size; i++)                                        \
+                        for (int64_t j = 0; j < size; j++)                                    \
+                            img[i * W + j] += g;                                              \
+                }                                                                             \
+    }
+
+CONV_ROUTINES(float, f32, cblas_sgemm)
+CONV_ROUTINES(double, f64, cblas_dgemm)
