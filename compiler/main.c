@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nnlc.h"
+#include "nnlrt.h"
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -14,7 +15,7 @@ typedef struct {
     const char *sets[64];
 } Args;
 
-enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4 };
+enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PLOT = 8 };
 
 typedef struct {
     const char *name;
@@ -31,6 +32,7 @@ static int cmd_dump(Args *a);
 static int cmd_run(Args *a);
 static int cmd_gradcheck(Args *a);
 static int cmd_build(Args *a);
+static int cmd_plot(Args *a);
 
 #define RUN_OPTIONS \
     "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
@@ -40,7 +42,8 @@ static int cmd_build(Args *a);
     "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
     "  --resume CKPT     go on from a checkpoint (written with checkpoint = \"path\")\n" \
     "  --float64         compute in float64 instead of float32\n" \
-    "  --quiet           print nothing but errors\n"
+    "  --quiet           print nothing but errors\n" \
+    "  --verbose         also the compiler's stages and their times, the data and the run\n"
 
 static const Command commands[] = {
     {"run", "compile a script and train its model", "nnlc run FILE [OPTIONS]",
@@ -66,6 +69,7 @@ static const Command commands[] = {
      "  --train MODEL      the train block to use when the script has several\n"
      "  --float64          compute in float64 instead of float32\n"
      "  --quiet            print nothing but errors\n"
+     "  --verbose          also the compiler's stages and their times\n"
      "\nExit status: 0 built, 1 an error in the script or its data, 2 usage or I/O error\n"
      "(no C compiler, a file that cannot be written), 70 internal error.\n",
      OPT_BUILD, true, cmd_build},
@@ -94,6 +98,13 @@ static const Command commands[] = {
      "parameter's gradient on the first samples with central differences. Prints the worst\n"
      "relative error of each tensor; exit status 1 when one is 1e-6 or more.\n",
      OPT_RUN, true, cmd_gradcheck},
+    {"plot", "draw a training log as an SVG file", "nnlc plot LOG.csv [-o PLOT.svg]",
+     "Reads LOG.csv, the CSV log a run writes (train key log, or --log), and draws it into\n"
+     "PLOT.svg (default: LOG with .svg for .csv): a panel for the loss, then one per metric,\n"
+     "training and validation as two curves, against the epoch (or the step, for a log\n"
+     "with a row every N steps); the loss on a log scale when it spans more than 100x.\n"
+     "\nExit status: 0 written, 1 a malformed log, 2 usage or I/O error.\n",
+     OPT_PLOT, true, cmd_plot},
     {"help", "show help for a command", "nnlc help [COMMAND]", "", 0, false, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -166,8 +177,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         int commands;
     } run_opts[] = {
         {"--set", OPT_RUN | OPT_BUILD}, {"--train", OPT_RUN | OPT_BUILD}, {"--log", OPT_RUN},
-        {"--init", OPT_RUN}, {"--save-params", OPT_RUN}, {"--output", OPT_BUILD},
-        {"-o", OPT_BUILD}, {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN},
+        {"--init", OPT_RUN}, {"--save-params", OPT_RUN}, {"--output", OPT_BUILD | OPT_PLOT},
+        {"-o", OPT_BUILD | OPT_PLOT}, {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN},
     };
     bool options_done = false;
     a->run.sets = a->sets;
@@ -189,7 +200,13 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             continue;
         }
         if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--quiet") == 0) {
-            a->run.quiet = 1;
+            a->run.quiet = 1; /* the last of --quiet and --verbose wins */
+            a->run.verbose = 0;
+            continue;
+        }
+        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--verbose") == 0) {
+            a->run.verbose = 1;
+            a->run.quiet = 0;
             continue;
         }
         if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--float64") == 0) {
@@ -292,6 +309,23 @@ static int cmd_build(Args *a)
         return usage_error("build", "%s", "-o needs a file name");
     a->run.mode = NNL_RUN_BUILD;
     return run_file(a->files[0], &a->run);
+}
+
+/* nnlc plot LOG [-o SVG]: the default SVG is LOG less ".csv", plus ".svg". */
+static int cmd_plot(Args *a)
+{
+    char name[4096];
+    const char *log = a->files[0], *svg = a->run.output;
+    size_t n = strlen(log);
+    if (!svg) {
+        bool csv = n > 4 && strcmp(log + n - 4, ".csv") == 0;
+        snprintf(name, sizeof name, "%.*s.svg", (int)(csv ? n - 4 : n), log);
+        svg = name;
+    }
+    if (!*svg || strcmp(svg, log) == 0)
+        return usage_error("plot", "%s", *svg ? "the plot would replace the log: give "
+                           "another -o FILE" : "-o needs a file name");
+    return nnlrt_plot(log, svg);
 }
 
 static int cmd_dump(Args *a)

@@ -290,6 +290,13 @@ typedef struct {
                                      * message on a stop ("nnlc run x.nnl --resume"); NULL:
                                      * "--resume" */
     int64_t stop_after_steps;       /* test hook: stop after step N as on SIGINT (0: never) */
+    /* Progress and plots (docs/cli.md). On a terminal (isatty of `out`) each epoch's line
+     * is drawn live while it runs (batches, running loss, samples/s, ETA) and ends as the
+     * plain line; elsewhere the plain line alone. */
+    bool verbose;                   /* also the data, the batches, the files, the totals */
+    const char *plot_path;          /* SVG of the log's curves, written when the run ends
+                                     * (also when stopped or diverged); without log_path
+                                     * the rows are kept in memory for it; NULL: none */
 } NnlrtTrainConfig;
 
 /* Per-epoch results, for callers and tests. */
@@ -358,5 +365,16 @@ void nnlrt_checkpoint_clean_stale(const char *path);
 /* Checks that `path` is a whole, uncorrupted checkpoint of m, loading nothing. Returns 0,
  * or NNLRT_EIO / NNLRT_EUSER after reporting "PATH: error: ..." as a resume would. */
 int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path);
+
+/* ==== plots of a training log (runtime/plot.c; docs/cli.md, "nnlc plot") ==== */
+
+/* Reads the training log `log_path` (the CSV nnlrt_train writes: epoch,step,loss, the
+ * metrics, then val_loss and val_<metric>) and writes its curves to `svg_path` as SVG, a
+ * panel per quantity, atomically (a temp file renamed over it). Returns 0, NNLRT_EUSER
+ * after reporting a malformed log at file:line:col, or NNLRT_EIO after reporting a file
+ * that cannot be read or written. The same log gives the same bytes. */
+int nnlrt_plot(const char *log_path, const char *svg_path);
+/* The same from a log held in memory, text[0..len); `name` stands for it in messages. */
+int nnlrt_plot_text(const char *name, const char *text, size_t len, const char *svg_path);
 
 #endif
