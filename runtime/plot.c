@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* fsync */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,7 +219,7 @@ static bool plot_per_epoch(const PlotLog *g)
         return false;
     int64_t per = g->step[0] / g->epoch[0];
     for (int64_t r = 0; r < g->n_rows; r++)
-        if (g->step[r] != g->epoch[r] * per)
+        if (g->step[r] % g->epoch[r] != 0 || g->step[r] / g->epoch[r] != per)
             return false;
     return true;
 }
@@ -242,8 +243,8 @@ static bool plot_read(NnlrtCsv *c, PlotLog *g)
 enum { PLOT_MAX_TICKS = 16 };
 
 typedef struct {
-    double lo, hi;       /* the axis' ends, in data units */
-    bool log;            /* log10 scale */
+    double lo, hi;       /* the axis' ends, in data units (log: their log10) */
+    bool log;            /* log10 scale: ticks hold exponents */
     int n;
     double ticks[PLOT_MAX_TICKS];
     int decimals;        /* tick labels: %.*f with this many, or -1: %g */
@@ -260,8 +261,8 @@ static double plot_nice(double x)
 /* When nice steps do not fit (values near the limits of double): the ends only. */
 static void plot_axis_plain(PlotAxis *a, double lo, double hi)
 {
-    a->lo = lo;
-    a->hi = hi > lo ? hi : lo + 1;
+    a->lo = fmax(lo, -DBL_MAX);
+    a->hi = hi > lo ? fmin(hi, DBL_MAX) : a->lo + 1;
     a->n = 2;
     a->ticks[0] = a->lo;
     a->ticks[1] = a->hi;
@@ -307,8 +308,8 @@ static void plot_axis_log(PlotAxis *a, double lo, double hi)
     int every = (last - first + 7) / 8;
     last = first + (last - first + every - 1) / every * every;
     a->log = true;
-    a->lo = pow(10, first);
-    a->hi = pow(10, last);
+    a->lo = first;
+    a->hi = last;
     for (int k = first; k <= last && a->n < PLOT_MAX_TICKS; k += every)
         a->ticks[a->n++] = k;
 }
@@ -347,18 +348,19 @@ typedef struct {
 
 static double plot_px(const Panel *p, double x)
 {
-    return p->x0 + (x - p->xa.lo) / (p->xa.hi - p->xa.lo) * (p->x1 - p->x0);
+    /* halves: exact, and finite where hi - lo would not be */
+    return p->x0 + (x / 2 - p->xa.lo / 2) / (p->xa.hi / 2 - p->xa.lo / 2) * (p->x1 - p->x0);
+}
+
+/* y in the axis' units: log10 of the value on a log scale. */
+static double plot_py_axis(const Panel *p, double y)
+{
+    return p->y1 - (y / 2 - p->ya.lo / 2) / (p->ya.hi / 2 - p->ya.lo / 2) * (p->y1 - p->y0);
 }
 
 static double plot_py(const Panel *p, double y)
 {
-    double lo = p->ya.lo, hi = p->ya.hi;
-    if (p->ya.log) {
-        y = log10(y);
-        lo = log10(lo);
-        hi = log10(hi);
-    }
-    return p->y1 - (y - lo) / (hi - lo) * (p->y1 - p->y0);
+    return plot_py_axis(p, p->ya.log ? log10(y) : y);
 }
 
 static double plot_x(const PlotLog *g, int64_t r)
@@ -391,8 +393,7 @@ static void plot_axes(const Panel *p)
     FILE *f = p->f;
     char label[64];
     for (int i = 0; i < p->ya.n; i++) {
-        double t = p->ya.log ? pow(10, p->ya.ticks[i]) : p->ya.ticks[i];
-        double y = plot_py(p, t);
+        double y = plot_py_axis(p, p->ya.ticks[i]);
         plot_tick_label(&p->ya, p->ya.ticks[i], label, sizeof label);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n"
                    "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
