@@ -162,7 +162,14 @@ resume)
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log long.csv --save-params long.params
     "$nnlc" run iris.nnl --quiet --set epochs=20000 --log killed.csv &
     pid=$!
-    sleep 0.5
+    # SIGTERM once training runs (a row is logged): before that the handler is not set,
+    # and a slow compile (a loaded machine, a sanitizer build) took longer than a fixed wait
+    i=0
+    while [ "$(cat killed.csv 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 600 ] &&
+        kill -0 $pid 2>/dev/null; do
+        sleep 0.05
+        i=$((i + 1))
+    done
     kill -TERM $pid 2>/dev/null || true
     rc=0
     wait $pid || rc=$?
