@@ -289,9 +289,12 @@ static void aot_config(StrBuf *b, const NnlrtTrainConfig *c)
     aot_cstr(b, c->log_path);
     sb_printf(b, ", .log_every = %lld, .checkpoint_path = ", (long long)c->log_every);
     aot_cstr(b, c->checkpoint_path);
-    sb_printf(b, ", .checkpoint_every = %lld, .checkpoint_every_steps = %lld, .keep = %lld},\n",
+    sb_printf(b, ", .checkpoint_every = %lld, .checkpoint_every_steps = %lld, .keep = %lld",
               (long long)c->checkpoint_every, (long long)c->checkpoint_every_steps,
               (long long)c->keep);
+    sb_puts(b, ", .plot_path = ");
+    aot_cstr(b, c->plot_path);
+    sb_puts(b, "},\n");
 }
 
 static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *script,

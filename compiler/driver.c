@@ -1,6 +1,7 @@
 /* driver.c — the pipeline, on one screen (driver_run), and what it hands the runtime. */
 #define _POSIX_C_SOURCE 200809L /* realpath */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -296,6 +297,32 @@ static double driver_ms(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* --verbose: "nnlc: STAGE  T ms  DETAIL" for the stage that began at *t0, which then
+ * restarts for the next one. */
+static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+                         const char *fmt, ...) NNL_PRINTF(4, 5);
+static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+                         const char *fmt, ...)
+{
+    if (opt->verbose) {
+        fprintf(opt->out, "nnlc: %-10s %8.1f ms  ", stage, driver_ms(t0));
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(opt->out, fmt, ap);
+        va_end(ap);
+        fputc('\n', opt->out);
+    }
+    clock_gettime(CLOCK_MONOTONIC, t0);
+}
+
+static int driver_kernels(const Plan *plan)
+{
+    int n = 0;
+    for (int i = 0; i < ENTRY_COUNT; i++)
+        n += plan->entries[i].nkernels;
+    return n;
+}
+
 /* The compiled model as the runtime sees it (entry points from the JIT, or NULL). */
 static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Plan *plan,
                                const JitEntries *fns, const NnlrtDataset *train)
@@ -329,7 +356,7 @@ static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *sp
         .quiet = opt->quiet, .out = opt->out, .checkpoint_path = spec->checkpoint,
         .checkpoint_every = spec->checkpoint_every,
         .checkpoint_every_steps = spec->checkpoint_every_steps, .keep = spec->keep,
-        .resume_path = opt->resume,
+        .resume_path = opt->resume, .plot_path = spec->plot, .verbose = opt->verbose,
     };
 }
 
@@ -442,6 +469,8 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
 /* check → names → train keys → data → graph → gradients → kernels → LLVM → train */
 NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
 {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     NnlResult r = nnl_parse(nnl);
     if (r != NNL_OK)
         return r;
@@ -450,6 +479,9 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         if ((r = sema_check(nnl)) != NNL_OK)
             return r;
     }
+    if (opt->stop >= STOP_RUN)
+        driver_stage(opt, &t0, "check", "%d source files (the script and the stdlib "
+                     "modules it imports)", nnl->nsources);
     if ((opt->stop == STOP_CHECK || opt->stop == STOP_SUMMARY) && !opt->train_name) {
         /* check every train declaration there is */
         int nuser = nnl->nsources;
@@ -476,9 +508,12 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     NnlResult r;
     AstList overrides = {0};
     TrainSpec spec;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (!driver_overrides(nnl, opt, &overrides) ||
         lower_train_spec(nnl, train, &overrides, &spec) != NNL_OK)
         return NNL_EUSER;
+    driver_stage(opt, &t0, "train keys", "train %s", spec.model->name);
     IrProgram prog = {.arena = &nnl->arena};
     Plan plan = {0};
     Jit *jit = NULL;
@@ -507,6 +542,8 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     }
     if (!driver_load_data(nnl, &dd, &spec, &data, &val))
         goto done;
+    driver_stage(opt, &t0, "data", "%lld training samples, %lld validation samples",
+                 (long long)data->n, val ? (long long)val->n : 0LL);
     if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
         goto done;
     if (prog.target_kind == NNLRT_TARGET_CLASS &&
@@ -517,6 +554,7 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
     if (opt->stop == STOP_CHECK)
         goto done;
     int forward = prog.nnodes;
+    driver_stage(opt, &t0, "graph", "%d nodes", forward);
     if (opt->stop == STOP_IR) {
         driver_dump_ir(&dump, &prog, 0, forward);
         driver_dump_roots(&dump, &prog, false);
@@ -527,12 +565,14 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         r = NNL_EINTERNAL;
         goto done;
     }
+    driver_stage(opt, &t0, "gradients", "%d nodes in all", prog.nnodes);
     if (opt->stop == STOP_GRAD) {
         driver_dump_ir(&dump, &prog, forward, prog.nnodes);
         driver_dump_roots(&dump, &prog, true);
         goto done;
     }
     fuse_plan(nnl, &prog, &plan);
+    driver_stage(opt, &t0, "kernels", "%d fused loops and library calls", driver_kernels(&plan));
     if (opt->stop == STOP_KERNELS) {
         fuse_dump(&dump, &prog, &plan);
         goto done;
@@ -555,13 +595,13 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data, &lib);
         goto done;
     }
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     JitEntries fns;
     r = cg_compile(nnl, &prog, &plan, opt->elem_size, opt->stop == STOP_LLVM ? &dump : NULL,
                    &jit, &fns);
     if (r != NNL_OK || opt->stop == STOP_LLVM)
         goto done;
+    double llvm_ms = driver_ms(&t0);
+    driver_stage(opt, &t0, "LLVM", "code generated, optimized and JIT-compiled");
     if (opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL) {
         r = driver_infer(nnl, opt, &spec, &prog, &plan, &fns, data, val, &input);
         goto done;
@@ -571,7 +611,7 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         for (int i = 0; i < prog.nparams; i++)
             nparams += prog.params[i].size;
         fprintf(opt->out, "nnlc: %s: %lld parameters, compiled in %.0f ms; training on %lld "
-                "samples\n", spec.model->name, (long long)nparams, driver_ms(&t0),
+                "samples\n", spec.model->name, (long long)nparams, llvm_ms,
                 (long long)data->n);
     }
     r = driver_train(nnl, opt, &spec, &prog, &plan, &fns, data, val);
@@ -606,6 +646,8 @@ NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
         .log = o->log, .init = o->init, .dump_params = o->dump_params, .resume = o->resume,
         .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
         .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
+        .verbose = o->verbose && !o->quiet && (o->mode == NNL_RUN_TRAIN ||
+                                               o->mode == NNL_RUN_BUILD),
         .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
         .out = o->out ? o->out : stdout, .output = o->output,
         .cpu = o->cpu ? o->cpu : "x86-64-v3", .lib = o->mode == NNL_RUN_BUILD_LIB,

@@ -1225,7 +1225,7 @@ static Val lower_block(Lower *L, Env *e, AstNode *decl, const char *prefix)
 enum { KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER, KEY_EPOCHS, KEY_BATCH, KEY_SEED,
        KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE,
        KEY_L1, KEY_L2, KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY, KEY_CHECKPOINT_EVERY_STEPS,
-       KEY_KEEP, KEY_COUNT };
+       KEY_KEEP, KEY_PLOT, KEY_COUNT };
 
 static int train_key(const char *name)
 {
@@ -1351,6 +1351,12 @@ static bool train_key_value(Lower *L, TrainSpec *spec, int key, AstNode *x)
     case KEY_KEEP:
         good = train_number(L, x, 1, &spec->keep, "keep");
         break;
+    case KEY_PLOT:
+        v = lower_expr(L, &env, x);
+        good = ok(v) && want_str(L, x, v, "plot");
+        if (good)
+            spec->plot = v.str;
+        break;
     case KEY_CLIP_NORM:
     case KEY_CLIP_VALUE:
     case KEY_L1:
@@ -1403,7 +1409,7 @@ NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSp
                                 KEY_BATCH, KEY_SEED, KEY_SHUFFLE, KEY_METRICS, KEY_LOG,
                                 KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE, KEY_L1, KEY_L2,
                                 KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY,
-                                KEY_CHECKPOINT_EVERY_STEPS, KEY_KEEP};
+                                KEY_CHECKPOINT_EVERY_STEPS, KEY_KEEP, KEY_PLOT};
     for (size_t i = 0; i < NNL_COUNTOF(order); i++) {
         int k = order[i];
         if (chosen[k]) {

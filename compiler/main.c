@@ -18,7 +18,7 @@ typedef struct {
 } Args;
 
 enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PREDICT = 8, OPT_EVAL = 16,
-       OPT_CHECK = 32 };
+       OPT_CHECK = 32, OPT_PLOT = 64 };
 enum { OPT_USE = OPT_PREDICT | OPT_EVAL }; /* commands that use a trained model */
 
 typedef struct {
@@ -39,6 +39,7 @@ static int cmd_build(Args *a);
 static int cmd_predict(Args *a);
 static int cmd_eval(Args *a);
 static int cmd_export(int argc, char **argv);
+static int cmd_plot(Args *a);
 
 #define RUN_OPTIONS \
     "  --set KEY=VALUE   override a key of the train block (any number of times)\n" \
@@ -48,7 +49,8 @@ static int cmd_export(int argc, char **argv);
     "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
     "  --resume CKPT     go on from a checkpoint (written with checkpoint = \"path\")\n" \
     "  --float64         compute in float64 instead of float32\n" \
-    "  --quiet           print nothing but errors\n"
+    "  --quiet           print nothing but errors\n" \
+    "  --verbose         also the compiler's stages and their times, the data and the run\n"
 
 static const Command commands[] = {
     {"run", "compile a script and train its model", "nnlc run FILE [OPTIONS]",
@@ -79,6 +81,7 @@ static const Command commands[] = {
      "  --train MODEL      the train block to use when the script has several\n"
      "  --float64          compute in float64 instead of float32\n"
      "  --quiet            print nothing but errors\n"
+     "  --verbose          also the compiler's stages and their times\n"
      "\nExit status: 0 built, 1 an error in the script or its data, 2 usage or I/O error\n"
      "(no C compiler, a file that cannot be written), 70 internal error.\n",
      OPT_BUILD, true, cmd_build},
@@ -159,6 +162,13 @@ static const Command commands[] = {
      "Files are written whole or not at all. Exit status: 0 written, 1 a checkpoint\n"
      "refused, 2 usage or I/O error.\n",
      0, true, NULL},
+    {"plot", "draw a training log as an SVG file", "nnlc plot LOG.csv [-o PLOT.svg]",
+     "Reads LOG.csv, the CSV log a run writes (train key log, or --log), and draws it into\n"
+     "PLOT.svg (default: LOG with .svg for .csv): a panel for the loss, then one per metric,\n"
+     "training and validation as two curves, against the epoch (or the step, for a log\n"
+     "with a row every N steps); the loss on a log scale when it spans more than 100x.\n"
+     "\nExit status: 0 written, 1 a malformed log, 2 usage or I/O error.\n",
+     OPT_PLOT, true, cmd_plot},
     {"help", "show help for a command", "nnlc help [COMMAND]", "", 0, false, NULL},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -233,7 +243,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         {"--set", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
         {"--train", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
         {"--log", OPT_RUN}, {"--init", OPT_RUN}, {"--save-params", OPT_RUN},
-        {"--output", OPT_BUILD | OPT_PREDICT}, {"-o", OPT_BUILD | OPT_PREDICT},
+        {"--output", OPT_BUILD | OPT_PREDICT | OPT_PLOT},
+        {"-o", OPT_BUILD | OPT_PREDICT | OPT_PLOT},
         {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN}, {"--checkpoint", OPT_USE},
         {"--input", OPT_PREDICT}, {"--data", OPT_EVAL},
     };
@@ -257,7 +268,13 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             continue;
         }
         if ((c->options & (OPT_RUN | OPT_BUILD | OPT_EVAL)) && strcmp(arg, "--quiet") == 0) {
-            a->run.quiet = 1;
+            a->run.quiet = 1; /* the last of --quiet and --verbose wins */
+            a->run.verbose = 0;
+            continue;
+        }
+        if ((c->options & (OPT_RUN | OPT_BUILD)) && strcmp(arg, "--verbose") == 0) {
+            a->run.verbose = 1;
+            a->run.quiet = 0;
             continue;
         }
         if ((c->options & (OPT_RUN | OPT_BUILD | OPT_USE)) && strcmp(arg, "--float64") == 0) {
@@ -391,6 +408,23 @@ static int cmd_eval(Args *a)
         return usage_error("eval", "%s", "eval needs --checkpoint CKPT");
     a->run.mode = NNL_RUN_EVAL;
     return run_file(a->files[0], &a->run);
+}
+
+/* nnlc plot LOG [-o SVG]: the default SVG is LOG less ".csv", plus ".svg". */
+static int cmd_plot(Args *a)
+{
+    char name[4096];
+    const char *log = a->files[0], *svg = a->run.output;
+    size_t n = strlen(log);
+    if (!svg) {
+        bool csv = n > 4 && strcmp(log + n - 4, ".csv") == 0;
+        snprintf(name, sizeof name, "%.*s.svg", (int)(csv ? n - 4 : n), log);
+        svg = name;
+    }
+    if (!*svg || strcmp(svg, log) == 0)
+        return usage_error("plot", "%s", *svg ? "the plot would replace the log: give "
+                           "another -o FILE" : "-o needs a file name");
+    return nnlrt_plot(log, svg);
 }
 
 static int cmd_dump(Args *a)

@@ -77,6 +77,7 @@ typedef struct {
     const char *dump_params;    /* --save-params FILE: final parameters */
     const char *resume;         /* --resume CKPT: go on from a checkpoint */
     int quiet;
+    int verbose;                /* --verbose: stages and their times, data, the run */
     int float64;                /* --float64: train in double precision */
     FILE *out;                  /* dumps and progress */
     const char *output;         /* build: the trainer to write */

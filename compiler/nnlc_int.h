@@ -426,6 +426,7 @@ typedef struct {
     double clip_norm, clip_value, l1, l2;  /* 0: off */
     const char *checkpoint;    /* checkpoint file, or NULL */
     int64_t checkpoint_every, checkpoint_every_steps, keep;
+    const char *plot;          /* the SVG of the log's curves, written at the end, or NULL */
     const AstNode *key_at[24]; /* where each key was set, for messages */
 } TrainSpec;
 
@@ -533,6 +534,7 @@ typedef struct {
     bool gradcheck;
     bool no_data;                 /* check without reading data files */
     bool quiet;
+    bool verbose;                 /* the stages and their times */
     FILE *out;
     const char *output;           /* STOP_BUILD: the trainer to write */
     const char *cpu;              /* STOP_BUILD: "native" or an LLVM CPU name */

@@ -54,7 +54,7 @@ static const char *const builtin_values[BV_COUNT] = {
 const char *const sema_train_keys[] = {
     "data", "validate", "loss", "optimizer", "epochs", "batch", "seed", "shuffle", "metrics",
     "log", "log_every", "clip_norm", "clip_value", "l1", "l2", "checkpoint",
-    "checkpoint_every", "checkpoint_every_steps", "keep", NULL,
+    "checkpoint_every", "checkpoint_every_steps", "keep", "plot", NULL,
 };
 
 Builtin sema_builtin(const char *name)
@@ -529,7 +529,7 @@ static void sema_train(Nnl *nnl, AstNode *t)
                 diag_error(nnl, s->src, s->off, "unknown train key '%s' (known: data, "
                            "validate, loss, optimizer, epochs, batch, seed, shuffle, metrics, "
                            "log, log_every, clip_norm, clip_value, l1, l2, checkpoint, checkpoint_every, "
-                           "checkpoint_every_steps, keep)", s->name);
+                           "checkpoint_every_steps, keep, plot)", s->name);
         }
         for (int j = 0; j < i; j++)
             if (strcmp(t->body.items[j]->name, s->name) == 0) {

@@ -79,6 +79,14 @@ static size_t csv_content_end(const char *data, size_t start, size_t len)
     return nl ? (size_t)(nl - data) : len;
 }
 
+/* c->data and c->len are set: skips a byte order mark, finds the end of the content. */
+static void csv_start(NnlrtCsv *c)
+{
+    if (c->len >= 3 && memcmp(c->data, "\xEF\xBB\xBF", 3) == 0)
+        c->pos = 3;
+    c->end = csv_content_end(c->data, c->pos, c->len);
+}
+
 bool nnlrt_csv_open(NnlrtCsv *c, const char *path, char delim)
 {
     memset(c, 0, sizeof *c);
@@ -86,10 +94,20 @@ bool nnlrt_csv_open(NnlrtCsv *c, const char *path, char delim)
     c->delim = delim;
     if (!csv_read_file(path, &c->data, &c->len))
         return false;
-    if (c->len >= 3 && memcmp(c->data, "\xEF\xBB\xBF", 3) == 0)
-        c->pos = 3;
-    c->end = csv_content_end(c->data, c->pos, c->len);
+    csv_start(c);
     return true;
+}
+
+void nnlrt_csv_open_text(NnlrtCsv *c, const char *name, const char *text, size_t len,
+                         char delim)
+{
+    memset(c, 0, sizeof *c);
+    c->path = name;
+    c->delim = delim;
+    c->data = nnlrt_alloc(len + 1);
+    memcpy(c->data, text, len);
+    c->len = len;
+    csv_start(c);
 }
 
 void nnlrt_csv_close(NnlrtCsv *c)

@@ -340,6 +340,13 @@ typedef struct {
                                      * message on a stop ("nnlc run x.nnl --resume"); NULL:
                                      * "--resume" */
     int64_t stop_after_steps;       /* test hook: stop after step N as on SIGINT (0: never) */
+    /* Progress and plots (docs/cli.md). On a terminal (isatty of `out`) each epoch's line
+     * is drawn live while it runs (batches, running loss, samples/s, ETA) and ends as the
+     * plain line; elsewhere the plain line alone. */
+    bool verbose;                   /* also the data, the batches, the files, the totals */
+    const char *plot_path;          /* SVG of the log's curves, written when the run ends
+                                     * (also when stopped or diverged); without log_path
+                                     * the rows are kept in memory for it; NULL: none */
 } NnlrtTrainConfig;
 
 /* Per-epoch results, for callers and tests. */
@@ -462,5 +469,15 @@ void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t);
  * checkpoint refused, a name that cannot be written) / NNLRT_EIO (usage, I/O) after
  * reporting. */
 int nnlrt_export(const char *ckpt, const char *out, const char *format);
+/* ==== plots of a training log (runtime/plot.c; docs/cli.md, "nnlc plot") ==== */
+
+/* Reads the training log `log_path` (the CSV nnlrt_train writes: epoch,step,loss, the
+ * metrics, then val_loss and val_<metric>) and writes its curves to `svg_path` as SVG, a
+ * panel per quantity, atomically (a temp file renamed over it). Returns 0, NNLRT_EUSER
+ * after reporting a malformed log at file:line:col, or NNLRT_EIO after reporting a file
+ * that cannot be read or written. The same log gives the same bytes. */
+int nnlrt_plot(const char *log_path, const char *svg_path);
+/* The same from a log held in memory, text[0..len); `name` stands for it in messages. */
+int nnlrt_plot_text(const char *name, const char *text, size_t len, const char *svg_path);
 
 #endif

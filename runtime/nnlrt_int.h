@@ -50,6 +50,10 @@ typedef struct {
 
 /* Reads the whole file; false after reporting when it cannot be opened or read. */
 bool nnlrt_csv_open(NnlrtCsv *c, const char *path, char delim);
+/* The same over a copy of text[0..len) held in memory; `name` stands for the file in
+ * messages. */
+void nnlrt_csv_open_text(NnlrtCsv *c, const char *name, const char *text, size_t len,
+                         char delim);
 /* 1: a row was read into c->fields; 0: no rows left; -1: an error was reported. */
 int nnlrt_csv_next(NnlrtCsv *c);
 const char *nnlrt_csv_text(const NnlrtCsv *c, int field);

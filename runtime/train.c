@@ -6,6 +6,10 @@
  * epoch; sums are accumulated in a fixed order and the log holds no times, so two runs
  * with the same seed on the same machine write the same bytes.
  *
+ * Progress: a plain line per epoch; on a terminal the line is drawn while the epoch runs
+ * (after its first batch, then at most every PROGRESS_INTERVAL seconds) with '\r' and
+ * spaces over the previous one, no escape sequences, and ends as the plain line.
+ *
  * Checkpoints (checkpoint.c) hold the run's state between two steps: the parameters and
  * optimizer states, the step, the epoch and the next batch in it, the shuffle generator as
  * it was at the start of that epoch (the order is drawn again from it), the epoch's sums
@@ -26,6 +30,7 @@
 #include "nnlrt_int.h"
 
 enum { TRAIN_EVAL_BATCH = 1024 }; /* validation batch when training is full-batch */
+static const double PROGRESS_INTERVAL = 0.1; /* seconds between two live progress lines */
 static const uint64_t TRAIN_SHUFFLE_MIX = 0x53485546464C4521u; /* "SHUFFLE!" */
 
 /* ---- the buffer table ---- */
@@ -233,6 +238,8 @@ static bool train_check_checkpoints(const NnlrtTrainConfig *cfg)
         msg = "checkpoint_every, checkpoint_every_steps and keep need a checkpoint file";
     else if (cfg->keep > TRAIN_MAX_KEEP)
         msg = "keep is at most 1000";
+    else if (cfg->plot_path && cfg->log_path && strcmp(cfg->plot_path, cfg->log_path) == 0)
+        msg = "plot and log name the same file: the plot would replace the log";
     else if (cfg->init_path && cfg->resume_path)
         msg = "a run starts from a parameter file (init) or goes on from a checkpoint "
               "(resume), not both";
@@ -285,6 +292,16 @@ typedef struct {
     size_t row_len, row_cap;
     uLong log_crc;        /* CRC32 of the log's bytes so far */
     uint64_t log_bytes;
+    bool log_started;     /* the log (file or memory) has its header */
+    char *mem_log;        /* the log's rows kept for the plot when there is no log file */
+    size_t mem_len, mem_cap;
+    bool live;            /* progress drawn in place: out is a terminal */
+    int live_width;       /* characters of the live line shown, 0: none */
+    double epoch_start;   /* when this process began the epoch, at batch epoch_from */
+    int64_t epoch_from;
+    double last_draw;
+    double run_start;     /* --verbose totals: this process's time and samples */
+    int64_t run_samples;
 } Trainer;
 
 static double *train_doubles(int n)
@@ -308,6 +325,7 @@ static void train_setup(Trainer *t, const NnlrtModel *m, const NnlrtTrainConfig 
     t->train = train;
     t->val = val;
     t->out = cfg->out ? cfg->out : stdout;
+    t->live = !cfg->quiet && isatty(fileno(t->out));
     t->batch = cfg->batch > 0 ? train_min(cfg->batch, train->n) : train->n;
     int64_t n_max = train->n;
     if (val) {
@@ -344,6 +362,7 @@ static void train_free(Trainer *t)
     nnlrt_free(t->stats.metrics);
     nnlrt_free(t->stats.val_metrics);
     nnlrt_free(t->row);
+    nnlrt_free(t->mem_log);
 }
 
 static int train_init_params(Trainer *t)
@@ -388,12 +407,33 @@ static void train_row_add(Trainer *t, const char *fmt, ...)
     t->row_len += (size_t)n;
 }
 
+/* The rows kept in memory for the plot when the run has no log file. */
+static void train_mem_add(Trainer *t, const char *s, size_t n)
+{
+    if (t->mem_len + n > t->mem_cap) {
+        t->mem_cap = nnlrt_array_bytes(t->mem_len + n, 2);
+        t->mem_log = nnlrt_realloc(t->mem_log, t->mem_cap);
+    }
+    memcpy(t->mem_log + t->mem_len, s, n);
+    t->mem_len += n;
+}
+
+/* Rows are written to the log file, or kept in memory for the plot, or neither. */
+static bool train_logging(const Trainer *t)
+{
+    return t->log || t->mem_log;
+}
+
 /* Ends the row and writes it. */
 static int train_row_write(Trainer *t)
 {
     train_row_add(t, "\n");
     size_t n = t->row_len;
     t->row_len = 0;
+    if (!t->log) {
+        train_mem_add(t, t->row, n);
+        return NNLRT_OK;
+    }
     if (fwrite(t->row, 1, n, t->log) != n)
         return train_log_failed(t);
     t->log_crc = crc32(t->log_crc, (const Bytef *)t->row, (uInt)n);
@@ -472,10 +512,17 @@ static int train_continue_log(Trainer *t, const NnlrtCheckpoint *c)
 /* `from`: the checkpoint a resumed run goes on from, else NULL. */
 static int train_open_log(Trainer *t, const NnlrtCheckpoint *from)
 {
+    if (!t->cfg->log_path && t->cfg->plot_path) {
+        t->mem_cap = 4096;
+        t->mem_log = nnlrt_alloc(t->mem_cap);
+        t->log_started = true;
+        return train_log_header(t);
+    }
     if (!t->cfg->log_path)
         return NNLRT_OK;
     if (from && from->has_log) {
         int rc = train_continue_log(t, from);
+        t->log_started = rc == NNLRT_OK && t->log;
         if (rc != NNLRT_OK || t->log)
             return rc;
     }
@@ -485,6 +532,7 @@ static int train_open_log(Trainer *t, const NnlrtCheckpoint *from)
                     strerror(errno));
         return NNLRT_EIO;
     }
+    t->log_started = true;
     return train_log_header(t);
 }
 
@@ -520,7 +568,7 @@ static const char *log_number_format(const Trainer *t)
 
 static int train_log_epoch(Trainer *t, int64_t epoch)
 {
-    if (!t->log || t->cfg->log_every > 0)
+    if (!train_logging(t) || t->cfg->log_every > 0)
         return NNLRT_OK;
     const NnlrtEpochStats *s = &t->stats;
     const char *num = log_number_format(t);
@@ -540,7 +588,7 @@ static int train_log_epoch(Trainer *t, int64_t epoch)
  * only measured per epoch, so their fields stay empty. */
 static int train_log_step(Trainer *t, int64_t epoch, double loss)
 {
-    if (!t->log || t->cfg->log_every == 0)
+    if (!train_logging(t) || t->cfg->log_every == 0)
         return NNLRT_OK;
     t->window_loss += loss;
     if (++t->window_steps < t->cfg->log_every)
@@ -558,6 +606,11 @@ static int train_log_step(Trainer *t, int64_t epoch, double loss)
 
 /* ---- progress ---- */
 
+static int64_t train_batches(const Trainer *t)
+{
+    return (t->train->n + t->batch - 1) / t->batch;
+}
+
 static double train_now(void)
 {
     struct timespec ts;
@@ -574,6 +627,74 @@ static int train_digits(int64_t n)
     return d;
 }
 
+static int train_out_failed(void)
+{
+    nnlrt_error(NULL, 0, 0, "cannot write the progress output: %s", strerror(errno));
+    return NNLRT_EIO;
+}
+
+/* The line built in t->row (empty between log rows), then spaces over what is left of
+ * the live line, then `end`; t->row is emptied. */
+static int train_show(Trainer *t, const char *end)
+{
+    int len = (int)t->row_len, pad = t->live_width > len ? t->live_width - len : 0;
+    t->row_len = 0;
+    bool ok = fprintf(t->out, "%s%s%*s%s", t->live ? "\r" : "", t->row, pad, "", end) >= 0 &&
+              fflush(t->out) == 0;
+    t->live_width = *end == '\n' ? 0 : len;
+    return ok ? NNLRT_OK : train_out_failed();
+}
+
+/* "12s", "3m05s", "2h07m" */
+static void train_duration(double s, char *buf, size_t n)
+{
+    long v = s < 1e9 ? (long)(s + 0.5) : 999999999;
+    if (v < 60)
+        snprintf(buf, n, "%lds", v);
+    else if (v < 3600)
+        snprintf(buf, n, "%ldm%02lds", v / 60, v % 60);
+    else
+        snprintf(buf, n, "%ldh%02ldm", v / 3600, v / 60 % 60);
+}
+
+/* On a terminal, while an epoch runs:
+ * epoch  3/10  batch  120/469  loss 0.4123  5230 samples/s  ETA 12s */
+static int train_draw_live(Trainer *t, double now)
+{
+    int64_t n = t->train->n, batches = train_batches(t);
+    int64_t done = train_min(t->next_batch * t->batch, n);
+    int64_t here = done - train_min(t->epoch_from * t->batch, n);
+    double secs = now - t->epoch_start, rate = secs > 0 ? (double)here / secs : 0;
+    char eta[32] = "?";
+    if (rate > 0)
+        train_duration((double)(n - done) / rate, eta, sizeof eta);
+    train_row_add(t, "epoch %*lld/%lld  batch %*lld/%lld  loss %.4g  %.0f samples/s  ETA %s",
+                  train_digits(t->cfg->epochs), (long long)t->epoch + 1,
+                  (long long)t->cfg->epochs, train_digits(batches), (long long)t->next_batch,
+                  (long long)batches, t->sums[0] / (double)done, rate, eta);
+    t->last_draw = now;
+    return train_show(t, "");
+}
+
+/* After a batch: the live line, when it is due. */
+static int train_progress(Trainer *t)
+{
+    if (!t->live || t->next_batch >= train_batches(t))
+        return NNLRT_OK;
+    double now = train_now();
+    if (t->live_width > 0 && now - t->last_draw < PROGRESS_INTERVAL)
+        return NNLRT_OK;
+    return train_draw_live(t, now);
+}
+
+/* Before a message on stderr: the live line ends where it is. */
+static void train_end_live(Trainer *t)
+{
+    if (t->live_width > 0 && fputc('\n', t->out) != EOF)
+        fflush(t->out);
+    t->live_width = 0;
+}
+
 /* epoch  3/10  loss 0.412345  accuracy 0.8421  val_loss 0.43  val_accuracy 0.84  (0.52 s) */
 static int train_print_epoch(Trainer *t, int64_t epoch, double seconds)
 {
@@ -581,21 +702,17 @@ static int train_print_epoch(Trainer *t, int64_t epoch, double seconds)
         return NNLRT_OK;
     const NnlrtModel *m = t->m;
     const NnlrtEpochStats *s = &t->stats;
-    FILE *f = t->out;
-    bool ok = fprintf(f, "epoch %*lld/%lld  loss %.6g", train_digits(t->cfg->epochs),
-                      (long long)epoch + 1, (long long)t->cfg->epochs, s->loss) >= 0;
+    train_row_add(t, "epoch %*lld/%lld  loss %.6g", train_digits(t->cfg->epochs),
+                  (long long)epoch + 1, (long long)t->cfg->epochs, s->loss);
     for (int i = 0; i < m->n_metrics; i++)
-        ok = ok && fprintf(f, "  %s %.4g", m->metric_names[i], s->metrics[i]) >= 0;
+        train_row_add(t, "  %s %.4g", m->metric_names[i], s->metrics[i]);
     if (t->val) {
-        ok = ok && fprintf(f, "  val_loss %.6g", s->val_loss) >= 0;
+        train_row_add(t, "  val_loss %.6g", s->val_loss);
         for (int i = 0; i < m->n_metrics; i++)
-            ok = ok && fprintf(f, "  val_%s %.4g", m->metric_names[i], s->val_metrics[i]) >= 0;
+            train_row_add(t, "  val_%s %.4g", m->metric_names[i], s->val_metrics[i]);
     }
-    ok = ok && fprintf(f, "  (%.2f s)\n", seconds) >= 0 && fflush(f) == 0;
-    if (ok)
-        return NNLRT_OK;
-    nnlrt_error(NULL, 0, 0, "cannot write the progress output: %s", strerror(errno));
-    return NNLRT_EIO;
+    train_row_add(t, "  (%.2f s)", seconds);
+    return train_show(t, "\n");
 }
 
 /* ---- epochs and batches ---- */
@@ -669,9 +786,12 @@ static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t co
     memset(t->batch_sums, 0, (size_t)n_sums * sizeof(double));
     m->grad(t->b.bufs, count, t->batch_sums);
     double loss = t->batch_sums[0] / (double)count;
-    if (!isfinite(loss))
+    if (!isfinite(loss)) {
+        train_end_live(t);
         return train_diverged(t, epoch, loss);
+    }
     t->step++;
+    t->run_samples += count;
     double g2 = m->update(t->b.bufs, t->b.states, t->step, epoch);
     if (!isfinite(g2))
         return train_bad_gradient(t, epoch, loss, g2);
@@ -695,11 +815,6 @@ static void train_validate(Trainer *t)
     t->stats.val_loss = t->val_sums[0] / (double)t->val->n;
     for (int i = 0; i < m->n_metrics; i++)
         t->stats.val_metrics[i] = t->val_sums[1 + i] / (double)t->val->n;
-}
-
-static int64_t train_batches(const Trainer *t)
-{
-    return (t->train->n + t->batch - 1) / t->batch;
 }
 
 /* ---- checkpoints ---- */
@@ -890,6 +1005,7 @@ static int train_stop(Trainer *t, int sig)
     const char *why = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stop_after_steps";
     int code = sig == SIGTERM ? NNLRT_ETERM : NNLRT_EINT;
     char where[128], word[512];
+    train_end_live(t);
     train_stop_position(t, where, sizeof where);
     if (!cfg->checkpoint_path) {
         nnlrt_error(NULL, 0, 0, "stopped by %s %s: no checkpoint was requested, so the run "
@@ -930,15 +1046,20 @@ static int train_epoch(Trainer *t)
     const NnlrtModel *m = t->m;
     int64_t n = t->train->n, n_batches = train_batches(t), epoch = t->epoch;
     double started = train_now();
+    t->epoch_start = started;
+    t->epoch_from = t->next_batch;
     t->epoch_rng = t->shuffle;
     train_order(t);
     while (t->next_batch < n_batches) {
         int64_t start = t->next_batch * t->batch;
         int rc = train_batch(t, epoch, t->order + start, train_min(t->batch, n - start));
-        if (rc != NNLRT_OK)
+        if (rc == NNLRT_OK && ++t->next_batch < n_batches &&
+            (rc = train_progress(t)) == NNLRT_OK)
+            rc = train_between_steps(t, false);
+        if (rc != NNLRT_OK) {
+            train_end_live(t);
             return rc;
-        if (++t->next_batch < n_batches && (rc = train_between_steps(t, false)) != NNLRT_OK)
-            return rc;
+        }
     }
     t->stats.loss = t->sums[0] / (double)n;
     for (int i = 0; i < m->n_metrics; i++)
@@ -957,16 +1078,86 @@ static int train_epoch(Trainer *t)
     return train_between_steps(t, true);
 }
 
+/* ---- --verbose ---- */
+
+static const char *train_data_source(const NnlrtDataset *ds)
+{
+    return ds->source ? ds->source : ds->name ? ds->name : "?";
+}
+
+/* What the run will do, before it starts. */
+static bool train_describe(const Trainer *t)
+{
+    const NnlrtTrainConfig *c = t->cfg;
+    const NnlrtDataset *d = t->train;
+    FILE *f = t->out;
+    int64_t batches = train_batches(t), last = d->n - (batches - 1) * t->batch;
+    double bytes = (double)nnlrt_dataset_bytes(d);
+    int unit = bytes < 1e3 ? 0 : bytes < 1e6 ? 1 : bytes < 1e9 ? 2 : 3;
+    bool ok = fprintf(f, "data: %lld training samples from %s (%lld input%s, %lld target%s "
+                      "each, %s, %.*f %s)", (long long)d->n, train_data_source(d),
+                      (long long)d->x_size, d->x_size == 1 ? "" : "s", (long long)d->y_size,
+                      d->y_size == 1 ? "" : "s", nnlrt_type_name(d->x_type), unit ? 1 : 0,
+                      bytes / pow(1e3, unit), (const char *[]){"B", "kB", "MB", "GB"}[unit])
+              >= 0;
+    if (t->val)
+        ok = ok && fprintf(f, "; %lld validation samples from %s", (long long)t->val->n,
+                           train_data_source(t->val)) >= 0;
+    ok = ok && fprintf(f, "\nbatches: %lld per epoch of %lld samples (the last of %lld), %s; "
+                       "%lld epoch%s, %lld steps\n", (long long)batches, (long long)t->batch,
+                       (long long)last, c->shuffle ? "shuffled" : "in file order",
+                       (long long)c->epochs, c->epochs == 1 ? "" : "s",
+                       (long long)(c->epochs * batches)) >= 0;
+    if (c->log_path)
+        ok = ok && fprintf(f, "log: %s (%s)\n", c->log_path,
+                           c->log_every ? "a row every log_every steps" : "a row per epoch") >= 0;
+    if (c->plot_path)
+        ok = ok && fprintf(f, "plot: %s, when the run ends%s\n", c->plot_path,
+                           c->log_path ? "" : " (the log's rows kept in memory)") >= 0;
+    if (c->checkpoint_path)
+        ok = ok && fprintf(f, "checkpoint: %s\n", c->checkpoint_path) >= 0;
+    return ok && fprintf(f, "progress: %s\n", t->live ? "live, on a terminal"
+                                                       : "a line per epoch") >= 0;
+}
+
+/* What this process did, when the run ends. */
+static bool train_totals(const Trainer *t)
+{
+    double secs = train_now() - t->run_start;
+    return fprintf(t->out, "done: %lld steps, %lld samples in %.2f s (%.0f samples/s)\n",
+                   (long long)t->step, (long long)t->run_samples, secs,
+                   secs > 0 ? (double)t->run_samples / secs : 0) >= 0;
+}
+
+/* The plot of a run that trained (to the end, stopped, or diverged): from the log file,
+ * which holds the whole run, or the rows kept in memory. */
+static int train_plot(Trainer *t, int rc)
+{
+    const char *svg = t->cfg->plot_path;
+    if (!svg || !t->log_started ||
+        !(rc == NNLRT_OK || rc == NNLRT_EINT || rc == NNLRT_ETERM || rc == NNLRT_EDIVERGED))
+        return rc;
+    int done = t->cfg->log_path ? nnlrt_plot(t->cfg->log_path, svg)
+                                : nnlrt_plot_text("the training log", t->mem_log, t->mem_len,
+                                                  svg);
+    if (done == NNLRT_OK && t->cfg->verbose && fprintf(t->out, "plot: wrote %s\n", svg) < 0)
+        done = train_out_failed();
+    return rc == NNLRT_OK ? done : rc;
+}
+
 /* Epochs until the last, then the final checkpoint, with SIGINT and SIGTERM caught. */
 static int train_run(Trainer *t)
 {
     TrainSignals s;
     train_signals_catch(&s);
-    int rc = NNLRT_OK;
+    t->run_start = train_now();
+    int rc = t->cfg->verbose && !train_describe(t) ? train_out_failed() : NNLRT_OK;
     while (rc == NNLRT_OK && t->epoch < t->cfg->epochs)
         rc = train_epoch(t);
     if (rc == NNLRT_OK && t->cfg->checkpoint_path)
         rc = train_checkpoint(t);
+    if (rc == NNLRT_OK && t->cfg->verbose && !train_totals(t))
+        rc = train_out_failed();
     train_signals_restore(&s);
     return rc;
 }
@@ -988,6 +1179,7 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     if (rc == NNLRT_OK)
         rc = train_run(&t);
     rc = train_close_log(&t, rc);
+    rc = train_plot(&t, rc);
     if (rc == NNLRT_OK && cfg->dump_path)
         rc = nnlrt_params_dump(m, cfg->dump_path, t.b.bufs[NNLRT_BUF_PARAMS]);
     train_free(&t);

@@ -3,7 +3,7 @@
  *
  * What the model computes (layers, loss, optimizer, metrics, the data's files and
  * splits) is compiled in; a run may change only what the runtime decides: epochs, batch,
- * seed, shuffle, log and log_every, and where the data files are. Errors read
+ * seed, shuffle, log, log_every and plot, and where the data files are. Errors read
  * "NAME: error: ..." with the trainer's own name; exit status 1 for bad values and data,
  * 2 for usage and I/O errors, 3 when training diverges.
  */
@@ -28,7 +28,7 @@ typedef struct {
 } TrainerArgs;
 
 static const char *const trainer_settable[] = {"epochs", "batch", "seed", "shuffle", "log",
-                                               "log_every", NULL};
+                                               "log_every", "plot", NULL};
 
 static int trainer_usage(const char *fmt, const char *arg)
 {
@@ -117,6 +117,7 @@ static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
     fprintf(f, "  shuffle    %s\n", c->shuffle ? "true" : "false");
     fprintf(f, "  log        %s\n", c->log_path ? c->log_path : "(none)");
     fprintf(f, "  log_every  %lld\n", (long long)c->log_every);
+    fprintf(f, "  plot       %s\n", c->plot_path ? c->plot_path : "(none)");
 }
 
 static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
@@ -131,9 +132,9 @@ static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
     fprintf(f,
             "\noptions:\n"
             "  --set KEY=VALUE      change epochs, batch (a number or all), seed, shuffle (true\n"
-            "                       or false), log (a file) or log_every; 'KEY=V; KEY=V' sets\n"
-            "                       several. Other keys are compiled in: change the script\n"
-            "                       and run 'nnlc build' again\n"
+            "                       or false), log (a file), log_every or plot (an SVG file);\n"
+            "                       'KEY=V; KEY=V' sets several. Other keys are compiled in:\n"
+            "                       change the script and run 'nnlc build' again\n"
             "  --data NAME=FILE     read data set NAME from FILE instead (NAME=IMAGES,LABELS\n"
             "                       for idx, NAME=X,Y for npy); a split's parts follow it\n"
             "  --log FILE           write the training log (CSV) to FILE\n"
@@ -141,6 +142,7 @@ static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
             "  --save-params FILE   write the final parameters to FILE, in the same format\n"
             "  --resume CKPT        go on from a checkpoint (the script's checkpoint = \"path\")\n"
             "  --quiet              print nothing but errors\n"
+            "  --verbose            also the data, the batches, the files and the totals\n"
             "  --help               show this help\n"
             "  --version            print the version and what the trainer was built from\n"
             "\nExit status: 0 trained, 1 an error in the data or an option's value, 2 usage\n"
@@ -190,8 +192,9 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
             a->version = true;
             continue;
         }
-        if (strcmp(arg, "--quiet") == 0) {
-            a->cfg.quiet = true;
+        if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "--verbose") == 0) {
+            a->cfg.quiet = arg[2] == 'q'; /* the last of the two wins */
+            a->cfg.verbose = arg[2] == 'v';
             continue;
         }
         size_t k = 0;
@@ -315,11 +318,11 @@ static bool trainer_set_key(TrainerArgs *a, const char *key, char *value)
         c->shuffle = strcmp(value, "true") == 0;
         return true;
     }
-    if (strcmp(key, "log") == 0) {
+    if (strcmp(key, "log") == 0 || strcmp(key, "plot") == 0) {
         const char *path = trainer_unquote(value);
         if (!*path)
             return trainer_set_error(key, value, "%s must name a file");
-        c->log_path = path;
+        *(key[0] == 'l' ? &c->log_path : &c->plot_path) = path;
         return true;
     }
     return trainer_set_number(key, value, 0, &c->log_every);
@@ -489,7 +492,7 @@ int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
     static char hint[512]; /* how to resume, shown when a run is stopped */
     snprintf(hint, sizeof hint, "%s --resume", argc > 0 ? argv[0] : "trainer");
     a.cfg.resume_hint = hint;
-    a.cfg.quiet = false;
+    a.cfg.quiet = a.cfg.verbose = false;
     a.cfg.out = stdout;
     NnlrtData d;
     nnlrt_data_init(&d, p->data, p->n_data);

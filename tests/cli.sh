@@ -68,5 +68,11 @@ expect 1 "dump of a bad file" "$nnlc" dump --stage=ast "$tmp/bad.nnl"
 head -c 1100000 /dev/zero | tr '\0' ' ' >"$tmp/big.nnl"
 expect 1 "a file over the size limit" "$nnlc" check "$tmp/big.nnl"
 has "file is too large" err "size limit"
+expect 2 "plot without a log" "$nnlc" plot
+expect 2 "plot of two logs" "$nnlc" plot a.csv b.csv
+has "plot takes one file" err "plot takes one file"
+expect 2 "plot with --quiet" "$nnlc" plot --quiet a.csv
+expect 0 "help plot" "$nnlc" help plot
+has "usage: nnlc plot LOG.csv" out "help plot"
 
 exit $fail
