@@ -8,14 +8,13 @@
  * col2im adds the columns back into dx. Chunks keep cols under NNLRT_CONV_SCRATCH bytes.
  *
  * Pooling windows have no padding and drop a partial window at the edge (PyTorch's
- * defaults). Max pooling takes the first largest value of a window, or its first NaN,
- * and sends the gradient there, as PyTorch's CPU kernel does.
+ * defaults). Max pooling takes the first largest value of a window (after a NaN, the last
+ * NaN) and sends the gradient there, as PyTorch's CPU kernel does.
  *
  * Every routine exists for float (_f32) and double (_f64, gradient checks); the geometry
  * comes as int64_t arguments: the generated code passes constants.
  */
 #include <cblas.h>
-#include <math.h>
 #include <string.h>
 
 #include "nnlrt_int.h"
@@ -52,6 +51,20 @@ static ConvGeom conv_geom(int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH
     return g;
 }
 
+/* The output columns ow whose input column ow·stride − pad + j lies in the image:
+ * [*lo, *hi). */
+static void conv_valid(const ConvGeom *g, int64_t j, int64_t *lo, int64_t *hi)
+{
+    int64_t first = g->pad - j; /* ow·stride >= pad − j */
+    *lo = first <= 0 ? 0 : (first + g->stride - 1) / g->stride;
+    int64_t last = g->W - 1 + g->pad - j; /* ow·stride <= W − 1 + pad − j */
+    *hi = last < 0 ? 0 : last / g->stride + 1;
+    if (*hi > g->OW)
+        *hi = g->OW;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
 /* Samples per chunk: cols and the output block together within the scratch budget. */
 static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
 {
@@ -69,19 +82,25 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
             for (int64_t i = 0; i < g->KH; i++)                                               \
                 for (int64_t j = 0; j < g->KW; j++) {                                         \
                     T *out = cols + ((c * g->KH + i) * g->KW + j) * row;                      \
+                    int64_t lo, hi;                                                           \
+                    conv_valid(g, j, &lo, &hi);                                               \
                     for (int64_t s = 0; s < n; s++) {                                         \
                         const T *img = x + (s * g->C + c) * g->H * g->W;                      \
                         for (int64_t oh = 0; oh < g->OH; oh++) {                              \
                             int64_t h = oh * g->stride - g->pad + i;                          \
                             T *o = out + s * g->P + oh * g->OW;                               \
-                            if (h < 0 || h >= g->H) {                                         \
+                            if (h < 0 || h >= g->H || lo >= hi) {                             \
                                 memset(o, 0, sizeof(T) * (size_t)g->OW);                      \
                                 continue;                                                     \
                             }                                                                 \
-                            for (int64_t ow = 0; ow < g->OW; ow++) {                          \
-                                int64_t w = ow * g->stride - g->pad + j;                      \
-                                o[ow] = w >= 0 && w < g->W ? img[h * g->W + w] : 0;           \
-                            }                                                                 \
+                            const T *src = img + h * g->W + lo * g->stride - g->pad + j;      \
+                            memset(o, 0, sizeof(T) * (size_t)lo);                             \
+                            if (g->stride == 1)                                               \
+                                memcpy(o + lo, src, sizeof(T) * (size_t)(hi - lo));           \
+                            else                                                              \
+                                for (int64_t ow = lo; ow < hi; ow++)                          \
+                                    o[ow] = src[(ow - lo) * g->stride];                       \
+                            memset(o + hi, 0, sizeof(T) * (size_t)(g->OW - hi));              \
                         }                                                                     \
                     }                                                                         \
                 }                                                                             \
@@ -95,6 +114,8 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
             for (int64_t i = 0; i < g->KH; i++)                                               \
                 for (int64_t j = 0; j < g->KW; j++) {                                         \
                     const T *in = cols + ((c * g->KH + i) * g->KW + j) * row;                 \
+                    int64_t lo, hi;                                                           \
+                    conv_valid(g, j, &lo, &hi);                                               \
                     for (int64_t s = 0; s < n; s++) {                                         \
                         T *img = dx + (s * g->C + c) * g->H * g->W;                           \
                         for (int64_t oh = 0; oh < g->OH; oh++) {                              \
@@ -102,11 +123,9 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                             if (h < 0 || h >= g->H)                                           \
                                 continue;                                                     \
                             const T *v = in + s * g->P + oh * g->OW;                          \
-                            for (int64_t ow = 0; ow < g->OW; ow++) {                          \
-                                int64_t w = ow * g->stride - g->pad + j;                      \
-                                if (w >= 0 && w < g->W)                                       \
-                                    img[h * g->W + w] += v[ow];                               \
-                            }                                                                 \
+                            T *d = img + h * g->W + lo * g->stride - g->pad + j;              \
+                            for (int64_t ow = lo; ow < hi; ow++)                              \
+                                d[(ow - lo) * g->stride] += v[ow];                            \
                         }                                                                     \
                     }                                                                         \
                 }                                                                             \
@@ -177,18 +196,32 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
         }                                                                                     \
     }                                                                                         \
                                                                                               \
-    /* The index in a window of its first largest value (or first NaN). */                    \
-    static int64_t pool_argmax_##SFX(const T *img, int64_t W, int64_t h0, int64_t w0,         \
-                                     int64_t size)                                            \
+    /* The index in a window of its largest value as PyTorch's CPU kernel picks it: the   \
+     * first largest, unless a NaN comes, then the last NaN. */                               \
+    static inline int64_t pool_argmax_##SFX(const T *img, int64_t W, int64_t h0, int64_t w0,  \
+                                            int64_t size)                                     \
     {                                                                                         \
         int64_t best = h0 * W + w0;                                                           \
+        if (size == 2) { /* the common window, unrolled */                                    \
+            T m = img[best], v;                                                               \
+            int64_t at = best + 1;                                                            \
+            if ((v = img[at]) > m || v != v)                                                  \
+                m = v, best = at;                                                             \
+            if ((v = img[at = (h0 + 1) * W + w0]) > m || v != v)                              \
+                m = v, best = at;                                                             \
+            if ((v = img[at = (h0 + 1) * W + w0 + 1]) > m || v != v)                          \
+                best = at;                                                                    \
+            return best;                                                                      \
+        }                                                                                     \
+        T m = img[best];                                                                      \
         for (int64_t i = 0; i < size; i++)                                                    \
             for (int64_t j = 0; j < size; j++) {                                              \
                 int64_t at = (h0 + i) * W + w0 + j;                                           \
-                if (isnan(img[best]))                                                         \
-                    return best;                                                              \
-                if (img[at] > img[best] || isnan(img[at]))                                    \
+                T v = img[at];                                                                \
+                if (v > m || v != v) {                                                        \
+                    m = v;                                                                    \
                     best = at;                                                                \
+                }                                                                             \
             }                                                                                 \
         return best;                                                                          \
     }                                                                                         \
@@ -197,13 +230,14 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                              int64_t size, int64_t stride)                                    \
     {                                                                                         \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
-        for (int64_t q = 0; q < planes; q++)                                                  \
+        for (int64_t q = 0; q < planes; q++) {                                                \
+            const T *img = x + q * H * W;                                                     \
+            T *out = y + q * OH * OW;                                                         \
             for (int64_t oh = 0; oh < OH; oh++)                                               \
-                for (int64_t ow = 0; ow < OW; ow++) {                                         \
-                    const T *img = x + q * H * W;                                             \
-                    y[(q * OH + oh) * OW + ow] =                                              \
+                for (int64_t ow = 0; ow < OW; ow++)                                           \
+                    out[oh * OW + ow] =                                                       \
                         img[pool_argmax_##SFX(img, W, oh * stride, ow * stride, size)];       \
-                }                                                                             \
+        }                                                                                     \
     }                                                                                         \
                                                                                               \
     void nnlrt_maxpool_dx_##SFX(const T *x, const T *dy, T *dx, int64_t planes, int64_t H,    \
@@ -211,13 +245,15 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
     {                                                                                         \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
         memset(dx, 0, sizeof(T) * (size_t)(planes * H * W));                                  \
-        for (int64_t q = 0; q < planes; q++)                                                  \
+        for (int64_t q = 0; q < planes; q++) {                                                \
+            const T *img = x + q * H * W;                                                     \
+            const T *g = dy + q * OH * OW;                                                    \
+            T *d = dx + q * H * W;                                                            \
             for (int64_t oh = 0; oh < OH; oh++)                                               \
-                for (int64_t ow = 0; ow < OW; ow++) {                                         \
-                    int64_t at = pool_argmax_##SFX(x + q * H * W, W, oh * stride,             \
-                                                   ow * stride, size);                        \
-                    dx[q * H * W + at] += dy[(q * OH + oh) * OW + ow];                        \
-                }                                                                             \
+                for (int64_t ow = 0; ow < OW; ow++)                                           \
+                    d[pool_argmax_##SFX(img, W, oh * stride, ow * stride, size)] +=           \
+                        g[oh * OW + ow];                                                      \
+        }                                                                                     \
     }                                                                                         \
                                                                                               \
     void nnlrt_avgpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,          \
