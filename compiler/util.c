@@ -14,7 +14,7 @@ static void nnl_out_of_memory(size_t size)
 
 void *nnl_malloc(size_t size)
 {
-    void *p = malloc(size ? size : 1);
+    void *p = nnlrt_alloc_fails() ? NULL : malloc(size ? size : 1);
     if (!p)
         nnl_out_of_memory(size);
     return p;
@@ -22,7 +22,7 @@ void *nnl_malloc(size_t size)
 
 void *nnl_realloc(void *p, size_t size)
 {
-    void *q = realloc(p, size ? size : 1);
+    void *q = nnlrt_alloc_fails() ? NULL : realloc(p, size ? size : 1);
     if (!q)
         nnl_out_of_memory(size);
     return q;
