@@ -387,13 +387,15 @@ static void aot_add_flags(Nnl *nnl, const char **argv, int *n, const char *flags
     }
 }
 
+/* Runs the C compiler and waits for it. The command line for a message is made first:
+ * running out of memory while cc runs would leave it writing the trainer alone. */
 static NnlResult aot_run(Nnl *nnl, const char *const *argv)
 {
-    pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
     StrBuf cmd = {0};
     for (int i = 0; argv[i]; i++)
         sb_printf(&cmd, "%s%s", i ? " " : "", argv[i]);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
     NnlResult r = NNL_OK;
     int status = 0;
     if (err) {
@@ -472,13 +474,28 @@ static const char *aot_script(Nnl *nnl, const TrainSpec *spec)
     return copy;
 }
 
-static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
-                            const char *cc, const char *dir)
+/* nnlc build's temporary directory and what it holds while the trainer is made. */
+typedef struct {
+    char *dir;
+    const char *obj, *c_file;
+} AotTemp;
+
+/* Also what an "out of memory" exit does while the directory exists: no allocation. */
+static void aot_remove_temp(void *ctx)
 {
-    const char *obj = arena_printf(&nnl->arena, "%s/model.o", dir);
-    const char *c_file = arena_printf(&nnl->arena, "%s/program.c", dir);
+    const AotTemp *t = ctx;
+    if (t->obj)
+        remove(t->obj);
+    if (t->c_file)
+        remove(t->c_file);
+    rmdir(t->dir);
+}
+
+static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+                            const char *cc, const AotTemp *t)
+{
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, obj,
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
                                  &cpu_name, &features);
     if (r != NNL_OK)
         return r;
@@ -487,10 +504,9 @@ static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
                             : opt->cpu;
     StrBuf b = {0};
     aot_program(nnl, &b, in, aot_script(nnl, in->spec), label, opt->cpu, features);
-    r = aot_write(nnl, c_file, &b) ? aot_link(nnl, cc, c_file, obj, opt->output) : NNL_EUSAGE;
+    r = aot_write(nnl, t->c_file, &b) ? aot_link(nnl, cc, t->c_file, t->obj, opt->output)
+                                      : NNL_EUSAGE;
     sb_free(&b);
-    remove(obj);
-    remove(c_file);
     return r;
 }
 
@@ -502,14 +518,21 @@ NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in)
     if (!cc)
         return NNL_EUSAGE;
     const char *tmp = getenv("TMPDIR");
-    char *dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        diag_file_error(nnl, dir, "cannot create a temporary directory: %s", strerror(errno));
+    AotTemp t = {0};
+    t.dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t.dir)) {
+        diag_file_error(nnl, t.dir, "cannot create a temporary directory: %s", strerror(errno));
         return NNL_EUSAGE;
     }
-    NnlResult r = aot_in_dir(nnl, opt, in, cc, dir);
-    if (rmdir(dir) != 0 && r == NNL_OK) {
-        diag_file_error(nnl, dir, "cannot remove the temporary directory: %s", strerror(errno));
+    nnlrt_set_oom_cleanup(aot_remove_temp, &t);
+    t.obj = arena_printf(&nnl->arena, "%s/model.o", t.dir);
+    t.c_file = arena_printf(&nnl->arena, "%s/program.c", t.dir);
+    NnlResult r = aot_in_dir(nnl, opt, in, cc, &t);
+    nnlrt_set_oom_cleanup(NULL, NULL);
+    remove(t.obj);
+    remove(t.c_file);
+    if (rmdir(t.dir) != 0 && r == NNL_OK) {
+        diag_file_error(nnl, t.dir, "cannot remove the temporary directory: %s", strerror(errno));
         r = NNL_EUSAGE;
     }
     if (r == NNL_OK && !opt->quiet) {

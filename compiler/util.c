@@ -8,6 +8,7 @@
 /* Out of memory is not recoverable in a compiler run: say so plainly and stop. */
 static void nnl_out_of_memory(size_t size)
 {
+    nnlrt_oom_cleanup();
     fprintf(stderr, "nnlc: error: out of memory (allocating %zu bytes)\n", size);
     exit(NNL_EUSAGE);
 }

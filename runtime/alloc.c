@@ -67,8 +67,28 @@ bool nnlrt_alloc_fails(void)
     return ++inject_count == inject_fail_at;
 }
 
+/* ---- what to undo before exiting for want of memory ---- */
+
+static void (*oom_cleanup_fn)(void *);
+static void *oom_cleanup_ctx;
+
+void nnlrt_set_oom_cleanup(void (*fn)(void *ctx), void *ctx)
+{
+    oom_cleanup_fn = fn;
+    oom_cleanup_ctx = ctx;
+}
+
+void nnlrt_oom_cleanup(void)
+{
+    void (*fn)(void *) = oom_cleanup_fn;
+    oom_cleanup_fn = NULL;
+    if (fn)
+        fn(oom_cleanup_ctx);
+}
+
 static void nnlrt_out_of_memory(size_t size)
 {
+    nnlrt_oom_cleanup();
     fprintf(stderr, "%s: error: out of memory (allocating %zu bytes)\n", nnlrt_program_name(),
             size);
     exit(NNLRT_EIO);
