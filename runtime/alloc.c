@@ -45,8 +45,7 @@ static void inject_read(void)
         atexit(inject_report);
         return;
     }
-    char *end;
-    inject_fail_at = strspn(v, "0123456789") == strlen(v) ? strtoull(v, &end, 10) : 0;
+    inject_fail_at = strspn(v, "0123456789") == strlen(v) ? strtoull(v, NULL, 10) : 0;
     if (inject_fail_at == 0 || inject_fail_at == ULLONG_MAX) {
         fprintf(stderr, "%s: error: NNL_FAIL_ALLOC must be 'count' or the number (from 1) of "
                 "the allocation to fail, not '%s'\n", nnlrt_program_name(), v);

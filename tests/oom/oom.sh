@@ -37,8 +37,8 @@ fail=0
 base=$tmp/base
 mkdir -p "$base/data"
 cp "$root/examples/data/xor.csv" "$base/data/"
-sed 's/^    seed *= 1$/    seed = 1\n    checkpoint = "xor.ckpt"\n    checkpoint_every = 100\n    keep = 5/' \
-    "$root/examples/xor.nnl" >"$base/xor.nnl"
+keys='    checkpoint = "xor.ckpt"\n    checkpoint_every = 100\n    keep = 5'
+sed "s/^    seed *= 1\$/    seed = 1\n$keys/" "$root/examples/xor.nnl" >"$base/xor.nnl"
 grep -q '^    keep = 5$' "$base/xor.nnl"
 outputs='--log xor.log --save-params params.csv'
 
@@ -96,7 +96,8 @@ files() {
     for _f in $(cd "$_dir" && find . -type f | sort); do
         _f=${_f#./}
         case $_f in
-        params.csv) cmp -s "$_dir/$_f" "$ref/$_f" || bad "$_n" "$_f differs from the finished one" ;;
+        params.csv)
+            cmp -s "$_dir/$_f" "$ref/$_f" || bad "$_n" "$_f differs from the finished one" ;;
         xor.log)
             _size=$(wc -c <"$_dir/$_f")
             if ! cmp -s -n "$_size" "$_dir/$_f" "$ref/$_f" || [ -n "$(tail -c 1 "$_dir/$_f")" ]
@@ -162,6 +163,16 @@ if [ "$rc" != 0 ] || ! cmp -s "$tmp/past.files" "$tmp/ref.files"; then
 fi
 for f in params.csv xor.log xor.ckpt; do
     [ ! -f "$ref/$f" ] || cmp -s "$ref/$f" "$tmp/past/$f" || bad $((total + 1)) "$f differs"
+done
+
+# A value that is neither a number nor "count" is refused, not ignored.
+for v in x 0 -1 1x; do
+    in_dir "$tmp/bad" "$v" "$@"
+    msg="NNL_FAIL_ALLOC must be 'count' or the number (from 1) of the allocation to fail"
+    if [ "$rc" != 2 ] || ! grep -qxF "$prog: error: $msg, not '$v'" "$tmp/bad.err"; then
+        bad "$v" "exit $rc, not refused:"
+        cat "$tmp/bad.err"
+    fi
 done
 
 echo "$mode: $total allocations, $cases of them made to fail"
