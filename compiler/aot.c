@@ -390,13 +390,15 @@ static void aot_add_flags(Nnl *nnl, const char **argv, int *n, const char *flags
     }
 }
 
+/* Runs the C compiler and waits for it. The command line for a message is made first:
+ * running out of memory while cc runs would leave it writing the trainer alone. */
 static NnlResult aot_run(Nnl *nnl, const char *const *argv)
 {
-    pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
     StrBuf cmd = {0};
     for (int i = 0; argv[i]; i++)
         sb_printf(&cmd, "%s%s", i ? " " : "", argv[i]);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], NULL, NULL, (char *const *)argv, environ);
     NnlResult r = NNL_OK;
     int status = 0;
     if (err) {
@@ -475,14 +477,32 @@ static const char *aot_script(Nnl *nnl, const TrainSpec *spec)
     return copy;
 }
 
-static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
-                            const char *cc, const char *dir)
+/* nnlc build's temporary directory and what it holds while the trainer is made. */
+typedef struct {
+    char *dir;
+    const char *obj, *c_file;
+    const char *c_obj;      /* --lib: the C file compiled */
+} AotTemp;
+
+/* Also what an "out of memory" exit does while the directory exists: no allocation. */
+static void aot_remove_temp(void *ctx)
 {
-    const char *obj = arena_printf(&nnl->arena, "%s/model.o", dir);
-    const char *c_file = arena_printf(&nnl->arena, "%s/program.c", dir);
+    const AotTemp *t = ctx;
+    if (t->obj)
+        remove(t->obj);
+    if (t->c_file)
+        remove(t->c_file);
+    if (t->c_obj)
+        remove(t->c_obj);
+    rmdir(t->dir);
+}
+
+static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+                            const char *cc, const AotTemp *t)
+{
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, obj, NULL,
-                                 &cpu_name, &features);
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+                                 NULL, &cpu_name, &features);
     if (r != NNL_OK)
         return r;
     const char *label = strcmp(opt->cpu, "native") == 0
@@ -490,10 +510,9 @@ static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
                             : opt->cpu;
     StrBuf b = {0};
     aot_program(nnl, &b, in, aot_script(nnl, in->spec), label, opt->cpu, features);
-    r = aot_write(nnl, c_file, &b) ? aot_link(nnl, cc, c_file, obj, opt->output) : NNL_EUSAGE;
+    r = aot_write(nnl, t->c_file, &b) ? aot_link(nnl, cc, t->c_file, t->obj, opt->output)
+                                      : NNL_EUSAGE;
     sb_free(&b);
-    remove(obj);
-    remove(c_file);
     return r;
 }
 
@@ -505,14 +524,21 @@ NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in)
     if (!cc)
         return NNL_EUSAGE;
     const char *tmp = getenv("TMPDIR");
-    char *dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        diag_file_error(nnl, dir, "cannot create a temporary directory: %s", strerror(errno));
+    AotTemp t = {0};
+    t.dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t.dir)) {
+        diag_file_error(nnl, t.dir, "cannot create a temporary directory: %s", strerror(errno));
         return NNL_EUSAGE;
     }
-    NnlResult r = aot_in_dir(nnl, opt, in, cc, dir);
-    if (rmdir(dir) != 0 && r == NNL_OK) {
-        diag_file_error(nnl, dir, "cannot remove the temporary directory: %s", strerror(errno));
+    nnlrt_set_oom_cleanup(aot_remove_temp, &t);
+    t.obj = arena_printf(&nnl->arena, "%s/model.o", t.dir);
+    t.c_file = arena_printf(&nnl->arena, "%s/program.c", t.dir);
+    NnlResult r = aot_in_dir(nnl, opt, in, cc, &t);
+    nnlrt_set_oom_cleanup(NULL, NULL);
+    remove(t.obj);
+    remove(t.c_file);
+    if (rmdir(t.dir) != 0 && r == NNL_OK) {
+        diag_file_error(nnl, t.dir, "cannot remove the temporary directory: %s", strerror(errno));
         r = NNL_EUSAGE;
     }
     if (r == NNL_OK && !opt->quiet) {
@@ -622,15 +648,13 @@ static bool aot_write_atomic(Nnl *nnl, const char *path, const StrBuf *b)
 }
 
 /* cc -c the glue, then cc -r: one relocatable object of both. */
-static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const char *glue, const char *dir,
-                              const char *model_obj, const char *out)
+static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const char *out)
 {
-    const char *glue_obj = arena_printf(&nnl->arena, "%s/glue.o", dir);
     const char *compile[] = {cc, "-std=gnu11", "-O2", "-fPIC", "-I" NNLC_RUNTIME_INCLUDE, "-c",
-                             glue, "-o", glue_obj, NULL};
+                             t->c_file, "-o", t->c_obj, NULL};
     NnlResult r = aot_run(nnl, compile);
     const char *tmp = arena_printf(&nnl->arena, "%s.tmp.%ld", out, (long)getpid());
-    const char *merge[] = {cc, "-r", "-nostdlib", model_obj, glue_obj, "-o", tmp, NULL};
+    const char *merge[] = {cc, "-r", "-nostdlib", t->obj, t->c_obj, "-o", tmp, NULL};
     if (r == NNL_OK)
         r = aot_run(nnl, merge);
     if (r == NNL_OK && rename(tmp, out) != 0) {
@@ -638,26 +662,22 @@ static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const char *glue, const 
         r = NNL_EUSAGE;
     }
     remove(tmp);
-    remove(glue_obj);
     return r;
 }
 
 static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
-                                const char *cc, const char *dir, const char *name)
+                                const char *cc, const AotTemp *t, const char *name)
 {
-    const char *obj = arena_printf(&nnl->arena, "%s/model.o", dir);
-    const char *glue = arena_printf(&nnl->arena, "%s/glue.c", dir);
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, obj, name,
-                                 &cpu_name, &features);
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+                                 name, &cpu_name, &features);
     StrBuf b = {0}, h = {0};
     if (r == NNL_OK) {
         aot_lib_glue(&b, in, name);
-        r = aot_write(nnl, glue, &b) ? NNL_OK : NNL_EUSAGE;
+        r = aot_write(nnl, t->c_file, &b) ? NNL_OK : NNL_EUSAGE;
     }
     if (r == NNL_OK)
-        r = aot_lib_link(nnl, cc, glue, dir, obj,
-                         arena_printf(&nnl->arena, "%s.o", opt->output));
+        r = aot_lib_link(nnl, cc, t, arena_printf(&nnl->arena, "%s.o", opt->output));
     if (r == NNL_OK) {
         aot_lib_header(&h, in, name, aot_script(nnl, in->spec));
         r = aot_write_atomic(nnl, arena_printf(&nnl->arena, "%s.h", opt->output), &h)
@@ -665,8 +685,6 @@ static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput 
     }
     sb_free(&b);
     sb_free(&h);
-    remove(obj);
-    remove(glue);
     return r;
 }
 
@@ -693,13 +711,19 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
         return NNL_EUSAGE;
     }
     const char *tmp = getenv("TMPDIR");
-    char *dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        diag_file_error(nnl, dir, "cannot create a temporary directory: %s", strerror(errno));
+    AotTemp t = {0};
+    t.dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t.dir)) {
+        diag_file_error(nnl, t.dir, "cannot create a temporary directory: %s", strerror(errno));
         return NNL_EUSAGE;
     }
-    NnlResult r = aot_lib_in_dir(nnl, opt, in, cc, dir, name);
-    rmdir(dir);
+    nnlrt_set_oom_cleanup(aot_remove_temp, &t);
+    t.obj = arena_printf(&nnl->arena, "%s/model.o", t.dir);
+    t.c_file = arena_printf(&nnl->arena, "%s/glue.c", t.dir);
+    t.c_obj = arena_printf(&nnl->arena, "%s/glue.o", t.dir);
+    NnlResult r = aot_lib_in_dir(nnl, opt, in, cc, &t, name);
+    nnlrt_set_oom_cleanup(NULL, NULL);
+    aot_remove_temp(&t);
     if (r == NNL_OK && !opt->quiet)
         fprintf(opt->out, "nnlc: built %s.o and %s.h: %s_predict, %lld inputs -> %lld outputs, "
                 "for %s\n", opt->output, opt->output, name, (long long)in->model->x_size,

@@ -8,13 +8,14 @@
 /* Out of memory is not recoverable in a compiler run: say so plainly and stop. */
 static void nnl_out_of_memory(size_t size)
 {
+    nnlrt_oom_cleanup();
     fprintf(stderr, "nnlc: error: out of memory (allocating %zu bytes)\n", size);
     exit(NNL_EUSAGE);
 }
 
 void *nnl_malloc(size_t size)
 {
-    void *p = malloc(size ? size : 1);
+    void *p = nnlrt_alloc_fails() ? NULL : malloc(size ? size : 1);
     if (!p)
         nnl_out_of_memory(size);
     return p;
@@ -22,7 +23,7 @@ void *nnl_malloc(size_t size)
 
 void *nnl_realloc(void *p, size_t size)
 {
-    void *q = realloc(p, size ? size : 1);
+    void *q = nnlrt_alloc_fails() ? NULL : realloc(p, size ? size : 1);
     if (!q)
         nnl_out_of_memory(size);
     return q;

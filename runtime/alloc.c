@@ -3,6 +3,7 @@
  * Running out of memory is not recoverable in a training run: say how much was asked for
  * and stop with status 2 (a resource problem, like an I/O error, not a bug).
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,83 @@
 
 #include "nnlrt_int.h"
 
+/* ---- failure injection: NNL_FAIL_ALLOC (docs/cli.md) ----
+ *
+ * NNL_FAIL_ALLOC=N makes the N-th allocation of the process fail as if malloc had returned
+ * NULL; NNL_FAIL_ALLOC=count prints how many allocations the process made when it exits.
+ * nnlc's own allocator (compiler/util.c) asks here too, so one count covers the compiler
+ * and the runtime in the order they allocate, and a test can make each one fail in turn.
+ *
+ * It is in every build, not only in a test build: the test then runs the very nnlc and
+ * trainers users get, and the cost is one predictable branch on a static per allocation
+ * (the variable is read once, at the first allocation), none of them on a per-step path. */
+
+enum { INJECT_UNREAD, INJECT_OFF, INJECT_COUNT, INJECT_FAIL };
+static int inject_mode = INJECT_UNREAD;
+static unsigned long long inject_count, inject_fail_at;
+
+static void inject_report(void)
+{
+    fprintf(stderr, "%s: note: NNL_FAIL_ALLOC: %llu allocations\n", nnlrt_program_name(),
+            inject_count);
+}
+
+/* A value that is neither a count nor "count" is refused, not ignored: a test that
+ * misspells it would otherwise pass without injecting anything. */
+static void inject_read(void)
+{
+    const char *v = getenv("NNL_FAIL_ALLOC");
+    inject_mode = INJECT_OFF;
+    if (!v || !*v)
+        return;
+    if (strcmp(v, "count") == 0) {
+        inject_mode = INJECT_COUNT;
+        atexit(inject_report);
+        return;
+    }
+    inject_fail_at = strspn(v, "0123456789") == strlen(v) ? strtoull(v, NULL, 10) : 0;
+    if (inject_fail_at == 0 || inject_fail_at == ULLONG_MAX) {
+        fprintf(stderr, "%s: error: NNL_FAIL_ALLOC must be 'count' or the number (from 1) of "
+                "the allocation to fail, not '%s'\n", nnlrt_program_name(), v);
+        exit(NNLRT_EIO);
+    }
+    inject_mode = INJECT_FAIL;
+}
+
+bool nnlrt_alloc_fails(void)
+{
+    if (__builtin_expect(inject_mode == INJECT_OFF, 1))
+        return false;
+    if (inject_mode == INJECT_UNREAD) {
+        inject_read();
+        if (inject_mode == INJECT_OFF)
+            return false;
+    }
+    return ++inject_count == inject_fail_at;
+}
+
+/* ---- what to undo before exiting for want of memory ---- */
+
+static void (*oom_cleanup_fn)(void *);
+static void *oom_cleanup_ctx;
+
+void nnlrt_set_oom_cleanup(void (*fn)(void *ctx), void *ctx)
+{
+    oom_cleanup_fn = fn;
+    oom_cleanup_ctx = ctx;
+}
+
+void nnlrt_oom_cleanup(void)
+{
+    void (*fn)(void *) = oom_cleanup_fn;
+    oom_cleanup_fn = NULL;
+    if (fn)
+        fn(oom_cleanup_ctx);
+}
+
 static void nnlrt_out_of_memory(size_t size)
 {
+    nnlrt_oom_cleanup();
     fprintf(stderr, "%s: error: out of memory (allocating %zu bytes)\n", nnlrt_program_name(),
             size);
     exit(NNLRT_EIO);
@@ -19,7 +95,7 @@ static void nnlrt_out_of_memory(size_t size)
 
 void *nnlrt_alloc(size_t size)
 {
-    void *p = malloc(size ? size : 1);
+    void *p = nnlrt_alloc_fails() ? NULL : malloc(size ? size : 1);
     if (!p)
         nnlrt_out_of_memory(size);
     return p;
@@ -33,7 +109,7 @@ void *nnlrt_alloc_aligned(size_t size)
     size_t rounded = (size + NNLRT_ALIGN - 1) / NNLRT_ALIGN * NNLRT_ALIGN;
     if (rounded == 0)
         rounded = NNLRT_ALIGN;
-    void *p = aligned_alloc(NNLRT_ALIGN, rounded);
+    void *p = nnlrt_alloc_fails() ? NULL : aligned_alloc(NNLRT_ALIGN, rounded);
     if (!p)
         nnlrt_out_of_memory(size);
     memset(p, 0, rounded);
@@ -42,7 +118,7 @@ void *nnlrt_alloc_aligned(size_t size)
 
 void *nnlrt_realloc(void *p, size_t size)
 {
-    void *q = realloc(p, size ? size : 1);
+    void *q = nnlrt_alloc_fails() ? NULL : realloc(p, size ? size : 1);
     if (!q)
         nnlrt_out_of_memory(size);
     return q;

@@ -368,44 +368,6 @@ static char *ckpt_name(const char *path, const char *sep, long n)
     return p;
 }
 
-/* rename(from, to), where a missing `from` is nothing to do. */
-static bool ckpt_shift(const char *from, const char *to, CkptOut *o)
-{
-    if (ckpt_injected(NNLRT_CKPT_ROTATE))
-        return out_fail(o, "rotating the older checkpoints");
-    if (rename(from, to) == 0 || errno == ENOENT)
-        return true;
-    return out_fail(o, "rotating the older checkpoints");
-}
-
-/* <path>.(K-2) -> <path>.(K-1), ..., <path>.1 -> <path>.2, each a rename; then <path>
- * becomes <path>.1 as a second link, so that <path> names a whole checkpoint at every
- * instant (a rename where links are not supported: *moved says so). */
-static bool ckpt_rotate(const char *path, int64_t keep, bool *moved, CkptOut *o)
-{
-    *moved = false;
-    bool ok = true;
-    for (int64_t i = keep - 1; ok && i >= 2; i--) {
-        char *from = ckpt_name(path, ".", (long)(i - 1)), *to = ckpt_name(path, ".", (long)i);
-        ok = ckpt_shift(from, to, o);
-        nnlrt_free(from);
-        nnlrt_free(to);
-    }
-    if (!ok || keep < 2)
-        return ok;
-    char *first = ckpt_name(path, ".", 1);
-    if (unlink(first) != 0 && errno != ENOENT)
-        ok = out_fail(o, "rotating the older checkpoints");
-    else if (ckpt_injected(NNLRT_CKPT_ROTATE))
-        ok = out_fail(o, "rotating the older checkpoints");
-    else if (link(path, first) != 0 && errno != ENOENT) {
-        ok = ckpt_shift(path, first, o);
-        *moved = ok;
-    }
-    nnlrt_free(first);
-    return ok;
-}
-
 /* The directory holding `path`, allocated: "." when it has no '/'. */
 static char *ckpt_dir(const char *path)
 {
@@ -419,13 +381,78 @@ static char *ckpt_dir(const char *path)
     return d;
 }
 
+/* Every name a write needs, allocated before the temporary file exists: running out of
+ * memory once it does would leave it behind, or a rotated checkpoint unrestored.
+ * `from` and `to` are the rotation's "<path>.<n>", rewritten in place. */
+typedef struct {
+    const char *path;
+    char *tmp, *from, *to, *dir;
+    size_t len; /* bytes of from and to */
+} CkptNames;
+
+static CkptNames ckpt_names(const char *path)
+{
+    CkptNames n = {.path = path, .len = strlen(path) + 24};
+    n.tmp = ckpt_name(path, ".tmp.", (long)getpid());
+    n.from = nnlrt_alloc(n.len);
+    n.to = nnlrt_alloc(n.len);
+    n.dir = ckpt_dir(path);
+    return n;
+}
+
+static void ckpt_names_free(CkptNames *n)
+{
+    nnlrt_free(n->tmp);
+    nnlrt_free(n->from);
+    nnlrt_free(n->to);
+    nnlrt_free(n->dir);
+}
+
+/* "<path>.<i>" into buf (from or to of `n`). */
+static char *ckpt_numbered(const CkptNames *n, char *buf, int64_t i)
+{
+    snprintf(buf, n->len, "%s.%lld", n->path, (long long)i);
+    return buf;
+}
+
+/* rename(from, to), where a missing `from` is nothing to do. */
+static bool ckpt_shift(const char *from, const char *to, CkptOut *o)
+{
+    if (ckpt_injected(NNLRT_CKPT_ROTATE))
+        return out_fail(o, "rotating the older checkpoints");
+    if (rename(from, to) == 0 || errno == ENOENT)
+        return true;
+    return out_fail(o, "rotating the older checkpoints");
+}
+
+/* <path>.(K-2) -> <path>.(K-1), ..., <path>.1 -> <path>.2, each a rename; then <path>
+ * becomes <path>.1 as a second link, so that <path> names a whole checkpoint at every
+ * instant (a rename where links are not supported: *moved says so). */
+static bool ckpt_rotate(const CkptNames *n, int64_t keep, bool *moved, CkptOut *o)
+{
+    *moved = false;
+    bool ok = true;
+    for (int64_t i = keep - 1; ok && i >= 2; i--)
+        ok = ckpt_shift(ckpt_numbered(n, n->from, i - 1), ckpt_numbered(n, n->to, i), o);
+    if (!ok || keep < 2)
+        return ok;
+    const char *first = ckpt_numbered(n, n->to, 1);
+    if (unlink(first) != 0 && errno != ENOENT)
+        ok = out_fail(o, "rotating the older checkpoints");
+    else if (ckpt_injected(NNLRT_CKPT_ROTATE))
+        ok = out_fail(o, "rotating the older checkpoints");
+    else if (link(n->path, first) != 0 && errno != ENOENT) {
+        ok = ckpt_shift(n->path, first, o);
+        *moved = ok;
+    }
+    return ok;
+}
+
 /* rename() is atomic but not durable until the directory is synced. Filesystems that
  * cannot sync a directory say EINVAL: nothing more can be done there. */
-static bool ckpt_sync_dir(const char *path, CkptOut *o)
+static bool ckpt_sync_dir(const char *dir, CkptOut *o)
 {
-    char *dir = ckpt_dir(path);
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    nnlrt_free(dir);
     if (fd < 0)
         return out_fail(o, "opening the directory");
     bool ok = !ckpt_injected(NNLRT_CKPT_DIRSYNC) && (fsync(fd) == 0 || errno == EINVAL);
@@ -438,33 +465,30 @@ static bool ckpt_sync_dir(const char *path, CkptOut *o)
 bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
                             const NnlrtCheckpoint *c)
 {
-    char *tmp = ckpt_name(path, ".tmp.", (long)getpid());
+    CkptNames n = ckpt_names(path);
     struct stat st;
     bool existed = stat(path, &st) == 0;
     CkptOut o = {0};
     bool moved = false;
-    bool ok = ckpt_write_tmp(tmp, m, c, &o) && ckpt_rotate(path, keep, &moved, &o);
-    if (ok && (ckpt_injected(NNLRT_CKPT_RENAME) || rename(tmp, path) != 0)) {
+    bool ok = ckpt_write_tmp(n.tmp, m, c, &o) && ckpt_rotate(&n, keep, &moved, &o);
+    if (ok && (ckpt_injected(NNLRT_CKPT_RENAME) || rename(n.tmp, path) != 0)) {
         ok = out_fail(&o, "renaming over the checkpoint");
-        if (moved) { /* put the previous one back where it was */
-            char *first = ckpt_name(path, ".", 1);
-            if (rename(first, path) != 0)
-                moved = false;
-            nnlrt_free(first);
-        }
+        /* put the previous one back where it was */
+        if (moved && rename(ckpt_numbered(&n, n.to, 1), path) != 0)
+            moved = false;
     }
     if (!ok) {
-        unlink(tmp);
+        unlink(n.tmp);
         nnlrt_error(path, 0, 0, "cannot write the checkpoint: %s (%s); %s", strerror(o.err),
                     o.what, !existed ? "no checkpoint was written"
                             : moved  ? "the previous checkpoint is now its '.1'"
                                      : "the previous checkpoint is unchanged");
-    } else if (!ckpt_sync_dir(path, &o)) {
+    } else if (!ckpt_sync_dir(n.dir, &o)) {
         ok = false;
         nnlrt_error(path, 0, 0, "the checkpoint was written, but its directory cannot be "
                     "synced: %s (%s); it may not survive a power loss", strerror(o.err), o.what);
     }
-    nnlrt_free(tmp);
+    ckpt_names_free(&n);
     return ok;
 }
 

@@ -22,6 +22,14 @@ void *nnlrt_alloc_aligned(size_t size);         /* 64-byte aligned, zeroed */
 void *nnlrt_realloc(void *p, size_t size);
 void nnlrt_free(void *p);
 char *nnlrt_strdup(const char *s);              /* through nnlrt_alloc; NULL gives NULL */
+/* Failure injection (NNL_FAIL_ALLOC, docs/cli.md): whether the allocation about to be made
+ * is to fail. Every allocator of the process asks, nnlc's included, in allocation order. */
+bool nnlrt_alloc_fails(void);
+/* What must not be left half-done when the process exits for want of memory (nnlc build's
+ * temporary directory): nnlrt_oom_cleanup, called by the runtime's allocators and nnlc's
+ * before they exit, runs fn(ctx) once. fn must not allocate. NULL clears it. */
+void nnlrt_set_oom_cleanup(void (*fn)(void *ctx), void *ctx);
+void nnlrt_oom_cleanup(void);
 
 /* ---- random numbers: deterministic from a seed, same on every machine ---- */
 
