@@ -6,7 +6,9 @@
  * last 4 bytes are replaced by the CRC32 of the bytes before them (where format 1 keeps
  * its CRC) is read too: the fuzzer's changes then reach the checks behind the CRC. (A
  * format that keeps its CRC elsewhere makes that copy one more damaged file.) Every read
- * must succeed silently or fail with one message naming the file. The seed corpus is
+ * must succeed silently or fail with one message naming the file; a copy that reads as a
+ * float32 checkpoint is then resumed by nnlrt_train (fuzz_resume: 3 epochs of 3 batches),
+ * which must train or refuse it the same way. The seed corpus is
  * written with nnlrt_checkpoint_write by fuzz_seeds, so it follows the format; replay.c
  * runs the reproducers. */
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 #include "fuzz_files.h"
 #include "nnlrt_int.h"
 
-static void ckpt_read_as(const char *path, int elem)
+static bool ckpt_read_as(const char *path, int elem)
 {
     NnlrtModel m = fuzz_model(elem);
     fuzz_begin();
@@ -36,13 +38,22 @@ static void ckpt_read_as(const char *path, int elem)
     fuzz_check_result(rc2 == 0, "checkpoint_read", path, NULL);
     if ((rc == 0) != (rc2 == 0) || (rc != 0 && rc != NNLRT_EUSER && rc != NNLRT_EIO))
         abort(); /* verify and read disagree, or an exit code that is neither */
+    return rc == 0;
+}
+
+static void ckpt_resume(const char *path)
+{
+    fuzz_begin();
+    int rc = fuzz_resume(path, 3);
+    fuzz_check_result(rc == 0, "resume", path, NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_path("run.ckpt");
     fuzz_write(path, data, size);
-    ckpt_read_as(path, 4);
+    if (ckpt_read_as(path, 4))
+        ckpt_resume(path);
     ckpt_read_as(path, 8);
     if (size < 4)
         return 0;
@@ -55,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         copy[size - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
     fuzz_write(path, copy, size);
     free(copy);
-    ckpt_read_as(path, 4);
+    if (ckpt_read_as(path, 4))
+        ckpt_resume(path);
     ckpt_read_as(path, 8);
     return 0;
 }

@@ -3,6 +3,7 @@
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include "fuzz_files.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,10 +160,99 @@ static const NnlrtTensor fuzz_tensors[] = {
 };
 static const char *const fuzz_metric_names[] = {"mae"};
 
+/* float32 only: y = x W + b, loss the sum of squares over 2, metric the sum of |error|;
+ * SGD with momentum (the state). */
+static void fuzz_init(void **bufs, NnlrtRng *rng)
+{
+    float *p = bufs[NNLRT_BUF_PARAMS];
+    for (int i = 0; i < 8; i++)
+        p[i] = (float)(nnlrt_rand_uniform(rng) - 0.5);
+}
+
+static void fuzz_forward(void **bufs, int64_t B, double *sums, bool grads)
+{
+    const float *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
+    float *g = bufs[NNLRT_BUF_GRADS];
+    if (grads)
+        memset(g, 0, 8 * sizeof(float));
+    for (int64_t k = 0; k < B; k++) {
+        for (int j = 0; j < 2; j++) {
+            double e = p[6 + j] - y[2 * k + j];
+            for (int i = 0; i < 3; i++)
+                e += (double)x[3 * k + i] * p[2 * i + j];
+            sums[0] += e * e / 2;
+            sums[1] += fabs(e);
+            for (int i = 0; grads && i < 3; i++)
+                g[2 * i + j] += (float)(e * x[3 * k + i] / (double)B);
+            if (grads)
+                g[6 + j] += (float)(e / (double)B);
+        }
+    }
+}
+
+static void fuzz_grad(void **bufs, int64_t B, double *sums)
+{
+    fuzz_forward(bufs, B, sums, true);
+}
+
+static void fuzz_eval(void **bufs, int64_t B, double *sums)
+{
+    fuzz_forward(bufs, B, sums, false);
+}
+
+static void fuzz_update(void **bufs, void **states, int64_t step, int64_t epoch)
+{
+    (void)step;
+    (void)epoch;
+    float *p = bufs[NNLRT_BUF_PARAMS], *g = bufs[NNLRT_BUF_GRADS], *m = states[0];
+    for (int i = 0; i < 8; i++) {
+        m[i] = 0.9f * m[i] + g[i];
+        p[i] -= 0.05f * m[i];
+    }
+}
+
 NnlrtModel fuzz_model(int elem)
 {
-    return (NnlrtModel){.elem_size = elem, .n_params = 8, .n_tensors = 2,
-                        .tensors = fuzz_tensors, .n_states = 1, .x_size = 3, .y_size = 2,
-                        .n_metrics = 1, .metric_names = fuzz_metric_names,
-                        .n_bufs = NNLRT_BUF_FIRST};
+    NnlrtModel m = {.elem_size = elem, .n_params = 8, .n_tensors = 2,
+                    .tensors = fuzz_tensors, .n_states = 1, .x_size = 3, .y_size = 2,
+                    .n_metrics = 1, .metric_names = fuzz_metric_names,
+                    .n_bufs = NNLRT_BUF_FIRST};
+    if (elem == 4) {
+        m.init = fuzz_init;
+        m.grad = fuzz_grad;
+        m.update = fuzz_update;
+        m.eval = fuzz_eval;
+    }
+    return m;
+}
+
+NnlrtDataset fuzz_train_set(void)
+{
+    NnlrtDataset ds = {.n = FUZZ_TRAIN_N, .x_size = 3, .y_size = 2, .x_type = NNLRT_F32,
+                       .y_type = NNLRT_F32, .x_scale = 1};
+    float *x = malloc(FUZZ_TRAIN_N * 3 * sizeof(float));
+    float *y = malloc(FUZZ_TRAIN_N * 2 * sizeof(float));
+    if (!x || !y)
+        fuzz_die("out of memory");
+    for (int i = 0; i < FUZZ_TRAIN_N; i++) {
+        for (int k = 0; k < 3; k++)
+            x[3 * i + k] = (float)((i * 7 + k * 3) % 5) / 4 - 0.5f;
+        y[2 * i] = x[3 * i] - 2 * x[3 * i + 2];
+        y[2 * i + 1] = 0.5f * x[3 * i + 1] + 1;
+    }
+    ds.x = x;
+    ds.y = y;
+    return ds;
+}
+
+int fuzz_resume(const char *path, int64_t epochs)
+{
+    NnlrtModel m = fuzz_model(4);
+    NnlrtDataset ds = fuzz_train_set();
+    NnlrtTrainConfig cfg = {.epochs = epochs, .batch = FUZZ_TRAIN_BATCH, .seed = 1,
+                            .shuffle = true, .quiet = true, .resume_path = path};
+    int rc = nnlrt_train(&m, &cfg, &ds, NULL);
+    free(ds.x);
+    free(ds.y);
+    return rc;
 }

@@ -38,7 +38,15 @@ void fuzz_begin(void);
 void fuzz_check_result(bool ok, const char *what, ...);
 
 /* The fixed small model of the checkpoint harness: tensors "lin.W" [3, 2] and "lin.b" [2]
- * (8 parameters), one optimizer state, one metric; float32, or float64 when elem is 8. */
+ * (8 parameters), one optimizer state, one metric; float32, or float64 when elem is 8
+ * (which cannot train: it is there for its signature). */
 NnlrtModel fuzz_model(int elem);
+/* Its training set, made here: FUZZ_TRAIN_N samples, in batches of FUZZ_TRAIN_BATCH
+ * (x and y malloc'ed). */
+enum { FUZZ_TRAIN_N = 10, FUZZ_TRAIN_BATCH = 4 };
+NnlrtDataset fuzz_train_set(void);
+/* nnlrt_train of the float32 model on that set, shuffled, for `epochs`, resumed from the
+ * checkpoint at path, quiet, without log: its exit code. */
+int fuzz_resume(const char *path, int64_t epochs);
 
 #endif
