@@ -883,6 +883,18 @@ static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
                     (long long)c->epoch + 1, (long long)t->cfg->epochs);
         return false;
     }
+    /* Every epoch has the same batches, so the steps done follow from the position. A CRC
+     * is no proof against a file made on purpose: a step count that does not (INT64_MAX
+     * would overflow at the next step) is refused. */
+    int64_t batches = train_batches(t);
+    if (c->epoch > (INT64_MAX - c->next_batch) / batches ||
+        c->step != c->epoch * batches + c->next_batch || c->window_steps > c->step) {
+        nnlrt_error(path, 0, 0, "corrupt: its step count %lld (%lld in the log's window) does "
+                    "not match its position (epoch %lld, batch %lld of %lld)",
+                    (long long)c->step, (long long)c->window_steps, (long long)c->epoch + 1,
+                    (long long)c->next_batch + 1, (long long)batches);
+        return false;
+    }
     return true;
 }
 

@@ -1,14 +1,15 @@
-/* test_data.c — unit tests of libnnlrt's binary data sets: the IDX and NPY loaders (good
- * files, every message, a truncation at every byte and random bit flips, plain and .gz),
- * finding data files, and stored types (conversion in batches, memory, split,
+/* test_data.c — unit tests of libnnlrt's data sets: the IDX and NPY loaders (good files,
+ * every message, a truncation at every byte and random bit flips, plain and .gz), damaged
+ * CSV files checked against an independent reading of the text, finding data files, and stored types (conversion in batches, memory, split,
  * standardize, range checks).
  *
- *   test_data GROUP      GROUP: idx npy find types
+ *   test_data GROUP      GROUP: idx npy csv find types
  *
  * Every file is generated here, into a fresh directory under $TMPDIR (or /tmp) that is
  * removed at the end. Messages are captured with nnlrt_set_error_handler.
  */
 #define _DEFAULT_SOURCE /* mkdtemp, setenv, malloc_usable_size */
+#include <ctype.h>
 #include <dirent.h>
 #include <malloc.h>
 #include <math.h>
@@ -867,6 +868,263 @@ static void test_npy(void)
     test_npy_mutations();
 }
 
+/* ---- CSV: damaged files against an independent reading ----
+ *
+ * A damaged CSV file may still be a valid one (a digit flipped into another digit, a cut at
+ * a line end). So each damaged text is also read here by a plain reading of the rules
+ * (docs/data.md, "Rules of the CSV reader"), restricted to what one flip or cut of a file
+ * without quotes can produce: lines split at '\n' (one '\r' before it dropped), blank lines
+ * at the end ignored, fields split at ',' with spaces and tabs trimmed, a field that starts
+ * with a quote refused unless it is one quoted field. The header names the target "y";
+ * every data field must be read whole by strtod, without leading white space, and be
+ * finite in float32. That reading says "accepted, with these values" or "refused at line
+ * L"; the loader must agree: the same sample count, every value the float32 of the text,
+ * each sample's line; or one message "PATH:L:C: error: ..." with the same L. */
+
+typedef struct {
+    const char *p;
+    size_t n;
+} CsvSpan;
+
+typedef struct {
+    bool ok;
+    long bad_line;    /* refused: the first line at fault */
+    int64_t n;        /* accepted: samples, */
+    int64_t x_size;   /* features per sample, */
+    float *x, *y;     /* their values, */
+    int64_t *rows;    /* and lines */
+} CsvOracle;
+
+static bool csv_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* The trimmed fields of a line, at most `max`; returns how many, -1 on a bad quote. */
+static int oracle_fields(CsvSpan line, CsvSpan *f, int max)
+{
+    int n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= line.n; i++) {
+        if (i < line.n && line.p[i] != ',')
+            continue;
+        size_t a = start, b = i;
+        while (a < b && csv_blank(line.p[a]))
+            a++;
+        while (b > a && csv_blank(line.p[b - 1]))
+            b--;
+        if (a < b && line.p[a] == '"') {
+            if (b - a < 2 || line.p[b - 1] != '"' || memchr(line.p + a + 1, '"', b - a - 2))
+                return -1;
+            a++, b--;
+        }
+        if (n < max)
+            f[n] = (CsvSpan){line.p + a, b - a};
+        n++;
+        start = i + 1;
+    }
+    return n;
+}
+
+/* A field read whole as a float32 number, as the rules say. */
+static bool oracle_number(CsvSpan f, float *v)
+{
+    char buf[128];
+    if (f.n == 0 || f.n >= sizeof buf || memchr(f.p, 0, f.n) || isspace((unsigned char)f.p[0]))
+        return false;
+    memcpy(buf, f.p, f.n);
+    buf[f.n] = 0;
+    char *end;
+    double d = strtod(buf, &end);
+    if (end != buf + f.n || !isfinite(d) || !isfinite((float)d))
+        return false;
+    *v = (float)d;
+    return true;
+}
+
+enum { ORACLE_MAX_LINES = 64, ORACLE_MAX_COLS = 16 };
+
+/* The file's lines up to the last one holding more than blanks and '\r'. */
+static int oracle_lines(const char *text, size_t len, CsvSpan *lines)
+{
+    int n = 0, last = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= len && n < ORACLE_MAX_LINES; i++) {
+        if (i < len && text[i] != '\n')
+            continue;
+        CsvSpan l = {text + start, i - start};
+        bool blank = true;
+        for (size_t k = 0; k < l.n; k++)
+            blank = blank && (csv_blank(l.p[k]) || l.p[k] == '\r');
+        if (l.n && l.p[l.n - 1] == '\r')
+            l.n--;
+        lines[n++] = l;
+        if (!blank)
+            last = n;
+        start = i + 1;
+    }
+    return last;
+}
+
+static CsvOracle oracle_read(const char *text, size_t len)
+{
+    CsvOracle o = {0};
+    CsvSpan lines[ORACLE_MAX_LINES], f[ORACLE_MAX_COLS];
+    int n_lines = oracle_lines(text, len, lines);
+    o.bad_line = 1;
+    if (n_lines < 2 || memchr(lines[0].p, 0, lines[0].n))
+        return o;
+    int cols = oracle_fields(lines[0], f, ORACLE_MAX_COLS), target = -1;
+    for (int k = 0; k < cols && k < ORACLE_MAX_COLS && target < 0; k++)
+        if (f[k].n == 1 && f[k].p[0] == 'y')
+            target = k;
+    if (cols < 2 || cols > ORACLE_MAX_COLS || target < 0)
+        return o;
+    o.x_size = cols - 1;
+    o.x = malloc(sizeof(float) * (size_t)(n_lines * cols));
+    o.y = malloc(sizeof(float) * (size_t)n_lines);
+    o.rows = malloc(sizeof(int64_t) * (size_t)n_lines);
+    for (int l = 1; l < n_lines; l++) {
+        o.bad_line = l + 1;
+        float v[ORACLE_MAX_COLS];
+        bool good = lines[l].n && !memchr(lines[l].p, 0, lines[l].n) &&
+                    oracle_fields(lines[l], f, ORACLE_MAX_COLS) == cols;
+        for (int k = 0; good && k < cols; k++)
+            good = oracle_number(f[k], &v[k]);
+        if (!good)
+            return o;
+        for (int k = 0, j = 0; k < cols; k++) {
+            if (k == target)
+                o.y[o.n] = v[k];
+            else
+                o.x[o.n * o.x_size + j++] = v[k];
+        }
+        o.rows[o.n++] = l + 1;
+    }
+    o.ok = true;
+    return o;
+}
+
+static void oracle_free(CsvOracle *o)
+{
+    free(o->x);
+    free(o->y);
+    free(o->rows);
+}
+
+/* The line of a message "PATH:LINE:COL: error: ...", or 0 when it is not of that form. */
+static long message_line(const char *path)
+{
+    size_t n = strlen(path);
+    if (strncmp(last_error, path, n) != 0 || last_error[n] != ':')
+        return 0;
+    char *end;
+    long line = strtol(last_error + n + 1, &end, 10);
+    if (*end != ':')
+        return 0;
+    long col = strtol(end + 1, &end, 10);
+    return col >= 1 && strncmp(end, ": error: ", 9) == 0 ? line : 0;
+}
+
+/* Loads `text` (damaged at `at`: `what`) and compares with the independent reading.
+ * Returns whether it loaded. */
+static bool csv_damaged_case(const char *path, const char *text, size_t len, const char *what,
+                             size_t at)
+{
+    write_file(path, text, len);
+    NnlrtCsvOptions opt = {.path = path, .target = "y", .header = true};
+    NnlrtDataset ds;
+    clear_errors();
+    bool ok = nnlrt_csv_load(&opt, &ds);
+    CsvOracle o = oracle_read(text, len);
+    EXPECT(ok == o.ok, "%s at %zu: the loader %s, the rules say %s (line %ld): '%s'\n%.*s",
+           what, at, ok ? "accepts" : "refuses", o.ok ? "accept" : "refuse", o.bad_line,
+           last_error, (int)len, text);
+    if (!ok) {
+        long line = message_line(path);
+        EXPECT(n_errors == 1 && line >= 1, "%s at %zu: %d messages, '%s'", what, at, n_errors,
+               last_error);
+        EXPECT(o.ok || line == o.bad_line, "%s at %zu: refused at line %ld, the rules say %ld: "
+               "'%s'", what, at, line, o.bad_line, last_error);
+        EXPECT(ds.x == NULL && ds.y == NULL && ds.rows == NULL, "%s at %zu: left allocated",
+               what, at);
+    } else if (o.ok) {
+        bool sizes = ds.n == o.n && ds.x_size == o.x_size && ds.y_size == 1 &&
+                     ds.x_type == NNLRT_F32 && ds.y_type == NNLRT_F32;
+        EXPECT(sizes, "%s at %zu: %lld samples of %lld, the text has %lld of %lld", what, at,
+               (long long)ds.n, (long long)ds.x_size, (long long)o.n, (long long)o.x_size);
+        if (sizes) {
+            EXPECT(memcmp(ds.x, o.x, sizeof(float) * (size_t)(o.n * o.x_size)) == 0 &&
+                       memcmp(ds.y, o.y, sizeof(float) * (size_t)o.n) == 0,
+                   "%s at %zu: the data set holds other values than the text", what, at);
+            EXPECT(memcmp(ds.rows, o.rows, sizeof(int64_t) * (size_t)o.n) == 0,
+                   "%s at %zu: sample lines differ", what, at);
+        }
+    }
+    oracle_free(&o);
+    nnlrt_dataset_free(&ds);
+    return ok;
+}
+
+/* Header, then rows with signs, exponents, blanks around fields, a CRLF line; a blank
+ * line at the end. */
+static const char csv_damage_text[] =
+    "x1, x2,x3 ,y\n"
+    "0.5,-1.25,3,1\n"
+    "2.75,1e-3,-0.125,0\n"
+    "  -7 ,\t42,6.0221e2,1\n"
+    "1.5E+1,.25,-0,0\r\n"
+    "3,4,5,1\n"
+    "-2.5e-2,8.125,19,0\n"
+    "100,-200,300.5,1\n"
+    "0.0625,7,-3.5,0\n"
+    "9,8,7,1\n"
+    "6.5,5.25,4e1,0\n"
+    "12,-0.5,2.5e-1,1\n"
+    "-4.75,33,0.001,0\n"
+    "88.5,1.125,-64,1\n"
+    "\n";
+
+static void test_csv_damage(void)
+{
+    const char *path = tmp_path("damaged.csv");
+    size_t len = sizeof csv_damage_text - 1;
+    EXPECT(csv_damaged_case(path, csv_damage_text, len, "undamaged", 0), "the good file: %s",
+           last_error);
+
+    /* a cut at every byte */
+    int cases = 0, loaded = 0;
+    for (size_t k = 0; k < len; k++, cases++)
+        loaded += csv_damaged_case(path, csv_damage_text, k, "truncated", k);
+    /* at the end of each row (and after its last digit when a digit less is still a
+     * number): those load */
+    EXPECT(loaded >= 13 && loaded < cases, "%d of %d truncations loaded", loaded, cases);
+
+    /* 400 random single-bit flips, then 200 damages of 2 to 4 bits */
+    char copy[sizeof csv_damage_text];
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, 7);
+    int flipped = 0;
+    for (int i = 0; i < 600; i++, cases++) {
+        memcpy(copy, csv_damage_text, sizeof copy);
+        int bits = i < 400 ? 1 : 2 + (int)nnlrt_rand_below(&rng, 3);
+        size_t at = 0;
+        for (int b = 0; b < bits; b++) {
+            at = (size_t)nnlrt_rand_below(&rng, len);
+            copy[at] ^= (char)(1u << nnlrt_rand_below(&rng, 8));
+        }
+        flipped += csv_damaged_case(path, copy, len, bits == 1 ? "bit flip" : "bit flips", at);
+    }
+    /* a digit into another digit loads; a digit into a letter does not */
+    EXPECT(flipped > 0 && flipped < 600, "%d of 600 flipped files loaded", flipped);
+    EXPECT(len >= 200 && cases >= 800, "%zu bytes, %d cases", len, cases);
+}
+
+static void test_csv(void)
+{
+    test_csv_damage();
+}
+
 /* ---- finding data files ---- */
 
 static void make_dir(const char *path)
@@ -1151,7 +1409,7 @@ static void remove_tree(const char *dir, int depth)
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: test_data idx|npy|find|types\n");
+        fprintf(stderr, "usage: test_data idx|npy|csv|find|types\n");
         return 2;
     }
     const char *base = getenv("TMPDIR");
@@ -1167,6 +1425,8 @@ int main(int argc, char **argv)
         test_idx();
     else if (strcmp(group, "npy") == 0)
         test_npy();
+    else if (strcmp(group, "csv") == 0)
+        test_csv();
     else if (strcmp(group, "find") == 0)
         test_find();
     else if (strcmp(group, "types") == 0)
