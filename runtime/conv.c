@@ -226,9 +226,42 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
         return best;                                                                          \
     }                                                                                         \
                                                                                               \
+    /* 2x2 windows every 2: rows of windows, no index arithmetic per element */             \
+    static void maxpool2_##SFX(const T *x, T *y, T *dx, const T *dy, int64_t planes,          \
+                               int64_t H, int64_t W)                                          \
+    {                                                                                         \
+        int64_t OH = H / 2, OW = W / 2;                                                       \
+        for (int64_t q = 0; q < planes; q++)                                                  \
+            for (int64_t oh = 0; oh < OH; oh++) {                                             \
+                const T *r0 = x + (q * H + 2 * oh) * W, *r1 = r0 + W;                         \
+                int64_t o = (q * OH + oh) * OW;                                               \
+                T *d0 = dx ? dx + (q * H + 2 * oh) * W : NULL, *d1 = d0 ? d0 + W : NULL;      \
+                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                    T v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};        \
+                    int k = 0;                                                                \
+                    for (int e = 1; e < 4; e++)                                               \
+                        if (v[e] > v[k] || v[e] != v[e])                                      \
+                            k = e;                                                            \
+                    if (!dx) {                                                                \
+                        y[o + ow] = v[k];                                                     \
+                        continue;                                                             \
+                    }                                                                         \
+                    T g = dy[o + ow];                                                         \
+                    d0[2 * ow] = k == 0 ? g : 0;                                              \
+                    d0[2 * ow + 1] = k == 1 ? g : 0;                                          \
+                    d1[2 * ow] = k == 2 ? g : 0;                                              \
+                    d1[2 * ow + 1] = k == 3 ? g : 0;                                          \
+                }                                                                             \
+            }                                                                                 \
+    }                                                                                         \
+                                                                                              \
     void nnlrt_maxpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,          \
                              int64_t size, int64_t stride)                                    \
     {                                                                                         \
+        if (size == 2 && stride == 2) {                                                       \
+            maxpool2_##SFX(x, y, NULL, NULL, planes, H, W);                                   \
+            return;                                                                           \
+        }                                                                                     \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
         for (int64_t q = 0; q < planes; q++) {                                                \
             const T *img = x + q * H * W;                                                     \
@@ -243,6 +276,10 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
     void nnlrt_maxpool_dx_##SFX(const T *x, const T *dy, T *dx, int64_t planes, int64_t H,    \
                                 int64_t W, int64_t size, int64_t stride)                      \
     {                                                                                         \
+        if (size == 2 && stride == 2 && H % 2 == 0 && W % 2 == 0) { /* every x in a window */ \
+            maxpool2_##SFX(x, NULL, dx, dy, planes, H, W);                                    \
+            return;                                                                           \
+        }                                                                                     \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
         memset(dx, 0, sizeof(T) * (size_t)(planes * H * W));                                  \
         for (int64_t q = 0; q < planes; q++) {                                                \
