@@ -198,6 +198,12 @@ static void ad_PICK(Ad *ad, IrNode *y, IrNode *g)
 
 static void ad_RESHAPE(Ad *ad, IrNode *y, IrNode *g) { ad_add(ad, A, ir_reshape(P, g, A->shape)); }
 
+/* the same mask: the same salt, the same element indices (g has y's shape) */
+static void ad_DROPOUT(Ad *ad, IrNode *y, IrNode *g)
+{
+    ad_add(ad, A, ir_dropout(P, g, y->value, y->aux));
+}
+
 static void ad_CONV2D(Ad *ad, IrNode *y, IrNode *g)
 {
     if (A->needs_grad)

@@ -41,6 +41,7 @@ typedef struct {
     LLVMValueRef *state_base;
     LLVMValueRef out_base;         /* the predict entry's output */
     LLVMValueRef gnorm;            /* update: the double the gradients' squares add up in */
+    LLVMValueRef key;              /* grad: the step's key (dropout); NULL: not training */
     LLVMValueRef *cache;           /* per node id, valid in the current loop body */
     LLVMValueRef *dcache;          /* the same for values computed in double */
     signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
@@ -298,6 +299,29 @@ static LLVMValueRef cg_tanhf(Cg *cg, LLVMValueRef x)
     return LLVMBuildSelect(cg->b, tiny, small, big, "");
 }
 
+/* x·keep/(1 − p), keep = u >= p for u uniform on [0, 1) from a splitmix64 hash of the
+ * step's key, the node's salt and the element's index in the batch. */
+static LLVMValueRef cg_dropout(Cg *cg, const IrNode *n, LLVMValueRef x, const Iter *it)
+{
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef idx = cg_index(cg, &n->shape, it);
+    LLVMValueRef salt = k64(cg, (int64_t)((uint64_t)(n->aux + 1) * 0xD1B54A32D192ED03u));
+    LLVMValueRef z = LLVMBuildXor(b, cg->key, salt, "");
+    z = LLVMBuildAdd(b, z, LLVMBuildMul(b, idx, k64(cg, (int64_t)0x9E3779B97F4A7C15u), ""), "");
+    static const uint64_t mul[2] = {0xBF58476D1CE4E5B9u, 0x94D049BB133111EBu};
+    static const int shift[3] = {30, 27, 31};
+    for (int i = 0; i < 3; i++) {
+        z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, k64(cg, shift[i]), ""), "");
+        if (i < 2)
+            z = LLVMBuildMul(b, z, k64(cg, (int64_t)mul[i]), "");
+    }
+    /* the top 24 bits: exact in float32 */
+    LLVMValueRef u = LLVMBuildUIToFP(b, LLVMBuildLShr(b, z, k64(cg, 40), ""), cg->T, "");
+    LLVMValueRef keep = LLVMBuildFCmp(b, LLVMRealOGE, u, kT(cg, n->value * 16777216.0), "");
+    LLVMValueRef scaled = cg_fmul(cg, x, kT(cg, 1 / (1 - n->value)));
+    return LLVMBuildSelect(b, keep, scaled, kT(cg, 0), "");
+}
+
 static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
 {
     LLVMValueRef a = NULL, b = NULL, c = NULL, args[2];
@@ -328,6 +352,7 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
         return cg_fsub(cg, cg_compare(cg, OP_GT, a, kT(cg, 0)), cg_compare(cg, OP_LT, a, kT(cg, 0)));
     case OP_NOGRAD:
     case OP_BROADCAST: return a;
+    case OP_DROPOUT: return cg->key ? cg_dropout(cg, n, a, it) : a;
     case OP_ADD: return cg_fadd(cg, a, b);
     case OP_SUB: return cg_fsub(cg, a, b);
     case OP_MUL: return cg_fmul(cg, a, b);
@@ -745,7 +770,8 @@ static void cg_entry(Cg *cg, int which)
     params[np++] = cg->ptr; /* bufs */
     switch (which) {
     case ENTRY_INIT: params[np++] = cg->ptr; break;                           /* rng */
-    case ENTRY_GRAD: case ENTRY_EVAL: params[np++] = cg->i64; params[np++] = cg->ptr; break;
+    case ENTRY_GRAD: params[np++] = cg->i64; params[np++] = cg->ptr; params[np++] = cg->i64; break;
+    case ENTRY_EVAL: params[np++] = cg->i64; params[np++] = cg->ptr; break;
     case ENTRY_UPDATE: params[np++] = cg->ptr; params[np++] = cg->i64; params[np++] = cg->i64; break;
     case ENTRY_PREDICT: params[np++] = cg->i64; params[np++] = cg->ptr; break; /* B, out */
     }
@@ -796,6 +822,7 @@ static void cg_entry(Cg *cg, int which)
     cg->max_b = which == ENTRY_EVAL || which == ENTRY_PREDICT ? cg->plan->max_batch_eval
                                                               : cg->plan->max_batch;
     cg->B = cg->sums = cg->states = cg->step = cg->epoch = cg->rng = cg->out_base = NULL;
+    cg->key = NULL;
     for (int i = 0; i < nb; i++)
         cg->base[i] = LLVMGetParam(cg->fn, (unsigned)i);
     for (int k = 0; k < ns; k++)
@@ -807,6 +834,8 @@ static void cg_entry(Cg *cg, int which)
     case ENTRY_EVAL:
         cg->B = LLVMGetParam(cg->fn, (unsigned)a);
         cg->sums = LLVMGetParam(cg->fn, (unsigned)a + 1);
+        if (which == ENTRY_GRAD)
+            cg->key = LLVMGetParam(cg->fn, (unsigned)a + 2);
         break;
     case ENTRY_UPDATE:
         cg->step = LLVMGetParam(cg->fn, (unsigned)a + 1);
@@ -869,6 +898,9 @@ static void cg_forward(Cg *cg)
     for (int i = 0; i < n; i++)
         if (!cg_same_kernel(&g->kernels[i], &e->kernels[i]))
             return;
+    for (int i = 0; i < cg->p->nnodes; i++)
+        if (cg->p->nodes[i]->op == OP_DROPOUT)
+            return; /* training's forward pass drops, evaluation's does not */
     int nb = cg->plan->nbufs, ns = cg->p->nstates;
     LLVMTypeRef *params = nnl_malloc(sizeof(LLVMTypeRef) * (size_t)(nb + ns + 1));
     for (int i = 0; i < nb + ns; i++)
@@ -886,7 +918,7 @@ static void cg_forward(Cg *cg)
     for (int k = 0; k < ns; k++)
         cg->state_base[k] = LLVMGetParam(cg->fn, (unsigned)(nb + k));
     cg->B = LLVMGetParam(cg->fn, (unsigned)(nb + ns));
-    cg->sums = cg->states = cg->step = cg->epoch = cg->rng = NULL;
+    cg->sums = cg->states = cg->step = cg->epoch = cg->rng = cg->key = NULL;
     cg->max_b = cg->plan->max_batch > cg->plan->max_batch_eval ? cg->plan->max_batch
                                                                 : cg->plan->max_batch_eval;
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, "entry"));

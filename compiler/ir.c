@@ -345,6 +345,14 @@ IrNode *ir_matmul(IrProgram *p, IrNode *a, IrNode *b, bool ta, bool tb)
     return r;
 }
 
+IrNode *ir_dropout(IrProgram *p, IrNode *x, double prob, int salt)
+{
+    IrNode *r = ir_op(p, OP_DROPOUT, x->shape, x, NULL, NULL);
+    r->value = prob;
+    r->aux = salt < 0 ? r->id : salt;
+    return r;
+}
+
 IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad)
 {
     Shape s = {.batched = x->shape.batched, .rank = 3};

@@ -670,6 +670,20 @@ static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     case BI_MAX_POOL2D:
     case BI_AVG_POOL2D:
         return lower_pool(L, call, b, a, given);
+    case BI_DROP:
+        if (!want_tensor(L, call, a[0], "drop"))
+            return val_err();
+        if (a[1].kind != V_NUM || !(a[1].num >= 0 && a[1].num < 1)) {
+            lerr(L, call, "the probability of drop must be a number in [0, 1), not %s",
+                 val_desc(L, a[1]));
+            return val_err();
+        }
+        if (!a[0].t->shape.batched || (L->mode != MODE_MODEL && L->mode != MODE_OBJECTIVE)) {
+            lerr(L, call, "drop works on the samples of a training step: %s does not depend "
+                 "on the model's input", val_origin(L, a[0]));
+            return val_err();
+        }
+        return a[1].num == 0 ? a[0] : val_tensor(ir_dropout(p, a[0].t, a[1].num, -1), call);
     case BI_RAND:
     case BI_RANDN:
         if (L->mode != MODE_INIT) {

@@ -321,6 +321,10 @@ IrNode *ir_matmul(IrProgram *p, IrNode *a, IrNode *b, bool ta, bool tb);
 IrNode *ir_pick(IrProgram *p, IrNode *x, IrNode *index);
 IrNode *ir_argmax(IrProgram *p, IrNode *x);
 IrNode *ir_onehot(IrProgram *p, IrNode *index, int64_t n);
+/* x with each element zeroed with probability prob during training (the rest scaled by
+ * 1/(1 − prob)), x itself otherwise; the mask comes from the step's key and `salt` (the
+ * node's own id when negative), so the gradient can draw the same one. */
+IrNode *ir_dropout(IrProgram *p, IrNode *x, double prob, int salt);
 /* Convolution of x[B, C, H, W] by w[F, C, KH, KW] (callers check the shapes fit). */
 IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad);
 /* OP_MAXPOOL or OP_AVGPOOL over the last two dims of x (at least size each). */
@@ -347,7 +351,7 @@ typedef enum {
     BI_SUM, BI_MEAN, BI_LOGSUMEXP, BI_PICK, BI_ONEHOT, BI_ARGMAX, BI_DIM, BI_RESHAPE,
     BI_FLATTEN,
     /* images */
-    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D,
+    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D, BI_DROP,
     /* initializers */
     BI_RAND, BI_RANDN,
     /* data */

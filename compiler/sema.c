@@ -36,6 +36,7 @@ static const BuiltinInfo builtins[BI_COUNT] = {
     [BI_CONVOLVE2D] = {"convolve2d", 2, 4, {"x", "w", "stride", "padding"}},
     [BI_MAX_POOL2D] = {"max_pool2d", 2, 3, {"x", "size", "stride"}},
     [BI_AVG_POOL2D] = {"avg_pool2d", 2, 3, {"x", "size", "stride"}},
+    [BI_DROP] = {"drop", 2, 2, {"x", "p"}},
     [BI_RAND] = {"rand", 0, 0, {0}},
     [BI_RANDN] = {"randn", 0, 0, {0}},
     [BI_CSV] = {"csv", 1, 6, {"path", "target", "features", "header", "delimiter",

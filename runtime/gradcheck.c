@@ -23,14 +23,14 @@ typedef struct {
     double *analytic;  /* n_params: the gradient grad wrote */
 } GradCheck;
 
-/* The mean loss of the batch at the current parameters (forward only when possible). */
+enum { GC_KEY = 1 }; /* the random numbers of the step checked (dropout masks) */
+
+/* The mean loss of the batch at the current parameters, as the training step computes it
+ * (with its dropout masks: eval would leave them out). */
 static double gc_loss(GradCheck *g)
 {
     memset(g->sums, 0, (size_t)(1 + g->m->n_metrics) * sizeof(double));
-    if (g->m->eval)
-        g->m->eval(g->b.bufs, g->B, g->sums);
-    else
-        g->m->grad(g->b.bufs, g->B, g->sums);
+    g->m->grad(g->b.bufs, g->B, g->sums, GC_KEY);
     return g->sums[0] / (double)g->B;
 }
 
@@ -91,7 +91,7 @@ static void gc_setup(GradCheck *g, const NnlrtModel *m, const NnlrtDataset *ds, 
     size_t n_sums = (size_t)(1 + m->n_metrics);
     g->sums = nnlrt_alloc(nnlrt_array_bytes(n_sums, sizeof(double)));
     memset(g->sums, 0, n_sums * sizeof(double));
-    m->grad(g->b.bufs, g->B, g->sums);
+    m->grad(g->b.bufs, g->B, g->sums, GC_KEY);
     size_t bytes = nnlrt_array_bytes((size_t)m->n_params, sizeof(double));
     g->analytic = nnlrt_alloc(bytes);
     memcpy(g->analytic, g->b.bufs[NNLRT_BUF_GRADS], bytes);

@@ -259,8 +259,12 @@ enum {
 
 typedef void (*NnlrtInitFn)(void **bufs, NnlrtRng *rng);
 /* Forward and backward on a batch of B samples: writes the gradients of the batch's mean
- * loss, and ADDS the batch's sums of the loss and of each metric to sums[0], sums[1..]. */
-typedef void (*NnlrtGradFn)(void **bufs, int64_t B, double *sums);
+ * loss, and ADDS the batch's sums of the loss and of each metric to sums[0], sums[1..].
+ * `key` draws the step's random numbers (dropout masks): nnlrt_step_key of the run's seed
+ * and the step, so that a resumed run draws the same ones. */
+typedef void (*NnlrtGradFn)(void **bufs, int64_t B, double *sums, uint64_t key);
+/* The key of training step `step` (from 1) of a run seeded with `seed`. */
+uint64_t nnlrt_step_key(uint64_t seed, int64_t step);
 /* One update of every parameter from the gradients; step counts from 1, epoch from 0.
  * Returns the sum of the squares of the gradient arena (computed in the same loop, in
  * double): not finite when a gradient is NaN or infinite. */

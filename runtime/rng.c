@@ -73,3 +73,13 @@ uint64_t nnlrt_rand_below(NnlrtRng *rng, uint64_t n)
             return r % n;
     }
 }
+
+uint64_t nnlrt_step_key(uint64_t seed, int64_t step)
+{
+    /* splitmix64 of the two: a different stream for every step */
+    uint64_t z = seed ^ 0x44524F504F555421u; /* "DROPOUT!" */
+    z += (uint64_t)step * 0x9E3779B97F4A7C15u;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}

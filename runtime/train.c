@@ -784,7 +784,7 @@ static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t co
     int n_sums = 1 + m->n_metrics;
     nnlrt_buffers_gather(&t->b, m, t->train, idx, count);
     memset(t->batch_sums, 0, (size_t)n_sums * sizeof(double));
-    m->grad(t->b.bufs, count, t->batch_sums);
+    m->grad(t->b.bufs, count, t->batch_sums, nnlrt_step_key(t->cfg->seed, t->step + 1));
     double loss = t->batch_sums[0] / (double)count;
     if (!isfinite(loss)) {
         train_end_live(t);

@@ -5,6 +5,7 @@
 #   regression BASELINE    held-out MSE within 10% of the least-squares baseline (a program
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
+#   dropout                dropout zeroes 30% in training (the loss it gives), none in validation
 #   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1);
 #                          a NaN gradient under a finite loss (exit 3, naming the tensor)
 #   resume                 iris stopped (at an epoch, and by SIGTERM) and resumed from its
@@ -190,6 +191,32 @@ resume)
     fi
     grep -q "truncated at byte 100" err.txt
     echo "resume: stopped and resumed runs end byte-identical; a truncated checkpoint is refused"
+    ;;
+dropout)
+    # dropout(ones, 0.3) summed over 50 elements: in training (kept / 0.7), whose squared
+    # distance from 50 averages 50·0.3·0.7/0.49 = 21.43 (±1.7 over 320 samples); in
+    # validation exactly 50, so val_loss is 0
+    cd "$tmp"
+    cat >dstat.nnl <<NNL
+data d = csv("$root/tests/grad/images.csv", target = "y")
+model m(x[50]) {
+    return sum(dropout(x * 0 + 1, 0.3)) + 0 * dense(x, 1)
+}
+loss off50(out, y) = mse(out, y * 0 + 50)
+train m {
+    data = d
+    validate = d
+    loss = off50
+    optimizer = sgd(lr = 0)
+    epochs = 40
+    batch = 8
+    seed = 3
+}
+NNL
+    "$nnlc" run dstat.nnl --quiet --log dstat.csv
+    awk -F, 'NR > 1 { s += $3; if ($4 != 0) bad = 1; n++ }
+             END { m = s / n; print "dropout: training loss " m " (expected 21.43), val_loss 0"
+                   exit !(n == 40 && !bad && m > 15 && m < 28) }' dstat.csv
     ;;
 diverge)
     # NaN and Inf forced three ways: an enormous lr, the log of 0, a bad input cell

@@ -190,8 +190,9 @@ static void fuzz_forward(void **bufs, int64_t B, double *sums, bool grads)
     }
 }
 
-static void fuzz_grad(void **bufs, int64_t B, double *sums)
+static void fuzz_grad(void **bufs, int64_t B, double *sums, uint64_t key)
 {
+    (void)key;
     fuzz_forward(bufs, B, sums, true);
 }
 
