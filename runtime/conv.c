@@ -73,7 +73,19 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
     return n < 1 ? 1 : n > B ? B : n;
 }
 
-#define CONV_ROUTINES(T, SFX, GEMM)                                                           \
+/* m, k = v, e when v > m or v is NaN (PyTorch's rule), by masks, not branches */
+#define POOL_TAKE(T, UT, m, k, value, e)                                                      \
+    do {                                                                                      \
+        v = (value);                                                                          \
+        UT take_ = (UT)0 - (UT)((v > m) | (v != v)), vb_, mb_;                                \
+        memcpy(&vb_, &v, sizeof v);                                                           \
+        memcpy(&mb_, &m, sizeof m);                                                           \
+        mb_ = (vb_ & take_) | (mb_ & ~take_);                                                 \
+        memcpy(&m, &mb_, sizeof m);                                                           \
+        k += (int)(take_ & (UT)(e - k));                                                      \
+    } while (0)
+
+#define CONV_ROUTINES(T, UT, SFX, GEMM)                                                           \
     /* cols[k][s * P + p] for samples x[0..n) */                                              \
     static void im2col_##SFX(const T *x, T *cols, int64_t n, const ConvGeom *g)               \
     {                                                                                         \
@@ -237,13 +249,15 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                 int64_t o = (q * OH + oh) * OW;                                               \
                 T *d0 = dx ? dx + (q * H + 2 * oh) * W : NULL, *d1 = d0 ? d0 + W : NULL;      \
                 for (int64_t ow = 0; ow < OW; ow++) {                                         \
-                    T v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};        \
+                    /* without branches (the winner is random: a branch would mispredict)  \
+                     * and without an array indexed by it (a store-forwarding stall) */        \
+                    T m = r0[2 * ow], v;                                                      \
                     int k = 0;                                                                \
-                    for (int e = 1; e < 4; e++)                                               \
-                        if (v[e] > v[k] || v[e] != v[e])                                      \
-                            k = e;                                                            \
+                    POOL_TAKE(T, UT, m, k, r0[2 * ow + 1], 1);                                \
+                    POOL_TAKE(T, UT, m, k, r1[2 * ow], 2);                                    \
+                    POOL_TAKE(T, UT, m, k, r1[2 * ow + 1], 3);                                \
                     if (!dx) {                                                                \
-                        y[o + ow] = v[k];                                                     \
+                        y[o + ow] = m;                                                        \
                         continue;                                                             \
                     }                                                                         \
                     T g = dy[o + ow];                                                         \
@@ -327,5 +341,5 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                 }                                                                             \
     }
 
-CONV_ROUTINES(float, f32, cblas_sgemm)
-CONV_ROUTINES(double, f64, cblas_dgemm)
+CONV_ROUTINES(float, uint32_t, f32, cblas_sgemm)
+CONV_ROUTINES(double, uint64_t, f64, cblas_dgemm)
