@@ -150,9 +150,9 @@ static void aot_tensors(StrBuf *b, const NnlrtModel *m)
         sb_puts(b, "    {.name = ");
         aot_cstr(b, t->name);
         sb_printf(b, ", .rank = %d, .dims = {%lld, %lld, %lld, %lld}, .offset = %lld, "
-                  ".size = %lld},\n", t->rank, (long long)t->dims[0], (long long)t->dims[1],
-                  (long long)t->dims[2], (long long)t->dims[3], (long long)t->offset,
-                  (long long)t->size);
+                  ".size = %lld, .buffer = %s},\n", t->rank, (long long)t->dims[0],
+                  (long long)t->dims[1], (long long)t->dims[2], (long long)t->dims[3],
+                  (long long)t->offset, (long long)t->size, aot_bool(t->buffer));
     }
     sb_puts(b, "};\n\n");
 }

@@ -68,6 +68,7 @@ static void ad_none(Ad *ad, IrNode *y, IrNode *g) { (void)ad; (void)y; (void)g; 
 #define ad_NE ad_none
 #define ad_ONEHOT ad_none
 #define ad_ARGMAX ad_none
+#define ad_BUFMASK ad_none
 #define ad_CONV2D_DX ad_none  /* gradient ops: no second derivatives */
 #define ad_CONV2D_DW ad_none
 #define ad_MAXPOOL_DX ad_none
@@ -251,6 +252,8 @@ void ad_backward(IrProgram *p)
         IrParam *prm = &p->params[i];
         IrNode *g = ad.adj[prm->node->id];
         prm->grad = ir_broadcast(p, g ? g : ir_const(p, 0), prm->shape);
+        if (prm->buffer) /* its slot carries the new running value instead */
+            prm->grad = prm->update;
     }
     nnl_dealloc(ad.adj);
 }

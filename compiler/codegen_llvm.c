@@ -240,6 +240,8 @@ static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it);
 
 static LLVMValueRef cg_var(Cg *cg, const IrNode *n)
 {
+    if (n->index == VAR_TRAINING)
+        return kT(cg, cg->key ? 1 : 0);
     LLVMValueRef v = n->index == VAR_BATCH ? cg->B : n->index == VAR_STEP ? cg->step : cg->epoch;
     if (!v) {
         diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not known in this entry "
@@ -322,6 +324,23 @@ static LLVMValueRef cg_dropout(Cg *cg, const IrNode *n, LLVMValueRef x, const It
     return LLVMBuildSelect(b, keep, scaled, kT(cg, 0), "");
 }
 
+/* 1 where the arena index is inside a buffer tensor's range, else 0 */
+static LLVMValueRef cg_bufmask(Cg *cg, const Iter *it)
+{
+    LLVMBuilderRef b = cg->b;
+    LLVMValueRef in = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, false);
+    for (int i = 0; i < cg->p->nparams; i++) {
+        const IrParam *prm = &cg->p->params[i];
+        if (!prm->buffer)
+            continue;
+        LLVMValueRef lo = LLVMBuildICmp(b, LLVMIntSGE, it->iv[0], k64(cg, prm->offset), "");
+        LLVMValueRef hi = LLVMBuildICmp(b, LLVMIntSLT, it->iv[0],
+                                        k64(cg, prm->offset + prm->size), "");
+        in = LLVMBuildOr(b, in, LLVMBuildAnd(b, lo, hi, ""), "");
+    }
+    return LLVMBuildSelect(b, in, kT(cg, 1), kT(cg, 0), "");
+}
+
 static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
 {
     LLVMValueRef a = NULL, b = NULL, c = NULL, args[2];
@@ -353,6 +372,7 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
     case OP_NOGRAD:
     case OP_BROADCAST: return a;
     case OP_DROPOUT: return cg->key ? cg_dropout(cg, n, a, it) : a;
+    case OP_BUFMASK: return cg_bufmask(cg, it);
     case OP_ADD: return cg_fadd(cg, a, b);
     case OP_SUB: return cg_fsub(cg, a, b);
     case OP_MUL: return cg_fmul(cg, a, b);
@@ -898,9 +918,11 @@ static void cg_forward(Cg *cg)
     for (int i = 0; i < n; i++)
         if (!cg_same_kernel(&g->kernels[i], &e->kernels[i]))
             return;
-    for (int i = 0; i < cg->p->nnodes; i++)
-        if (cg->p->nodes[i]->op == OP_DROPOUT)
-            return; /* training's forward pass drops, evaluation's does not */
+    for (int i = 0; i < cg->p->nnodes; i++) {
+        const IrNode *x = cg->p->nodes[i];
+        if (x->op == OP_DROPOUT || (x->op == OP_VAR && x->index == VAR_TRAINING))
+            return; /* training's forward pass differs from evaluation's */
+    }
     int nb = cg->plan->nbufs, ns = cg->p->nstates;
     LLVMTypeRef *params = nnl_malloc(sizeof(LLVMTypeRef) * (size_t)(nb + ns + 1));
     for (int i = 0; i < nb + ns; i++)

@@ -331,7 +331,8 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
     for (int i = 0; i < p->nparams; i++) {
         IrParam *prm = &p->params[i];
         tensors[i] = (NnlrtTensor){.name = prm->name, .rank = prm->shape.rank,
-                                   .offset = prm->offset, .size = prm->size};
+                                   .offset = prm->offset, .size = prm->size,
+                                   .buffer = prm->buffer};
         memcpy(tensors[i].dims, prm->shape.dim, sizeof tensors[i].dims);
     }
     return (NnlrtModel){

@@ -418,7 +418,8 @@ void ir_dump_node(StrBuf *out, const IrNode *n)
     switch (n->op) {
     case OP_CONST: sb_printf(out, " %.9g", n->value); break;
     case OP_VAR:
-        sb_puts(out, n->index == VAR_BATCH ? " B" : n->index == VAR_STEP ? " step" : " epoch");
+        sb_puts(out, n->index == VAR_BATCH ? " B" : n->index == VAR_STEP ? " step"
+                     : n->index == VAR_EPOCH ? " epoch" : " training");
         break;
     case OP_ARENA:
         if (n->index == ARENA_STATE)

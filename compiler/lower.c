@@ -329,19 +329,19 @@ static int builtin_args(Lower *L, Env *e, AstNode *call, Builtin b, Val *out, bo
 {
     const BuiltinInfo *bi = sema_builtin_info(b);
     int npos = 0;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < BUILTIN_MAX_ARGS; i++)
         given[i] = false;
     for (int i = 0; i < call->args.len; i++) {
         AstNode *a = call->args.items[i];
         int k = npos;
         if (a->name) {
-            for (k = 0; k < 6 && bi->params[k]; k++)
+            for (k = 0; k < BUILTIN_MAX_ARGS && bi->params[k]; k++)
                 if (strcmp(bi->params[k], a->name) == 0)
                     break;
         } else {
             npos++;
         }
-        if (k >= 6)
+        if (k >= BUILTIN_MAX_ARGS)
             return -1;
         out[k] = lower_expr(L, e, a->rhs);
         if (!ok(out[k]))
@@ -531,6 +531,98 @@ static Val lower_convolve(Lower *L, AstNode *call, Val *a, bool *given)
     return val_tensor(ir_conv2d(L->p, a[0].t, a[1].t, (int)stride, (int)pad), call);
 }
 
+/* A parameter tensor of the layer with one value per channel, [C]: its index, or -1. */
+static int channel_param(Lower *L, AstNode *call, Val v, int64_t channels, const char *what)
+{
+    IrProgram *p = L->p;
+    if (v.kind != V_TENSOR || v.t->op != OP_PARAM || v.t->shape.rank != 1 ||
+        v.t->shape.dim[0] != channels) {
+        lerr(L, call, "batch_normalize: %s must be a parameter [%lld] (one value per channel), "
+             "not %s", what, (long long)channels, val_desc(L, v));
+        return -1;
+    }
+    return v.t->index < p->nparams ? v.t->index : -1;
+}
+
+/* batch_normalize(x[C, ...], gamma, beta, running_mean, running_var, momentum = 0.1,
+ * eps = 1e-5), PyTorch's BatchNorm: in a training step each channel is normalized with
+ * the batch's mean and (biased) variance over the samples and the other dims, and the
+ * running statistics move towards them (the variance unbiased); otherwise the running
+ * statistics normalize. Then times gamma, plus beta. */
+static Val lower_batch_norm(Lower *L, AstNode *call, Val *a, bool *given)
+{
+    IrProgram *p = L->p;
+    double momentum = given[5] && a[5].kind == V_NUM ? a[5].num : 0.1;
+    double eps = given[6] && a[6].kind == V_NUM ? a[6].num : 1e-5;
+    if ((given[5] && (a[5].kind != V_NUM || !(momentum >= 0 && momentum <= 1))) ||
+        (given[6] && (a[6].kind != V_NUM || !(eps > 0)))) {
+        lerr(L, call, "batch_normalize: momentum must be a number in [0, 1] and eps a "
+             "positive number");
+        return val_err();
+    }
+    if (!want_tensor(L, call, a[0], "batch_normalize"))
+        return val_err();
+    IrNode *x = a[0].t;
+    if (!x->shape.batched || x->shape.rank < 1 || L->mode != MODE_MODEL) {
+        lerr(L, call, "batch_normalize works on the samples in a model: %s is not per sample",
+             val_origin(L, a[0]));
+        return val_err();
+    }
+    int64_t C = x->shape.dim[0];
+    int idx[4];
+    static const char *const what[4] = {"gamma", "beta", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++)
+        if ((idx[i] = channel_param(L, call, a[1 + i], C, what[i])) < 0)
+            return val_err();
+    for (int i = 2; i < 4; i++) {
+        if (p->params[idx[i]].buffer) {
+            lerr(L, call, "batch_normalize: '%s' already holds another normalization's "
+                 "running statistics", p->params[idx[i]].name);
+            return val_err();
+        }
+    }
+    /* per channel: [C, 1, ...], reduced over the batch and every other dim */
+    Shape cs = {.rank = x->shape.rank, .dim = {C, 1, 1, 1}};
+    int mask = 1;
+    int64_t per = 1;
+    for (int i = 1; i < x->shape.rank; i++) {
+        mask |= 2 << i;
+        per *= x->shape.dim[i];
+    }
+    /* one node-creating argument per call: node ids must not depend on C's order */
+    IrNode *batch = ir_var(p, VAR_BATCH);
+    IrNode *n = ir_binary(p, OP_MUL, batch, ir_const(p, (double)per));
+    IrNode *mean = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, x, mask), n);
+    IrNode *d = ir_binary(p, OP_SUB, x, mean);
+    IrNode *var = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, ir_binary(p, OP_MUL, d, d), mask), n);
+    IrNode *rm = ir_reshape(p, a[3].t, cs), *rv = ir_reshape(p, a[4].t, cs);
+    IrNode *training = ir_var(p, VAR_TRAINING);
+    IrNode *mu = ir_where(p, training, mean, rm);
+    IrNode *sigma2 = ir_where(p, training, var, rv);
+    IrNode *one = ir_const(p, 1);
+    IrNode *inv = ir_binary(p, OP_DIV, one,
+                            ir_unary(p, OP_SQRT, ir_binary(p, OP_ADD, sigma2, ir_const(p, eps))));
+    IrNode *y = ir_binary(p, OP_MUL, ir_binary(p, OP_SUB, x, mu), inv);
+    y = ir_binary(p, OP_MUL, y, ir_reshape(p, a[1].t, cs));
+    y = ir_binary(p, OP_ADD, y, ir_reshape(p, a[2].t, cs));
+    /* the running statistics' new values, from the batch's (detached from the loss) */
+    Shape vs = {.rank = 1, .dim = {C}};
+    IrNode *keep = ir_const(p, 1 - momentum);
+    IrNode *mom = ir_const(p, momentum);
+    IrNode *n1 = ir_binary(p, OP_MAX, ir_binary(p, OP_SUB, n, one), one); /* n − 1, at least 1 */
+    IrNode *unbiased = ir_binary(p, OP_DIV, n, n1);
+    IrNode *mean_v = ir_reshape(p, ir_unary(p, OP_NOGRAD, mean), vs);
+    IrNode *var_v = ir_reshape(p, ir_unary(p, OP_NOGRAD, ir_binary(p, OP_MUL, var, unbiased)),
+                               vs);
+    IrParam *pm = &p->params[idx[2]], *pv = &p->params[idx[3]];
+    pm->buffer = pv->buffer = true;
+    IrNode *old_m = ir_binary(p, OP_MUL, keep, a[3].t);
+    pm->update = ir_binary(p, OP_ADD, old_m, ir_binary(p, OP_MUL, mom, mean_v));
+    IrNode *old_v = ir_binary(p, OP_MUL, keep, a[4].t);
+    pv->update = ir_binary(p, OP_ADD, old_v, ir_binary(p, OP_MUL, mom, var_v));
+    return val_tensor(y, call);
+}
+
 /* max_pool2d / avg_pool2d(x[..., H, W], size, stride = size) */
 static Val lower_pool(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 {
@@ -554,8 +646,8 @@ static Val lower_pool(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 
 static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
 {
-    Val a[6] = {0};
-    bool given[6];
+    Val a[BUILTIN_MAX_ARGS] = {0};
+    bool given[BUILTIN_MAX_ARGS];
     int npos = builtin_args(L, e, call, b, a, given);
     if (npos < 0)
         return val_err();
@@ -670,6 +762,8 @@ static Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     case BI_MAX_POOL2D:
     case BI_AVG_POOL2D:
         return lower_pool(L, call, b, a, given);
+    case BI_BATCH_NORMALIZE:
+        return lower_batch_norm(L, call, a, given);
     case BI_DROP:
         if (!want_tensor(L, call, a[0], "drop"))
             return val_err();
@@ -1560,7 +1654,18 @@ static bool lower_optimizer(Lower *L)
     L->param_arena->index = ARENA_PARAMS;
     L->grad_arena = ir_leaf(p, OP_ARENA, arena);
     L->grad_arena->index = ARENA_GRADS;
+    /* running statistics (batch normalization) are not trained: their slots of the grad
+     * arena hold their new values, which replace them; the optimizer sees zeros there */
+    IrNode *raw_grads = L->grad_arena, *bufmask = NULL;
+    for (int i = 0; i < p->nparams && !bufmask; i++)
+        if (p->params[i].buffer)
+            bufmask = ir_leaf(p, OP_BUFMASK, arena);
+    if (bufmask) {
+        IrNode *zero = ir_const(p, 0);
+        L->grad_arena = ir_where(p, bufmask, zero, raw_grads);
+    }
     L->grad_arena = lower_grad_terms(L, L->grad_arena, L->param_arena);
+    IrNode *state_leaves[32];
     Env env = {0}, global = {0};
     L->mode = MODE_GLOBAL; /* hyper-parameters: numbers, or expressions of epoch and step */
     bool good = bind_args(L, &env, &global, d, ref->kind == AST_CALL ? ref : NULL, NULL, 0);
@@ -1591,6 +1696,7 @@ static bool lower_optimizer(Lower *L)
             IrNode *leaf = ir_leaf(p, OP_ARENA, arena);
             leaf->index = ARENA_STATE;
             leaf->aux = k;
+            state_leaves[k] = leaf;
             IrNode *cur = leaf;
             if (init.num != 0) /* the arenas start at 0: the first step sees `init` */
             {
@@ -1633,6 +1739,11 @@ static bool lower_optimizer(Lower *L)
             for (int k = 0; k < p->nstates; k++)
                 p->new_states[k] = ir_broadcast(p, as_node(L, *env_find(&env, state_names[k])),
                                                 arena);
+            if (bufmask) { /* buffers take their new values; their states stay */
+                p->new_params = ir_where(p, bufmask, raw_grads, p->new_params);
+                for (int k = 0; k < p->nstates; k++)
+                    p->new_states[k] = ir_where(p, bufmask, state_leaves[k], p->new_states[k]);
+            }
         }
     }
     env_free(&env);

@@ -238,7 +238,8 @@ typedef struct {
     int64_t dim[IR_MAX_RANK];
 } Shape;
 
-typedef enum { VAR_BATCH, VAR_STEP, VAR_EPOCH } VarKind;
+typedef enum { VAR_BATCH, VAR_STEP, VAR_EPOCH, VAR_TRAINING } VarKind; /* TRAINING: 1 in a
+                                                                          training step, else 0 */
 typedef enum { ARENA_PARAMS, ARENA_GRADS, ARENA_STATE } ArenaKind;
 
 typedef struct IrNode IrNode;
@@ -269,6 +270,8 @@ typedef struct {
     IrNode *node;       /* the PARAM leaf */
     IrNode *init;       /* initial value, elementwise over the shape */
     IrNode *grad;       /* d(mean loss)/d(param), set by autodiff */
+    bool buffer;        /* a running statistic: not trained; `update` is its new value */
+    IrNode *update;
 } IrParam;
 
 typedef struct {
@@ -351,7 +354,7 @@ typedef enum {
     BI_SUM, BI_MEAN, BI_LOGSUMEXP, BI_PICK, BI_ONEHOT, BI_ARGMAX, BI_DIM, BI_RESHAPE,
     BI_FLATTEN,
     /* images */
-    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D, BI_DROP,
+    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D, BI_DROP, BI_BATCH_NORMALIZE,
     /* initializers */
     BI_RAND, BI_RANDN,
     /* data */
@@ -364,10 +367,12 @@ typedef enum {
     BV_GRAD, BV_ALL, BV_COUNT
 } BuiltinValue;
 
+enum { BUILTIN_MAX_ARGS = 8 };
+
 typedef struct {
     const char *name;
     int min_args, max_args;   /* positional and named together */
-    const char *params[6];    /* parameter names, for named arguments */
+    const char *params[BUILTIN_MAX_ARGS]; /* parameter names, for named arguments */
 } BuiltinInfo;
 
 Builtin sema_builtin(const char *name);

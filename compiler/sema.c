@@ -37,6 +37,8 @@ static const BuiltinInfo builtins[BI_COUNT] = {
     [BI_MAX_POOL2D] = {"max_pool2d", 2, 3, {"x", "size", "stride"}},
     [BI_AVG_POOL2D] = {"avg_pool2d", 2, 3, {"x", "size", "stride"}},
     [BI_DROP] = {"drop", 2, 2, {"x", "p"}},
+    [BI_BATCH_NORMALIZE] = {"batch_normalize", 5, 7, {"x", "gamma", "beta", "running_mean",
+                                                       "running_var", "momentum", "eps"}},
     [BI_RAND] = {"rand", 0, 0, {0}},
     [BI_RANDN] = {"randn", 0, 0, {0}},
     [BI_CSV] = {"csv", 1, 6, {"path", "target", "features", "header", "delimiter",
@@ -340,7 +342,7 @@ static void sema_call(Scope *sc, AstNode *call, int npre)
     if (b) {
         const BuiltinInfo *bi = &builtins[b];
         int np = 0;
-        while (np < 6 && bi->params[np])
+        while (np < BUILTIN_MAX_ARGS && bi->params[np])
             np++;
         const char *desc = arena_printf(&nnl->arena, "'%s'", call->name);
         int npos = 0;

@@ -245,6 +245,8 @@ typedef struct {
     int64_t dims[4];
     int64_t offset;       /* element offset in the parameter arena */
     int64_t size;         /* elements */
+    bool buffer;          /* not trained: a running statistic the training step updates
+                           * (batch normalization); its "gradient" slot holds the new value */
 } NnlrtTensor;
 
 /* Entry points, generated. `bufs` is the buffer table: bufs[NNLRT_BUF_*] then the model's

@@ -5,6 +5,7 @@
 #   regression BASELINE    held-out MSE within 10% of the least-squares baseline (a program
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
+#   batchnorm              eval normalizes with the running statistics, training with the batch's
 #   dropout                dropout zeroes 30% in training (the loss it gives), none in validation
 #   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1);
 #                          a NaN gradient under a finite loss (exit 3, naming the tensor)
@@ -191,6 +192,37 @@ resume)
     fi
     grep -q "truncated at byte 100" err.txt
     echo "resume: stopped and resumed runs end byte-identical; a truncated checkpoint is refused"
+    ;;
+batchnorm)
+    # evaluation normalizes with the running statistics: after one full-batch step with
+    # momentum 1 (running = the batch's, the variance unbiased) and lr 0, eval's loss is
+    # the training loss to 1%; with momentum 0 (running mean 0, variance 1) far from it
+    cd "$tmp"
+    cat >bn.nnl <<NNL
+data iris = csv("$root/examples/data/iris.csv", target = "species")
+model net(x[4]) {
+    h = relu(batch_norm(dense(x, 16), momentum = 1))
+    return dense(h, 3)
+}
+train net {
+    data = iris
+    loss = cross_entropy
+    optimizer = sgd(lr = 0)
+    epochs = 1
+    batch = all
+    checkpoint = "bn.ckpt"
+}
+NNL
+    "$nnlc" run bn.nnl --quiet --log bn.csv
+    train=$(tail -1 bn.csv | cut -d, -f3)
+    ev=$("$nnlc" eval bn.nnl --checkpoint bn.ckpt --quiet | awk '$1 == "loss" { print $2 }')
+    sed 's/momentum = 1/momentum = 0/' bn.nnl >bn0.nnl
+    "$nnlc" run bn0.nnl --quiet
+    ev0=$("$nnlc" eval bn0.nnl --checkpoint bn.ckpt --quiet | awk '$1 == "loss" { print $2 }')
+    echo "batchnorm: training loss $train, eval $ev (momentum 1), $ev0 (momentum 0)"
+    awk -v t="$train" -v e="$ev" -v z="$ev0" 'BEGIN {
+        d = (e - t) / t; if (d < 0) d = -d; d0 = (z - t) / t; if (d0 < 0) d0 = -d0
+        exit !(d < 0.01 && d0 > 0.1) }'
     ;;
 dropout)
     # dropout(ones, 0.3) summed over 50 elements: in training (kept / 0.7), whose squared

@@ -155,8 +155,8 @@ void fuzz_check_result(bool ok, const char *what, ...)
 /* ---- the checkpoint harness's model ---- */
 
 static const NnlrtTensor fuzz_tensors[] = {
-    {"lin.W", 2, {3, 2}, 0, 6},
-    {"lin.b", 1, {2}, 6, 2},
+    {"lin.W", 2, {3, 2}, 0, 6, false},
+    {"lin.b", 1, {2}, 6, 2, false},
 };
 static const char *const fuzz_metric_names[] = {"mae"};
 

@@ -14,6 +14,10 @@ tanh. The cases, their nnl models and their PyTorch equivalents are the CASES ta
                    stride 1 (overlapping) -> conv 2x2 padding 1 -> relu -> max_pool 3
                    stride 2 (overlapping) + avg_pool 2 (5 -> 2) -> flatten -> dense -> tanh
                    -> dense; Adam(lr=0.005)
+    batchnorm_sgd  x[2, 6, 6], 3 classes: conv 3x3 padding 1 -> batch_norm (per channel,
+                   BatchNorm2d) -> relu -> max_pool 2 -> flatten -> dense -> batch_norm (per
+                   feature, BatchNorm1d) -> relu -> dense; SGD(lr=0.02); the final
+                   parameters include the running means and variances
 
 Both: loss = cross_entropy (mean over the batch), 32 samples, batch = 8, no shuffling,
 epochs = 6: 4 steps per epoch, 24 steps.
@@ -106,6 +110,13 @@ def fwd_maxpool_sgd(m, x, ops):
     return m.output(c2.flatten(1))
 
 
+def fwd_batchnorm_sgd(m, x, ops):
+    a1 = ops.conv(x, m.a1, 1, 1)
+    p1 = ops.max_pool(torch.relu(m.n1(a1)), 2, 2)
+    h = torch.relu(m.n2(m.h(p1.flatten(1))))
+    return m.output(h)
+
+
 def fwd_avgpool_adam(m, x, ops):
     c1 = torch.tanh(ops.conv(x, m.c1, 2, 2))
     a1 = ops.avg_pool(c1, 2, 1)
@@ -138,6 +149,19 @@ CASES = [
               "    return dense(h, 4)"],
          nnl_opt="adam(lr = 0.005)",
          make_opt=lambda p: torch.optim.Adam(p, lr=0.005, foreach=False)),
+    dict(name="batchnorm_sgd", shape=(2, 6, 6), classes=3,
+         layers=lambda: [("a1", nn.Conv2d(2, 4, 3)), ("n1", nn.BatchNorm2d(4)),
+                         ("h", nn.Linear(36, 8)), ("n2", nn.BatchNorm1d(8)),
+                         ("output", nn.Linear(8, 3))],
+         forward=fwd_batchnorm_sgd,
+         nnl=["    a1 = conv2d(x, 4, 3, padding = 1)                      # [4, 6, 6]",
+              "    n1 = batch_norm(a1)                                    # per channel",
+              "    p1 = max_pool(relu(n1))                                # [4, 3, 3]",
+              "    h = dense(flatten(p1), 8)",
+              "    n2 = batch_norm(h)                                     # per feature",
+              "    return dense(relu(n2), 3)"],
+         nnl_opt="sgd(lr = 0.02)",
+         make_opt=lambda p: torch.optim.SGD(p, lr=0.02, foreach=False)),
 ]
 
 
@@ -158,6 +182,12 @@ def nnl_params(model):
     out = []
     for name in model.names:
         m = model.mod(name)
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            # nnl's batch_norm layer: gamma, beta, then the running statistics
+            out += [(name + ".gamma", m.weight.detach()), (name + ".beta", m.bias.detach()),
+                    (name + ".running_mean", m.running_mean.detach()),
+                    (name + ".running_var", m.running_var.detach())]
+            continue
         w = m.weight.detach()
         out.append((name + ".W", w if isinstance(m, nn.Conv2d) else w.t().contiguous()))
         out.append((name + ".b", m.bias.detach()))

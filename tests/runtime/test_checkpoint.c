@@ -268,8 +268,8 @@ static void tm_eval(void **bufs, int64_t B, double *sums)
 }
 
 static const NnlrtTensor tm_tensors[] = {
-    {"lin.W", 2, {2, 1}, 0, 2},
-    {"lin.b", 1, {1}, 2, 1},
+    {"lin.W", 2, {2, 1}, 0, 2, false},
+    {"lin.b", 1, {1}, 2, 1, false},
 };
 /* their table in a checkpoint: 4 + (4 + 5 + 4 + 16 + 16) + (4 + 5 + 4 + 8 + 16) bytes */
 enum { TM_TABLE = 86 };
@@ -733,7 +733,7 @@ static void test_model(void)
     expect_other_model(&other, "its parameters are float32, this model's are float64");
     tm_elem = 4;
     other = m;
-    static const NnlrtTensor wider[] = {{"lin.W", 2, {3, 1}, 0, 3}, {"lin.b", 1, {1}, 3, 1}};
+    static const NnlrtTensor wider[] = {{"lin.W", 2, {3, 1}, 0, 3, false}, {"lin.b", 1, {1}, 3, 1, false}};
     other.tensors = wider;
     other.n_params = 4;
     expect_other_model(&other, "it has 3 parameters, this model 4");
@@ -741,14 +741,14 @@ static void test_model(void)
     other.n_states = 2;
     expect_other_model(&other, "it has 1 optimizer state, this model 2");
     other = m;
-    static const NnlrtTensor renamed[] = {{"lin.w", 2, {2, 1}, 0, 2}, {"lin.b", 1, {1}, 2, 1}};
+    static const NnlrtTensor renamed[] = {{"lin.w", 2, {2, 1}, 0, 2, false}, {"lin.b", 1, {1}, 2, 1, false}};
     other.tensors = renamed;
     char want[256];
     snprintf(want, sizeof want, "the names or shapes of its tensors differ (signature %016llx, "
              "this model's %016llx)", (unsigned long long)nnlrt_model_signature(&m),
              (unsigned long long)nnlrt_model_signature(&other));
     expect_other_model(&other, want);
-    static const NnlrtTensor reshaped[] = {{"lin.W", 2, {1, 2}, 0, 2}, {"lin.b", 1, {1}, 2, 1}};
+    static const NnlrtTensor reshaped[] = {{"lin.W", 2, {1, 2}, 0, 2, false}, {"lin.b", 1, {1}, 2, 1, false}};
     other.tensors = reshaped;
     EXPECT(nnlrt_model_signature(&other) != nnlrt_model_signature(&m), "shape in signature");
     other = m;

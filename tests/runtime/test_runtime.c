@@ -550,8 +550,8 @@ static void tm_eval(void **bufs, int64_t B, double *sums)
 }
 
 static const NnlrtTensor tm_tensors[] = {
-    {"lin.W", 2, {2, 1}, 0, 2},
-    {"lin.b", 1, {1}, 2, 1},
+    {"lin.W", 2, {2, 1}, 0, 2, false},
+    {"lin.b", 1, {1}, 2, 1, false},
 };
 static const char *const tm_metrics[] = {"mae"};
 static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1, 3};

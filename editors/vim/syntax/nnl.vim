@@ -32,7 +32,7 @@ syn match nnlTrainKey "\%(^\|[{;]\)\s*\zs\<\%(data\|validate\|loss\|optimizer\|e
 " Operations built into the compiler, and the data sources.
 syn keyword nnlBuiltin exp sqrt abs sign tanh erf sin cos floor min max where sum mean
 syn keyword nnlBuiltin logsumexp pick onehot argmax dim reshape flatten rand randn
-syn keyword nnlBuiltin convolve2d max_pool2d avg_pool2d drop
+syn keyword nnlBuiltin convolve2d max_pool2d avg_pool2d drop batch_normalize
 syn keyword nnlBuiltin csv split idx npy
 
 " The standard library: activations, initializers, layers, losses, metrics, optimizers,
@@ -40,7 +40,7 @@ syn keyword nnlBuiltin csv split idx npy
 syn keyword nnlStdlib identity sigmoid relu leaky_relu elu gelu silu softplus softmax
 syn keyword nnlStdlib zeros ones constant uniform normal glorot_uniform glorot_normal
 syn keyword nnlStdlib he_uniform he_normal pytorch_uniform pytorch_bias
-syn keyword nnlStdlib dense conv2d max_pool avg_pool dropout
+syn keyword nnlStdlib dense conv2d max_pool avg_pool dropout batch_norm
 syn keyword nnlStdlib mse mae huber bce bce_logits cross_entropy
 syn keyword nnlStdlib accuracy
 syn keyword nnlStdlib sgd adam adamw adagrad rmsprop adadelta adamax nadam rprop
