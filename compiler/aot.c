@@ -402,10 +402,10 @@ static NnlResult aot_run(Nnl *nnl, const char *const *argv)
     NnlResult r = NNL_OK;
     int status = 0;
     if (err) {
-        diag_file_error(nnl, NULL, "cannot run the C compiler: %s: %s", strerror(err), cmd.data);
+        diag_file_error(nnl, NULL, "cannot run '%s': %s: %s", argv[0], strerror(err), cmd.data);
         r = NNL_EUSAGE;
     } else if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-        diag_file_error(nnl, NULL, "the C compiler failed (%s %d) linking the trainer: %s",
+        diag_file_error(nnl, NULL, "'%s' failed (%s %d): %s", argv[0],
                         WIFSIGNALED(status) ? "signal" : "exit status",
                         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), cmd.data);
         r = NNL_EUSAGE;
@@ -647,16 +647,30 @@ static bool aot_write_atomic(Nnl *nnl, const char *path, const StrBuf *b)
     return false;
 }
 
-/* cc -c the glue, then cc -r: one relocatable object of both. */
-static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const char *out)
+/* cc -c the glue, then cc -r: one relocatable object of both and of the runtime routines
+ * the model calls (convolutions: libnnlrt.a's members, pulled in as needed), then objcopy
+ * keeps only NAME_* global, so that two models' objects link into one program. */
+static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const char *out,
+                              const char *name)
 {
     const char *compile[] = {cc, "-std=gnu11", "-O2", "-fPIC", "-I" NNLC_RUNTIME_INCLUDE, "-c",
                              t->c_file, "-o", t->c_obj, NULL};
     NnlResult r = aot_run(nnl, compile);
     const char *tmp = arena_printf(&nnl->arena, "%s.tmp.%ld", out, (long)getpid());
-    const char *merge[] = {cc, "-r", "-nostdlib", t->obj, t->c_obj, "-o", tmp, NULL};
+    const char *merge[] = {cc, "-r", "-nostdlib", t->obj, t->c_obj, NNLC_RUNTIME_LIB, "-o", tmp,
+                           NULL};
     if (r == NNL_OK)
         r = aot_run(nnl, merge);
+    static const char *const api[] = {"load", "set_params", "predict", "error", "nnl_predict"};
+    const char *localize[AOT_MAX_ARGS];
+    int n = 0;
+    localize[n++] = "objcopy";
+    for (size_t i = 0; i < NNL_COUNTOF(api); i++)
+        localize[n++] = arena_printf(&nnl->arena, "--keep-global-symbol=%s_%s", name, api[i]);
+    localize[n++] = tmp;
+    localize[n] = NULL;
+    if (r == NNL_OK)
+        r = aot_run(nnl, localize);
     if (r == NNL_OK && rename(tmp, out) != 0) {
         diag_file_error(nnl, out, "cannot write the file: %s", strerror(errno));
         r = NNL_EUSAGE;
@@ -677,7 +691,7 @@ static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput 
         r = aot_write(nnl, t->c_file, &b) ? NNL_OK : NNL_EUSAGE;
     }
     if (r == NNL_OK)
-        r = aot_lib_link(nnl, cc, t, arena_printf(&nnl->arena, "%s.o", opt->output));
+        r = aot_lib_link(nnl, cc, t, arena_printf(&nnl->arena, "%s.o", opt->output), name);
     if (r == NNL_OK) {
         aot_lib_header(&h, in, name, aot_script(nnl, in->spec));
         r = aot_write_atomic(nnl, arena_printf(&nnl->arena, "%s.h", opt->output), &h)

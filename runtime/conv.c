@@ -21,6 +21,28 @@
 
 enum { NNLRT_CONV_SCRATCH = 8 << 20 };
 
+/* The products of a convolution are short and wide (6 to 16 rows, tens of thousands of
+ * columns): OpenBLAS's threads cost more in waking and waiting than they bring (measured:
+ * a LeNet epoch took 13 s with 2 threads, 8 s with one). They run on one thread, and the
+ * thread count is put back for the model's other products. */
+typedef struct {
+    int saved;
+} ConvThreads;
+
+static ConvThreads conv_threads_one(void)
+{
+    ConvThreads t = {openblas_get_num_threads()};
+    if (t.saved > 1)
+        openblas_set_num_threads(1);
+    return t;
+}
+
+static void conv_threads_restore(ConvThreads t)
+{
+    if (t.saved > 1)
+        openblas_set_num_threads(t.saved);
+}
+
 /* One scratch area per thread, grown as needed and kept: a training step does not call
  * malloc. (Reachable until exit, like any buffer of a run.) */
 static _Thread_local void *conv_scratch;
@@ -147,6 +169,7 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                             int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,     \
                             int64_t pad)                                                      \
     {                                                                                         \
+        ConvThreads threads = conv_threads_one();                                             \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
         int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
         T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
@@ -161,6 +184,7 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                     memcpy(y + ((s0 + s) * F + f) * g.P, out + f * np + s * g.P,             \
                            sizeof(T) * (size_t)g.P);                                          \
         }                                                                                     \
+        conv_threads_restore(threads);                                                        \
     }                                                                                         \
                                                                                               \
     /* dy of samples s0..s0+n as dy'[F][n * P] */                                             \
@@ -177,6 +201,7 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                int64_t stride, int64_t pad)                                   \
     {                                                                                         \
+        ConvThreads threads = conv_threads_one();                                             \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
         int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
         T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
@@ -189,12 +214,14 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                  (int)g.K, d, (int)np, 0, cols, (int)np);                                     \
             col2im_##SFX(cols, dx + s0 * C * H * W, n, &g);                                   \
         }                                                                                     \
+        conv_threads_restore(threads);                                                        \
     }                                                                                         \
                                                                                               \
     void nnlrt_conv2d_dw_##SFX(const T *x, const T *dy, T *dw, int64_t B, int64_t C,          \
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                int64_t stride, int64_t pad)                                   \
     {                                                                                         \
+        ConvThreads threads = conv_threads_one();                                             \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
         int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
         T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
@@ -206,6 +233,7 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)g.K, (int)np, 1, d,    \
                  (int)np, cols, (int)np, s0 ? 1 : 0, dw, (int)g.K);                           \
         }                                                                                     \
+        conv_threads_restore(threads);                                                        \
     }                                                                                         \
                                                                                               \
     /* The index in a window of its largest value as PyTorch's CPU kernel picks it: the   \
