@@ -1,7 +1,7 @@
 """PyTorch reference for bench/fashion_cnn.nnl: one epoch of the Fashion-MNIST LeNet CNN.
 
-The network of examples/fashion_cnn.nnl: conv 6@5x5 padding 2 -> ReLU -> max-pool 2 ->
-conv 16@5x5 -> ReLU -> max-pool 2 -> flatten (400) -> 120 -> ReLU -> 84 -> ReLU -> 10, with
+The network of examples/fashion_cnn.nnl: conv 6@5x5 padding 2 -> BatchNorm -> ReLU -> max-pool 2 ->
+conv 16@5x5 -> BatchNorm -> ReLU -> max-pool 2 -> flatten (400) -> 120 -> ReLU -> 84 -> ReLU -> 10, with
 nn.Conv2d's and nn.Linear's default init, CrossEntropyLoss, Adam(lr=1e-3), batch 64, shuffled
 each epoch. The IDX .gz files are read with gzip + numpy and kept as uint8 [n, 1, 28, 28];
 each batch is converted to float and scaled by 1/255, as nnlc does. Only the training loop is
@@ -37,8 +37,10 @@ def read_idx(path):
 
 def lenet():
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),    # [6, 14, 14]
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),              # [16, 5, 5]
+        nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.MaxPool2d(2),                                              # [6, 14, 14]
+        nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.MaxPool2d(2),                                              # [16, 5, 5]
         nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(),
         nn.Linear(120, 84), nn.ReLU(),
