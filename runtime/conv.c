@@ -15,6 +15,7 @@
  * comes as int64_t arguments: the generated code passes constants.
  */
 #include <cblas.h>
+#include <emmintrin.h> /* SSE2: every x86-64 has it */
 #include <string.h>
 
 #include "nnlrt_int.h"
@@ -93,6 +94,41 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
     size_t per = (size_t)(g->K + g->F) * (size_t)g->P * elem;
     int64_t n = (int64_t)(NNLRT_CONV_SCRATCH / (per ? per : 1));
     return n < 1 ? 1 : n > B ? B : n;
+}
+
+/* 2x2 max pooling of float rows, four windows at a time: the forward pass (y) or, with dx
+ * and dy, the backward one (dx written whole: H and W even). Returns the first output
+ * column it left to the scalar loop. The rule is PyTorch's, as POOL_TAKE's. */
+static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float *y, float *d0,
+                            float *d1, const float *dy)
+{
+    int64_t ow = 0;
+    for (; ow + 4 <= OW; ow += 4) {
+        __m128 a = _mm_loadu_ps(r0 + 2 * ow), b = _mm_loadu_ps(r0 + 2 * ow + 4);
+        __m128 c = _mm_loadu_ps(r1 + 2 * ow), d = _mm_loadu_ps(r1 + 2 * ow + 4);
+        __m128 v[4] = {_mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)),
+                       _mm_shuffle_ps(c, d, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm_shuffle_ps(c, d, _MM_SHUFFLE(3, 1, 3, 1))};
+        __m128 m = v[0], k = _mm_setzero_ps();
+        for (int e = 1; e < 4; e++) {
+            __m128 take = _mm_or_ps(_mm_cmpgt_ps(v[e], m), _mm_cmpunord_ps(v[e], v[e]));
+            m = _mm_or_ps(_mm_and_ps(take, v[e]), _mm_andnot_ps(take, m));
+            k = _mm_or_ps(_mm_and_ps(take, _mm_set1_ps((float)e)), _mm_andnot_ps(take, k));
+        }
+        if (!d0) {
+            _mm_storeu_ps(y + ow, m);
+            continue;
+        }
+        __m128 g = _mm_loadu_ps(dy + ow), w[4];
+        for (int e = 0; e < 4; e++)
+            w[e] = _mm_and_ps(_mm_cmpeq_ps(k, _mm_set1_ps((float)e)), g);
+        _mm_storeu_ps(d0 + 2 * ow, _mm_unpacklo_ps(w[0], w[1]));
+        _mm_storeu_ps(d0 + 2 * ow + 4, _mm_unpackhi_ps(w[0], w[1]));
+        _mm_storeu_ps(d1 + 2 * ow, _mm_unpacklo_ps(w[2], w[3]));
+        _mm_storeu_ps(d1 + 2 * ow + 4, _mm_unpackhi_ps(w[2], w[3]));
+    }
+    return ow;
 }
 
 /* m, k = v, e when v > m or v is NaN (PyTorch's rule), by masks, not branches */
@@ -276,7 +312,12 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
                 const T *r0 = x + (q * H + 2 * oh) * W, *r1 = r0 + W;                         \
                 int64_t o = (q * OH + oh) * OW;                                               \
                 T *d0 = dx ? dx + (q * H + 2 * oh) * W : NULL, *d1 = d0 ? d0 + W : NULL;      \
-                for (int64_t ow = 0; ow < OW; ow++) {                                         \
+                int64_t ow = 0;                                                               \
+                if (sizeof(T) == sizeof(float))                                               \
+                    ow = maxpool2_sse((const float *)r0, (const float *)r1, OW,               \
+                                      (float *)(y ? y + o : NULL), (float *)d0, (float *)d1,  \
+                                      (const float *)(dy ? dy + o : NULL));                   \
+                for (; ow < OW; ow++) {                                                       \
                     /* without branches (the winner is random: a branch would mispredict)  \
                      * and without an array indexed by it (a store-forwarding stall) */        \
                     T m = r0[2 * ow], v;                                                      \

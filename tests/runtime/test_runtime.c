@@ -932,10 +932,50 @@ static void test_gradcheck(void)
     nnlrt_dataset_free(&val_set);
 }
 
+/* Pooling: the float kernels (2x2 windows: vectorized) against the double ones (scalar,
+ * window by window), forward and backward, on data with ties, zeros (as after relu) and
+ * NaNs, for sizes that leave columns to the scalar tail and odd sides. */
+static void test_pool(void)
+{
+    static const int64_t sides[][2] = {{28, 28}, {10, 10}, {6, 14}, {9, 9}, {4, 18}, {2, 2}};
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, 11);
+    for (size_t s = 0; s < sizeof sides / sizeof *sides; s++) {
+        int64_t H = sides[s][0], W = sides[s][1], planes = 3, OH = H / 2, OW = W / 2;
+        int64_t n = planes * H * W, m = planes * OH * OW;
+        float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)m);
+        float *dy = malloc(sizeof(float) * (size_t)m), *dx = malloc(sizeof(float) * (size_t)n);
+        double *xd = malloc(sizeof(double) * (size_t)n), *yd = malloc(sizeof(double) * (size_t)m);
+        double *dyd = malloc(sizeof(double) * (size_t)m);
+        double *dxd = malloc(sizeof(double) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) {
+            double u = nnlrt_rand_uniform(&rng);
+            /* a third zeros (ties), a few NaNs, the rest in a few levels (more ties) */
+            xd[i] = u < 0.33 ? 0 : u < 0.35 ? NAN : floor(u * 8) - 3;
+            x[i] = (float)xd[i];
+        }
+        for (int64_t i = 0; i < m; i++)
+            dyd[i] = dy[i] = (float)(nnlrt_rand_uniform(&rng) - 0.5);
+        nnlrt_maxpool_f32(x, y, planes, H, W, 2, 2);
+        nnlrt_maxpool_f64(xd, yd, planes, H, W, 2, 2);
+        nnlrt_maxpool_dx_f32(x, dy, dx, planes, H, W, 2, 2);
+        nnlrt_maxpool_dx_f64(xd, dyd, dxd, planes, H, W, 2, 2);
+        int bad = 0;
+        for (int64_t i = 0; i < m; i++)
+            bad += !((isnan(y[i]) && isnan(yd[i])) || (double)y[i] == yd[i]);
+        for (int64_t i = 0; i < n; i++)
+            bad += (double)dx[i] != dxd[i];
+        EXPECT(bad == 0, "maxpool %lldx%lld: %d elements differ between float and double",
+               (long long)H, (long long)W, bad);
+        free(x), free(y), free(dy), free(dx), free(xd), free(yd), free(dyd), free(dxd);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck DATA_DIR WORK_DIR\n");
+        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck|pool DATA_DIR "
+                "WORK_DIR\n");
         return 2;
     }
     data_dir = argv[2];
@@ -953,6 +993,8 @@ int main(int argc, char **argv)
         test_train();
     else if (strcmp(group, "gradcheck") == 0)
         test_gradcheck();
+    else if (strcmp(group, "pool") == 0)
+        test_pool();
     else {
         fprintf(stderr, "test_runtime: unknown group '%s'\n", group);
         return 2;
