@@ -149,6 +149,26 @@ resume)
     "$tmp/trainer" --help | grep -q -- "--resume"
     echo "resume: a stopped and resumed trainer ends byte-identical to an uninterrupted one"
     ;;
+fashion_cnn)
+    # the CNN example (convolutions, pooling, batch normalization: runtime routines the
+    # object calls, running statistics the step updates) on subsets, bit-identical
+    d=/usr/share/datasets/fashion-mnist
+    if [ ! -f "$d/train-images-idx3-ubyte.gz" ]; then
+        echo "skipped: no Fashion-MNIST in /usr/share/datasets (dataset-fashion-mnist)"
+        exit 0
+    fi
+    mkdir -p "$tmp/model/fashion-mnist"
+    cp "$root/examples/fashion_cnn.nnl" "$tmp/model/"
+    idx_subset "$d/train-images-idx3-ubyte.gz" "$d/train-labels-idx1-ubyte.gz" 300 \
+        "$tmp/model/fashion-mnist/train-images-idx3-ubyte.gz" \
+        "$tmp/model/fashion-mnist/train-labels-idx1-ubyte.gz"
+    idx_subset "$d/t10k-images-idx3-ubyte.gz" "$d/t10k-labels-idx1-ubyte.gz" 100 \
+        "$tmp/model/fashion-mnist/t10k-images-idx3-ubyte.gz" \
+        "$tmp/model/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+    build "$tmp/model/fashion_cnn.nnl" "$tmp/trainer" --cpu=native --set epochs=2
+    no_llvm "$tmp/trainer"
+    compare "$tmp/model/fashion_cnn.nnl" "$tmp/trainer" --set epochs=2
+    ;;
 fashion)
     images=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
     if [ ! -f "$images" ]; then
