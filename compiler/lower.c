@@ -592,17 +592,20 @@ static Val lower_batch_norm(Lower *L, AstNode *call, Val *a, bool *given)
     /* one node-creating argument per call: node ids must not depend on C's order */
     IrNode *batch = ir_var(p, VAR_BATCH);
     IrNode *n = ir_binary(p, OP_MUL, batch, ir_const(p, (double)per));
+    /* one centred tensor d serves the variance and the output: in a training step mu is
+     * the batch mean and sum(d²)/n the batch variance; otherwise that sum is not used.
+     * Fewer per-sample temporaries: the normalization is memory-bound. */
     IrNode *mean = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, x, mask), n);
-    IrNode *d = ir_binary(p, OP_SUB, x, mean);
-    IrNode *var = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, ir_binary(p, OP_MUL, d, d), mask), n);
     IrNode *rm = ir_reshape(p, a[3].t, cs), *rv = ir_reshape(p, a[4].t, cs);
     IrNode *training = ir_var(p, VAR_TRAINING);
     IrNode *mu = ir_where(p, training, mean, rm);
+    IrNode *d = ir_binary(p, OP_SUB, x, mu);
+    IrNode *var = ir_binary(p, OP_DIV, ir_reduce(p, OP_SUM, ir_binary(p, OP_MUL, d, d), mask), n);
     IrNode *sigma2 = ir_where(p, training, var, rv);
     IrNode *one = ir_const(p, 1);
     IrNode *inv = ir_binary(p, OP_DIV, one,
                             ir_unary(p, OP_SQRT, ir_binary(p, OP_ADD, sigma2, ir_const(p, eps))));
-    IrNode *y = ir_binary(p, OP_MUL, ir_binary(p, OP_SUB, x, mu), inv);
+    IrNode *y = ir_binary(p, OP_MUL, d, inv);
     y = ir_binary(p, OP_MUL, y, ir_reshape(p, a[1].t, cs));
     y = ir_binary(p, OP_ADD, y, ir_reshape(p, a[2].t, cs));
     /* the running statistics' new values, from the batch's (detached from the loss) */
