@@ -33,12 +33,15 @@ struct Val {
  * or metric, an initializer, an optimizer body. */
 typedef enum { MODE_GLOBAL, MODE_MODEL, MODE_OBJECTIVE, MODE_INIT, MODE_OPT } Mode;
 
+enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 16 };
+
 typedef struct {
     Nnl *nnl;
     IrProgram *p;
     TrainSpec *spec;
     Mode mode;
     int depth;              /* call depth, against runaway recursion */
+    const AstNode *calls[LOWER_MAX_DEPTH]; /* the call sites being evaluated, outermost first */
     bool exploded;          /* the graph grew past LOWER_MAX_NODES (reported) */
     /* parameters: the prefix of the layer being evaluated, the name hint of the statement */
     const char *prefix;
@@ -62,7 +65,6 @@ typedef struct {
     int n, cap;
 } Env;
 
-enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 16 };
 
 static Val val_err(void) { return (Val){.kind = V_NONE}; }
 static bool ok(Val v) { return v.kind != V_NONE; }
@@ -118,6 +120,16 @@ static void lerr(Lower *L, const AstNode *at, const char *fmt, ...)
     va_start(ap, fmt);
     diag_verror(L->nnl, NNL_SEV_ERROR, at->src, at->off, fmt, ap);
     va_end(ap);
+    /* an error inside the standard library: where the user's script called into it */
+    if (!at->src || !at->src->is_stdlib)
+        return;
+    for (int i = L->depth - 1; i >= 0; i--) {
+        const AstNode *c = L->calls[i];
+        if (c && c->src && !c->src->is_stdlib) {
+            diag_note(L->nnl, c->src, c->off, "in this call of '%s'", c->name);
+            return;
+        }
+    }
 }
 
 static const char *val_desc(Lower *L, Val v)
@@ -1253,7 +1265,7 @@ static Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, 
         return val_err();
     }
     Env callee = {0};
-    L->depth++;
+    L->calls[L->depth++] = call;
     Val r = val_err();
     const char *saved_prefix = L->prefix, *saved_hint = L->hint;
     int saved_matrix = L->last_matrix;
