@@ -497,6 +497,20 @@ static void aot_remove_temp(void *ctx)
     rmdir(t->dir);
 }
 
+/* Makes t's directory in TMPDIR (or /tmp) and has an "out of memory" exit remove it with
+ * what it holds. False after reporting. */
+static bool aot_temp_dir(Nnl *nnl, AotTemp *t)
+{
+    const char *tmp = getenv("TMPDIR");
+    t->dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t->dir)) {
+        diag_file_error(nnl, t->dir, "cannot create a temporary directory: %s", strerror(errno));
+        return false;
+    }
+    nnlrt_set_oom_cleanup(aot_remove_temp, t);
+    return true;
+}
+
 static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
                             const char *cc, const AotTemp *t)
 {
@@ -523,14 +537,9 @@ NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in)
     const char *cc = aot_check_tools(nnl);
     if (!cc)
         return NNL_EUSAGE;
-    const char *tmp = getenv("TMPDIR");
     AotTemp t = {0};
-    t.dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(t.dir)) {
-        diag_file_error(nnl, t.dir, "cannot create a temporary directory: %s", strerror(errno));
+    if (!aot_temp_dir(nnl, &t))
         return NNL_EUSAGE;
-    }
-    nnlrt_set_oom_cleanup(aot_remove_temp, &t);
     t.obj = arena_printf(&nnl->arena, "%s/model.o", t.dir);
     t.c_file = arena_printf(&nnl->arena, "%s/program.c", t.dir);
     NnlResult r = aot_in_dir(nnl, opt, in, cc, &t);
@@ -724,14 +733,9 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
                         "missing (nnlc build --lib compiles it into the library)");
         return NNL_EUSAGE;
     }
-    const char *tmp = getenv("TMPDIR");
     AotTemp t = {0};
-    t.dir = arena_printf(&nnl->arena, "%s/nnlc-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(t.dir)) {
-        diag_file_error(nnl, t.dir, "cannot create a temporary directory: %s", strerror(errno));
+    if (!aot_temp_dir(nnl, &t))
         return NNL_EUSAGE;
-    }
-    nnlrt_set_oom_cleanup(aot_remove_temp, &t);
     t.obj = arena_printf(&nnl->arena, "%s/model.o", t.dir);
     t.c_file = arena_printf(&nnl->arena, "%s/glue.c", t.dir);
     t.c_obj = arena_printf(&nnl->arena, "%s/glue.o", t.dir);
