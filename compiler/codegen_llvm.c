@@ -120,6 +120,20 @@ enum { CG_SMALL_LOOP = 16 }; /* loops this short are not worth vectorizing */
 
 /* !llvm.loop metadata that turns vectorization, interleaving and unrolling off: short loops
  * would only grow the code (and the compile time) with vector bodies that never run. */
+/* !llvm.loop metadata that keeps a loop from being unrolled (it may still be vectorized):
+ * a fully unrolled inner loop of 84 makes the vectorizer turn to the loop outside it, with
+ * gathers across rows. */
+static void cg_loop_no_unroll(Cg *cg, LLVMValueRef br)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
+    LLVMMetadataRef keep[1] = {LLVMMDStringInContext2(cg->ctx, "llvm.loop.unroll.disable", 24)};
+    LLVMMetadataRef ops[2] = {self, LLVMMDNodeInContext2(cg->ctx, keep, 1)};
+    LLVMMetadataRef loop = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, loop);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9),
+                    LLVMMetadataAsValue(cg->ctx, loop));
+}
+
 static void cg_loop_scalar(Cg *cg, LLVMValueRef br)
 {
     LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
@@ -165,6 +179,8 @@ static void cg_loop_end(Cg *cg, Loop *l)
                                       l->header, exit);
     if (l->most <= CG_SMALL_LOOP)
         cg_loop_scalar(cg, br);
+    else
+        cg_loop_no_unroll(cg, br);
     LLVMPositionBuilderAtEnd(cg->b, exit);
 }
 
@@ -536,18 +552,18 @@ static bool cg_group_fits(const Shape *it, const Shape *s, int a, int b)
     return ones || whole;
 }
 
-/* Merges adjacent per-sample dims of an elementwise kernel's iteration where every value
- * it reads and writes is whole or broadcast across them: [B, 6, 28, 28] plus a bias
- * [6, 1, 1] iterates [B, 6, 784], one long inner loop instead of two short ones (less
+/* Merges adjacent per-sample dims of an elementwise or reduction kernel's iteration where
+ * every value it reads and writes is whole or broadcast across them: [B, 6, 28, 28] plus a
+ * bias [6, 1, 1] iterates [B, 6, 784], one long inner loop instead of two short ones (less
  * code, better vectors). Sets cg->crank and returns the merged shape, or returns `s`. */
-static Shape cg_collapse(Cg *cg, const Kernel *k, const Shape *s)
+static Shape cg_collapse(Cg *cg, const KernelOut *outs, int nouts, const Shape *s)
 {
     cg->crank = 0;
     const Shape *shapes[256];
     int ns = 0;
-    for (int o = 0; o < k->nouts; o++) {
-        shapes[ns++] = &k->outs[o].node->shape;
-        if (ns >= 200 || !cg_kernel_shapes(k->outs[o].node, true, shapes, &ns))
+    for (int o = 0; o < nouts; o++) {
+        shapes[ns++] = &outs[o].node->shape;
+        if (ns >= 200 || !cg_kernel_shapes(outs[o].node, true, shapes, &ns))
             return *s;
     }
     int group[IR_MAX_RANK], ngroups = 0, start = 0;
@@ -573,7 +589,7 @@ static void cg_kernel_elem(Cg *cg, const Kernel *k)
     Iter it;
     Loop loops[CG_MAX_DIMS];
     cg_clear_cache(cg);
-    Shape space = cg_collapse(cg, k, &k->outs[0].node->shape);
+    Shape space = cg_collapse(cg, k->outs, k->nouts, &k->outs[0].node->shape);
     cg_iter_begin(cg, &space, &it, loops);
     LLVMValueRef vals[64];
     int nouts = k->nouts < 64 ? k->nouts : 64;
@@ -612,7 +628,10 @@ static void cg_kernel_reduce(Cg *cg, const Kernel *k)
     Iter it;
     Loop loops[CG_MAX_DIMS];
     cg_clear_cache(cg);
-    cg_iter_begin(cg, &x->shape, &it, loops);
+    /* [B, 6, 28, 28] summed to [6, 1, 1] iterates [B, 6, 784] */
+    KernelOut out = {.node = r};
+    Shape space = cg_collapse(cg, &out, 1, &x->shape);
+    cg_iter_begin(cg, &space, &it, loops);
     LLVMValueRef v = cg_value(cg, x, &it);
     LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, &it));
     LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
@@ -621,6 +640,7 @@ static void cg_kernel_reduce(Cg *cg, const Kernel *k)
     LLVMBuildStore(cg->b, nv, p);
     cg_iter_end(cg, &it, loops);
     cg_clear_cache(cg);
+    cg->crank = 0;
 }
 
 /* sums[i] += the sum over the batch of a per-sample scalar, accumulated in double */
