@@ -527,6 +527,9 @@ static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *trai
         goto done;
     }
     driver_data_init(nnl, &dd, &spec);
+    /* a trainer reads (and checks) its inputs when it runs: building takes the sizes from
+     * the files' headers, and reads the labels to check them */
+    dd.data.shapes_only = opt->stop == STOP_BUILD;
     NnlrtDataset *data, *val;
     r = NNL_EUSER;
     AotInput lib = {.x_scale = 1};

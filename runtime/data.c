@@ -82,7 +82,8 @@ static void data_copy_sample(const NnlrtDataset *src, int64_t from, NnlrtDataset
 {
     size_t xb = (size_t)src->x_size * nnlrt_type_size(src->x_type);
     size_t yb = (size_t)src->y_size * nnlrt_type_size(src->y_type);
-    memcpy((char *)dst->x + (size_t)to * xb, (const char *)src->x + (size_t)from * xb, xb);
+    if (src->x) /* NULL: a set read for its shape only */
+        memcpy((char *)dst->x + (size_t)to * xb, (const char *)src->x + (size_t)from * xb, xb);
     memcpy((char *)dst->y + (size_t)to * yb, (const char *)src->y + (size_t)from * yb, yb);
     if (src->rows)
         dst->rows[to] = src->rows[from];
@@ -102,7 +103,7 @@ static void data_alloc_like(const NnlrtDataset *src, int64_t n, NnlrtDataset *ds
     dst->x_scale = src->x_scale;
     size_t xs = nnlrt_array_bytes((size_t)n, (size_t)src->x_size);
     size_t ys = nnlrt_array_bytes((size_t)n, (size_t)src->y_size);
-    dst->x = nnlrt_alloc(nnlrt_array_bytes(xs, nnlrt_type_size(src->x_type)));
+    dst->x = src->x ? nnlrt_alloc(nnlrt_array_bytes(xs, nnlrt_type_size(src->x_type))) : NULL;
     dst->y = nnlrt_alloc(nnlrt_array_bytes(ys, nnlrt_type_size(src->y_type)));
     if (src->rows)
         dst->rows = nnlrt_alloc(nnlrt_array_bytes((size_t)n, sizeof(int64_t)));

@@ -129,24 +129,25 @@ static bool idx_check_counts(const IdxFile *im, const IdxFile *lb)
  * the data. A file is checked against itself before against the other, so that the one
  * at fault is named. */
 static bool idx_read(IdxFile *im, IdxFile *lb, const char *images, const char *labels,
-                     NnlrtDataset *out)
+                     bool images_too, NnlrtDataset *out)
 {
     if (!idx_open(im, images, "images", IDX_MAX_DIMS) ||
         !nnlrt_file_check_size(&im->f, im->count * im->size, "image") ||
         !idx_open(lb, labels, "labels", 1) ||
         !nnlrt_file_check_size(&lb->f, lb->count, "label") || !idx_check_counts(im, lb))
         return false;
-    return nnlrt_file_data(&im->f, im->count * im->size, "image", &out->x) &&
+    return (!images_too || nnlrt_file_data(&im->f, im->count * im->size, "image", &out->x)) &&
            nnlrt_file_data(&lb->f, lb->count, "label", &out->y);
 }
 
-bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtDataset *out)
+static bool idx_load(const char *images, const char *labels, double scale, bool images_too,
+                     NnlrtDataset *out)
 {
     memset(out, 0, sizeof *out);
     if (!nnlrt_check_scale(scale))
         return false;
     IdxFile im = {0}, lb = {0};
-    bool ok = idx_read(&im, &lb, images, labels, out);
+    bool ok = idx_read(&im, &lb, images, labels, images_too, out);
     nnlrt_file_close(&im.f);
     nnlrt_file_close(&lb.f);
     if (!ok) {
@@ -161,4 +162,15 @@ bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtD
     out->source = nnlrt_strdup(images);
     out->y_source = nnlrt_strdup(labels);
     return true;
+}
+
+bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtDataset *out)
+{
+    return idx_load(images, labels, scale, true, out);
+}
+
+bool nnlrt_idx_load_shape(const char *images, const char *labels, double scale,
+                          NnlrtDataset *out)
+{
+    return idx_load(images, labels, scale, false, out);
 }

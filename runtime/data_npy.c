@@ -370,26 +370,27 @@ static bool npy_data(NpyFile *npy, void **out)
 }
 
 static bool npy_read(NpyFile *x, NpyFile *y, const char *x_path, const char *y_path,
-                     NnlrtDataset *out)
+                     bool inputs_too, NnlrtDataset *out)
 {
     if (!npy_open(x, x_path, "inputs", NPY_MAX_DIMS) ||
         !nnlrt_file_check_size(&x->f, npy_bytes(x), "sample"))
         return false;
     if (!y_path)
-        return npy_data(x, &out->x);
+        return !inputs_too || npy_data(x, &out->x);
     if (!npy_open(y, y_path, "targets", 2) ||
         !nnlrt_file_check_size(&y->f, npy_bytes(y), "sample") || !npy_check_counts(x, y))
         return false;
-    return npy_data(x, &out->x) && npy_data(y, &out->y);
+    return (!inputs_too || npy_data(x, &out->x)) && npy_data(y, &out->y);
 }
 
-bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtDataset *out)
+static bool npy_load(const char *x_path, const char *y_path, double scale, bool inputs_too,
+                     NnlrtDataset *out)
 {
     memset(out, 0, sizeof *out);
     if (!nnlrt_check_scale(scale))
         return false;
     NpyFile x = {0}, y = {0};
-    bool ok = npy_read(&x, &y, x_path, y_path, out);
+    bool ok = npy_read(&x, &y, x_path, y_path, inputs_too, out);
     nnlrt_file_close(&x.f);
     nnlrt_file_close(&y.f);
     if (!ok) {
@@ -405,4 +406,15 @@ bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtD
     out->source = nnlrt_strdup(x_path);
     out->y_source = nnlrt_strdup(y_path);
     return true;
+}
+
+bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtDataset *out)
+{
+    return npy_load(x_path, y_path, scale, true, out);
+}
+
+bool nnlrt_npy_load_shape(const char *x_path, const char *y_path, double scale,
+                          NnlrtDataset *out)
+{
+    return npy_load(x_path, y_path, scale, false, out);
 }

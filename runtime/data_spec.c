@@ -83,6 +83,9 @@ static bool spec_load_pair(const NnlrtData *d, int i, NnlrtDataset *out)
     char a[SPEC_PATH_MAX], b[SPEC_PATH_MAX];
     if (!spec_file(d, i, 0, a, sizeof a) || !spec_file(d, i, 1, b, sizeof b))
         return false;
+    if (d->shapes_only && !s->standardize)
+        return s->kind == NNLRT_DATA_IDX ? nnlrt_idx_load_shape(a, b, s->scale, out)
+                                         : nnlrt_npy_load_shape(a, b, s->scale, out);
     return s->kind == NNLRT_DATA_IDX ? nnlrt_idx_load(a, b, s->scale, out)
                                      : nnlrt_npy_load(a, b, s->scale, out);
 }

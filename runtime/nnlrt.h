@@ -132,15 +132,25 @@ bool nnlrt_csv_load(const NnlrtCsvOptions *opt, NnlrtDataset *out);
 /* IDX (MNIST) files: `images` holds N samples of unsigned bytes in 1 to 4 dimensions
  * (x_size: the product of all but the first), `labels` N unsigned bytes (y_size 1). */
 bool nnlrt_idx_load(const char *images, const char *labels, double scale, NnlrtDataset *out);
+/* The same with the images' header only (x NULL): the sizes, and the labels, read and
+ * checked as nnlrt_idx_load does; a plain file's size is checked against its header, a
+ * .gz one's is not (that takes decompressing it). For nnlc build, whose trainer reads the
+ * images when it runs. */
+bool nnlrt_idx_load_shape(const char *images, const char *labels, double scale,
+                          NnlrtDataset *out);
 
 /* NPY files (format 1.0, 2.0, 3.0), C order, dtype <f4, <f8, |u1 or <i8: `x_path`
  * holds N samples (the first dimension; x_size is the product of the rest), `y_path`
  * shape (N) or (N, y_size), or NULL for inputs alone (y_size 0, y NULL). Floating-point
  * values must be finite. */
 bool nnlrt_npy_load(const char *x_path, const char *y_path, double scale, NnlrtDataset *out);
+/* The same with the inputs' header only (x NULL), as nnlrt_idx_load_shape. */
+bool nnlrt_npy_load_shape(const char *x_path, const char *y_path, double scale,
+                          NnlrtDataset *out);
 
 /* Splits `src` into `a` (the first round(frac * n) samples after a seeded shuffle) and `b`,
- * keeping the stored types and the scale. */
+ * keeping the stored types and the scale (a set read for its shape only, x NULL, splits
+ * into two such sets). */
 void nnlrt_split(const NnlrtDataset *src, double frac, uint64_t seed, NnlrtDataset *a,
                  NnlrtDataset *b);
 
@@ -209,6 +219,8 @@ typedef struct {
     int n_specs;
     const char **files;       /* 2 * n_specs */
     const char *hint;         /* appended to "cannot find the data file" messages, or NULL */
+    bool shapes_only;         /* IDX and NPY inputs not read (x NULL), only their headers,
+                               * unless the set is standardized: for nnlc build */
     NnlrtDataset **sets;      /* n_specs, loaded ones non-NULL */
     bool *failed;             /* n_specs: loading was tried and reported an error */
 } NnlrtData;

@@ -6,7 +6,10 @@
 #                  the parameters; --data points a data set at another copy of its file
 #   fashion        examples/fashion_mnist.nnl on the first 600 training and 200 test images
 #                  of Fashion-MNIST (Debian's dataset-fashion-mnist; skipped without it),
-#                  one epoch: as `example`, with IDX files and --data IMAGES,LABELS
+#                  one epoch: as `example`, with IDX files and --data IMAGES,LABELS; a
+#                  split of an IDX set; images cut short (the build, which reads only
+#                  their header, succeeds; the trainer and nnlc check refuse them); a bad
+#                  label (the build refuses it)
 #   portable       the default --cpu=x86-64-v3 trainer trains (its results may differ from
 #                  `nnlc run`: another CPU model), and takes --set epochs/batch/seed/...
 #   errors         the trainer's and nnlc build's errors, with their exit codes
@@ -200,6 +203,32 @@ fashion)
     expect 1 "--data idx with one file" "$tmp/trainer" --data "train=$m/train-images-idx3-ubyte.gz"
     has "two files: give IMAGES,LABELS" err "--data idx with one file"
     echo "fashion_mnist: --data NAME=IMAGES,LABELS reads the other files"
+    # a split of an IDX set: nnlc build reads only the images' header (and the labels),
+    # the trainer splits the images it reads as nnlc run does
+    mkdir -p "$tmp/sp"
+    cp -r "$m" "$tmp/sp/fashion-mnist"
+    sed -e "s/^data train = idx(/data images = idx(/" \
+        -e 's/^data test  = idx(.*/data train, test = split(images, 0.8, seed = 5)/' \
+        -e '/t10k-labels/d' "$tmp/model/fashion_mnist.nnl" >"$tmp/sp/split.nnl"
+    build "$tmp/sp/split.nnl" "$tmp/split" --cpu=native --set epochs=1
+    compare "$tmp/sp/split.nnl" "$tmp/split" --set epochs=1
+    # images whose pixels are cut short: the build (headers and labels) succeeds, the
+    # trainer, which reads the pixels, stops with the file's error; nnlc check reads them
+    mkdir -p "$tmp/cut/fashion-mnist"
+    cp "$tmp/model/fashion_mnist.nnl" "$tmp/cut/"
+    cp "$m/"*labels* "$m/t10k-images-idx3-ubyte.gz" "$tmp/cut/fashion-mnist/"
+    gzip -c "$m/train-images-idx3-ubyte.gz" | head -c 20000 \
+        >"$tmp/cut/fashion-mnist/train-images-idx3-ubyte.gz"
+    expect 0 "build with cut images" "$nnlc" build "$tmp/cut/fashion_mnist.nnl" -o "$tmp/cut/t" --quiet
+    expect 1 "a trainer reading cut images" "$tmp/cut/t" --quiet
+    has "train-images-idx3-ubyte.gz: error: " err "the trainer names the cut file"
+    expect 1 "nnlc check of cut images" "$nnlc" check "$tmp/cut/fashion_mnist.nnl"
+    has "train-images-idx3-ubyte.gz: error: " err "nnlc check names the cut file"
+    # a label out of range is found by the build
+    printf '\n' | dd of="$tmp/cut/fashion-mnist/train-labels-idx1-ubyte.gz" bs=1 seek=8 \
+        conv=notrunc 2>/dev/null
+    expect 1 "build with a bad label" "$nnlc" build "$tmp/cut/fashion_mnist.nnl" -o "$tmp/cut/t2"
+    has "train-labels-idx1-ubyte.gz: sample 1: error: label 10 is not a class" err "bad label"
     ;;
 portable)
     build "$root/examples/iris.nnl" "$tmp/trainer"

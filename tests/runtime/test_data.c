@@ -218,6 +218,16 @@ static void test_idx_good(void)
         if (ok)
             expect_idx_good(&ds, pairs[i][0], pairs[i][1]);
         nnlrt_dataset_free(&ds);
+        /* the shape alone: the same sizes and labels, no pixels */
+        clear_errors();
+        ok = nnlrt_idx_load_shape(pairs[i][0], pairs[i][1], 1.0 / 255, &ds);
+        EXPECT(ok, "%s (shape): %s", pairs[i][0], last_error);
+        EXPECT(ds.x == NULL && ds.n == 3 && ds.x_size == 6 && ds.y_size == 1 &&
+                   ds.x_type == NNLRT_U8 && ds.x_scale == 1.0 / 255,
+               "%s (shape): x %p, sizes %lld %lld", pairs[i][0], ds.x, (long long)ds.n,
+               (long long)ds.x_size);
+        EXPECT(ds.y && memcmp(ds.y, idx_labels, sizeof idx_labels) == 0, "shape: labels");
+        nnlrt_dataset_free(&ds);
     }
 
     /* one dimension: one value per sample */
@@ -239,6 +249,8 @@ typedef struct {
     Bytes images, labels;
     bool labels_wrong;  /* the message is about the labels file */
     const char *expect; /* after "PATH" */
+    bool in_pixels;     /* the fault is in the images' data: reading a .gz file's shape
+                         * alone does not see it (a plain file's size shows it) */
 } IdxCase;
 
 static void idx_error_case(const IdxCase *c, bool gz)
@@ -266,6 +278,13 @@ static void idx_error_case(const IdxCase *c, bool gz)
         snprintf(colon, sizeof want - (size_t)(colon - want), " (uncompressed)%s", rest);
     }
     expect_message(c->labels_wrong ? labels : images, want);
+    /* the shape alone: the same error, unless it is in the pixels of a .gz file */
+    clear_errors();
+    bool ok = nnlrt_idx_load_shape(images, labels, 1, &ds);
+    EXPECT(ok == (gz && c->in_pixels), "%s (shape): %s", c->name, ok ? "accepted" : last_error);
+    if (!ok)
+        expect_message(c->labels_wrong ? labels : images, want);
+    nnlrt_dataset_free(&ds);
 }
 
 static void test_idx_errors(void)
@@ -275,34 +294,34 @@ static void test_idx_errors(void)
              hollow[] = {3, 0, 3}, two[] = {2};
     IdxCase cases[] = {
         {"magic", idx_file(0x08, 3, idx_dims, idx_pixels, 18), {0}, false,
-         ": error: at byte 0: not an IDX file: it starts with 0x0001, not 0x0000"},
+         ": error: at byte 0: not an IDX file: it starts with 0x0001, not 0x0000", false},
         {"float32", idx_file(0x0D, 3, idx_dims, idx_pixels, 18), {0}, false,
          ": error: at byte 2: IDX element type 0x0d (float32) is not supported: images must "
-         "be unsigned bytes (type 0x08)"},
+         "be unsigned bytes (type 0x08)", false},
         {"unknown type", idx_file(0x42, 3, idx_dims, idx_pixels, 18), {0}, false,
-         ": error: at byte 2: unknown IDX element type 0x42 (not an IDX file?)"},
+         ": error: at byte 2: unknown IDX element type 0x42 (not an IDX file?)", false},
         {"0 dims", idx_file(0x08, 0, idx_dims, idx_pixels, 18), {0}, false,
-         ": error: at byte 3: IDX images have 1 to 4 dimensions, the header says 0"},
+         ": error: at byte 3: IDX images have 1 to 4 dimensions, the header says 0", false},
         {"5 dims", idx_file(0x08, 5, big, idx_pixels, 0), {0}, false,
-         ": error: at byte 3: IDX images have 1 to 4 dimensions, the header says 5"},
+         ": error: at byte 3: IDX images have 1 to 4 dimensions, the header says 5", false},
         {"overflow", idx_file(0x08, 3, big, idx_pixels, 18), {0}, false,
-         ": error: at byte 8: the dimensions multiply to more than 2^63 bytes"},
+         ": error: at byte 8: the dimensions multiply to more than 2^63 bytes", false},
         {"no images", idx_file(0x08, 3, empty, idx_pixels, 0), {0}, false,
-         ": error: at byte 4: the file holds no images (the first dimension is 0)"},
+         ": error: at byte 4: the file holds no images (the first dimension is 0)", false},
         {"hollow", idx_file(0x08, 3, hollow, idx_pixels, 0), {0}, false,
-         ": error: at byte 8: dimension 2 is 0: the images are empty"},
+         ": error: at byte 8: dimension 2 is 0: the images are empty", false},
         {"short", idx_file(0x08, 3, idx_dims, idx_pixels, 10), {0}, false,
          ": error: at byte 26: file truncated: the header promises 18 bytes of data, only 10 "
-         "are there"},
+         "are there", true},
         {"long", idx_file(0x08, 3, idx_dims, "0123456789abcdefghi", 19), {0}, false,
-         ": error: at byte 34: 1 byte of unexpected data after the last image"},
-        {"header", idx_file(0x08, 3, idx_dims, NULL, 0), {0}, false, ""},
+         ": error: at byte 34: 1 byte of unexpected data after the last image", true},
+        {"header", idx_file(0x08, 3, idx_dims, NULL, 0), {0}, false, "", false},
         {"count", idx_images_good(), idx_file(0x08, 1, two, idx_labels, 2), true,
-         ": error: at byte 4: 2 labels for the 3 images of '%s'"},
+         ": error: at byte 4: 2 labels for the 3 images of '%s'", false},
         {"labels dims", idx_images_good(), idx_file(0x08, 2, idx_dims, idx_labels, 3), true,
-         ": error: at byte 3: IDX labels have 1 dimension, the header says 2"},
+         ": error: at byte 3: IDX labels have 1 dimension, the header says 2", false},
         {"labels long", idx_images_good(), idx_file(0x08, 1, idx_dims, "abcd", 4), true,
-         ": error: at byte 11: 1 byte of unexpected data after the last label"},
+         ": error: at byte 11: 1 byte of unexpected data after the last label", false},
     };
     cases[0].images.p[1] = 1;
     cases[10].images.n = 9; /* 3 dimensions, cut inside the second */
@@ -609,6 +628,20 @@ static bool npy_load_pair(Bytes x, Bytes y, bool gz, double scale, NnlrtDataset 
     EXPECT(ok, "%s: %s", xp, last_error);
     if (ok)
         EXPECT(strcmp(ds->source, xp) == 0 && strcmp(ds->y_source, yp) == 0, "sources");
+    /* the shape alone: the same sizes, types and targets, no inputs */
+    NnlrtDataset shape;
+    clear_errors();
+    bool shaped = nnlrt_npy_load_shape(xp, yp, scale, &shape);
+    EXPECT(shaped == ok, "%s (shape): %s", xp, last_error);
+    if (ok && shaped) {
+        size_t yb = (size_t)ds->n * (size_t)ds->y_size * nnlrt_type_size(ds->y_type);
+        EXPECT(shape.x == NULL && shape.n == ds->n && shape.x_size == ds->x_size &&
+                   shape.y_size == ds->y_size && shape.x_type == ds->x_type &&
+                   shape.y_type == ds->y_type && shape.x_scale == ds->x_scale &&
+                   memcmp(shape.y, ds->y, yb) == 0,
+               "%s (shape): not the file's shape and targets", xp);
+    }
+    nnlrt_dataset_free(&shape);
     return ok;
 }
 
