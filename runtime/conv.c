@@ -7,6 +7,15 @@
  * backward pass reuses the layout: dW += dy'[F][nP] · cols^T and dcols = W^T · dy', then
  * col2im adds the columns back into dx. Chunks keep cols under NNLRT_CONV_SCRATCH bytes.
  *
+ * In float with stride 1, on a CPU with AVX2 and FMA, the forward pass is computed
+ * directly instead: each sample's padded image, then 8 outputs of a row for 8 filters at a
+ * time in registers, every tap a load and 8 fused multiply-adds. bench/conv_rate.c measures
+ * both ways (bench/RESULTS.md): the direct forward pass took 0.45 to 0.9 of the time of
+ * im2col + sgemm on every shape measured (LeNet's two layers: 0.47, 0.49). Its transpose
+ * for the input's gradient (dy convolved with the flipped filters) measured slower than
+ * col2im + sgemm (LeNet's second layer: 1.25x the time; it multiplies a wide zero border),
+ * so the gradients stay im2col + sgemm.
+ *
  * Pooling windows have no padding and drop a partial window at the edge (PyTorch's
  * defaults). Max pooling takes the first largest value of a window (after a NaN, the last
  * NaN) and sends the gradient there, as PyTorch's CPU kernel does.
@@ -16,6 +25,7 @@
  */
 #include <cblas.h>
 #include <emmintrin.h> /* SSE2: every x86-64 has it */
+#include <immintrin.h> /* AVX2 and FMA, for the direct convolution where the CPU has them */
 #include <string.h>
 
 #include "nnlrt_int.h"
@@ -94,6 +104,118 @@ static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
     size_t per = (size_t)(g->K + g->F) * (size_t)g->P * elem;
     int64_t n = (int64_t)(NNLRT_CONV_SCRATCH / (per ? per : 1));
     return n < 1 ? 1 : n > B ? B : n;
+}
+
+/* ---- direct convolution (float, stride 1, AVX2 + FMA) ---- */
+
+static int conv_direct_mode = -1; /* -1: where measured faster; 0: never; 1: where possible */
+
+void nnlrt_conv_set_direct(int mode)
+{
+    conv_direct_mode = mode < 0 ? -1 : mode > 0;
+}
+
+static bool conv_cpu_has_avx2(void)
+{
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return has;
+}
+
+/* Whether the forward pass of a float convolution of this geometry is computed directly:
+ * stride 1 on a CPU with AVX2 and FMA (mode -1 and 1 alike: it measured faster on every
+ * shape tried). */
+static bool conv_direct(const ConvGeom *g)
+{
+    return conv_direct_mode != 0 && g->stride == 1 && conv_cpu_has_avx2();
+}
+
+enum { CD_LANES = 8, CD_FILTERS = 8 };
+
+/* One block of up to 8 filters, for one sample: y[f0 + fb][OH][OW] from the padded image
+ * xp[C][HP][WP] and wt[C·KH·KW][8] (tap-major, the block's 8 filters side by side). */
+__attribute__((target("avx2,fma"))) static inline void
+conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, const float *wt,
+                  int nf, float *y, int64_t OH, int64_t OW)
+{
+    for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += CD_LANES) {
+            __m256 acc[CD_FILTERS]; /* registers: the loops over fb are unrolled */
+#pragma GCC unroll 8
+            for (int fb = 0; fb < CD_FILTERS; fb++)
+                acc[fb] = _mm256_setzero_ps();
+            const float *wp = wt;
+            for (int64_t c = 0; c < g->C; c++)
+                for (int64_t i = 0; i < g->KH; i++) {
+                    const float *r = xp + (c * HP + oh + i) * WP + ow0;
+                    for (int64_t j = 0; j < g->KW; j++, wp += CD_FILTERS) {
+                        __m256 xv = _mm256_loadu_ps(r + j);
+#pragma GCC unroll 8
+                        for (int fb = 0; fb < CD_FILTERS; fb++)
+                            acc[fb] = _mm256_fmadd_ps(_mm256_broadcast_ss(wp + fb), xv, acc[fb]);
+                    }
+                }
+            int64_t n = OW - ow0 < CD_LANES ? OW - ow0 : CD_LANES;
+#pragma GCC unroll 8
+            for (int fb = 0; fb < nf; fb++) {
+                float *yr = y + (fb * OH + oh) * OW + ow0;
+                if (n == CD_LANES) {
+                    _mm256_storeu_ps(yr, acc[fb]);
+                } else {
+                    float tmp[CD_LANES];
+                    _mm256_storeu_ps(tmp, acc[fb]);
+                    memcpy(yr, tmp, sizeof(float) * (size_t)n);
+                }
+            }
+        }
+}
+
+/* y[B][F][OH][OW] = x[B][C][H][W] convolved with the filters (stride 1, padding g->pad),
+ * given as conv_direct_weights makes them. */
+__attribute__((target("avx2,fma"))) static void
+conv_direct_run(const float *x, const float *wt, float *y, int64_t B, const ConvGeom *g)
+{
+    int64_t HP = g->H + 2 * g->pad, WP = g->W + 2 * g->pad + CD_LANES;
+    int64_t OH = HP - g->KH + 1, OW = g->W + 2 * g->pad - g->KW + 1, K = g->K;
+    size_t plane = (size_t)(g->C * HP * WP);
+    float *xp = conv_scratch_get(sizeof(float) * plane);
+    memset(xp, 0, sizeof(float) * plane); /* the border stays 0 */
+    for (int64_t s = 0; s < B; s++) {
+        for (int64_t c = 0; c < g->C; c++)
+            for (int64_t h = 0; h < g->H; h++)
+                memcpy(xp + (c * HP + h + g->pad) * WP + g->pad,
+                       x + ((s * g->C + c) * g->H + h) * g->W, sizeof(float) * (size_t)g->W);
+        for (int64_t f0 = 0; f0 < g->F; f0 += CD_FILTERS) {
+            int nf = g->F - f0 < CD_FILTERS ? (int)(g->F - f0) : CD_FILTERS;
+            conv_direct_block(xp, HP, WP, g, wt + f0 * K, nf, y + (s * g->F + f0) * OH * OW,
+                              OH, OW);
+        }
+    }
+}
+
+/* The filters as conv_direct_run takes them: ceil(F / 8) blocks of [C·KH·KW][8], the
+ * filters past F 0. Kept per thread and grown as needed, like the scratch area. */
+static const float *conv_direct_weights(const float *w, const ConvGeom *g)
+{
+    static _Thread_local float *wt;
+    static _Thread_local size_t wt_size;
+    int64_t blocks = (g->F + CD_FILTERS - 1) / CD_FILTERS;
+    size_t bytes = sizeof(float) * (size_t)(blocks * g->K * CD_FILTERS);
+    if (bytes > wt_size) {
+        nnlrt_free(wt);
+        wt = nnlrt_alloc_aligned(bytes);
+        wt_size = bytes;
+    }
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t t = 0; t < g->K; t++)
+            for (int64_t fb = 0; fb < CD_FILTERS; fb++) {
+                int64_t f = b * CD_FILTERS + fb;
+                wt[(b * g->K + t) * CD_FILTERS + fb] = f < g->F ? w[f * g->K + t] : 0;
+            }
+    return wt;
 }
 
 /* 2x2 max pooling of float rows, four windows at a time: the forward pass (y) or, with dx
@@ -205,8 +327,13 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                             int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,     \
                             int64_t pad)                                                      \
     {                                                                                         \
-        ConvThreads threads = conv_threads_one();                                             \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        if (sizeof(T) == sizeof(float) && conv_direct(&g)) {                                  \
+            conv_direct_run((const float *)x, conv_direct_weights((const float *)w, &g),      \
+                            (float *)y, B, &g);                                               \
+            return;                                                                           \
+        }                                                                                     \
+        ConvThreads threads = conv_threads_one();                                             \
         int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
         T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
         T *out = cols + g.K * chunk * g.P;                                                    \
@@ -237,8 +364,8 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                int64_t stride, int64_t pad)                                   \
     {                                                                                         \
-        ConvThreads threads = conv_threads_one();                                             \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        ConvThreads threads = conv_threads_one();                                             \
         int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
         T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
         T *d = cols + g.K * chunk * g.P;                                                      \

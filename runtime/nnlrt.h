@@ -320,6 +320,10 @@ typedef struct {
  * _dx the gradient of x (overwritten), _dw that of w summed over the batch (overwritten).
  * Pooling works on `planes` = B·C images of H×W, windows of size×size every `stride`, no
  * padding: OH = (H − size) / stride + 1. _f64 variants are the same in double. */
+/* Whether the forward pass of float convolutions of stride 1 is computed directly (conv.c)
+ * where the CPU has AVX2 and FMA: -1 where that measured faster (the default), 0 never
+ * (im2col + GEMM), 1 wherever possible. For tests and bench/conv_rate.c. */
+void nnlrt_conv_set_direct(int mode);
 #define NNLRT_CONV_PROTOS(T, SFX)                                                            \
     void nnlrt_conv2d_##SFX(const T *x, const T *w, T *y, int64_t B, int64_t C, int64_t H,   \
                             int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,    \

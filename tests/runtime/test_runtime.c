@@ -971,10 +971,53 @@ static void test_pool(void)
     }
 }
 
+/* Convolutions: the float routine both ways, direct (where the CPU has AVX2 and FMA; else
+ * the same im2col + GEMM again) and im2col + GEMM, against the double one, for shapes that
+ * leave filters and columns over (F, OW not multiples of 8), padding, rectangular filters,
+ * one channel and several, one sample and several, strides 1 and 2. */
+static void test_conv(void)
+{
+    static const int64_t geoms[][9] = {
+        /* B, C, H, W, F, KH, KW, stride, pad */
+        {4, 1, 28, 28, 6, 5, 5, 1, 2}, {3, 6, 14, 14, 16, 5, 5, 1, 0},
+        {1, 3, 9, 13, 11, 3, 2, 1, 1}, {2, 2, 7, 7, 9, 3, 3, 1, 2},
+        {2, 5, 6, 20, 8, 1, 1, 1, 0},  {2, 3, 11, 11, 5, 3, 3, 2, 1},
+    };
+    NnlrtRng rng;
+    nnlrt_rng_seed(&rng, 12);
+    for (size_t k = 0; k < sizeof geoms / sizeof *geoms; k++) {
+        const int64_t *g = geoms[k];
+        int64_t B = g[0], C = g[1], H = g[2], W = g[3], F = g[4], KH = g[5], KW = g[6];
+        int64_t stride = g[7], pad = g[8];
+        int64_t OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+        int64_t nx = B * C * H * W, nw = F * C * KH * KW, ny = B * F * OH * OW;
+        float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+        double *xd = malloc(sizeof(double) * (size_t)nx), *wd = malloc(sizeof(double) * (size_t)nw);
+        double *yd = malloc(sizeof(double) * (size_t)ny);
+        float *y[2] = {malloc(sizeof(float) * (size_t)ny), malloc(sizeof(float) * (size_t)ny)};
+        for (int64_t i = 0; i < nx; i++)
+            x[i] = (float)(xd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.3));
+        for (int64_t i = 0; i < nw; i++)
+            w[i] = (float)(wd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.5));
+        nnlrt_conv2d_f64(xd, wd, yd, B, C, H, W, F, KH, KW, stride, pad);
+        for (int mode = 0; mode < 2; mode++) {
+            nnlrt_conv_set_direct(mode);
+            nnlrt_conv2d_f32(x, w, y[mode], B, C, H, W, F, KH, KW, stride, pad);
+            double worst = 0;
+            for (int64_t i = 0; i < ny; i++)
+                worst = fmax(worst, fabs(y[mode][i] - yd[i]));
+            EXPECT(worst < 1e-5 * (double)(C * KH * KW), "conv %zu, %s: float differs from "
+                   "double by %g", k, mode ? "direct" : "im2col", worst);
+        }
+        nnlrt_conv_set_direct(-1);
+        free(x), free(w), free(xd), free(wd), free(yd), free(y[0]), free(y[1]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck|pool DATA_DIR "
+        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck|pool|conv DATA_DIR "
                 "WORK_DIR\n");
         return 2;
     }
@@ -995,6 +1038,8 @@ int main(int argc, char **argv)
         test_gradcheck();
     else if (strcmp(group, "pool") == 0)
         test_pool();
+    else if (strcmp(group, "conv") == 0)
+        test_conv();
     else {
         fprintf(stderr, "test_runtime: unknown group '%s'\n", group);
         return 2;
