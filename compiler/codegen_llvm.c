@@ -758,13 +758,13 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMPositionBuilderAtEnd(b, join);
 }
 
-/* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, B or the planes, then
- * the geometry as constants). */
+/* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, a convolution's bias or
+ * NULL, B or the planes, then the geometry as constants). */
 static void cg_kernel_call(Cg *cg, const Kernel *k)
 {
     IrNode *y = k->node, *a = y->in[0], *b = y->in[1];
     int64_t lo = y->aux & 0xffff, hi = y->aux >> 16;
-    LLVMValueRef args[12];
+    LLVMValueRef args[13];
     int n = 0;
     const char *name = NULL;
     const Shape *img = NULL; /* the image the geometry is of: x's shape */
@@ -781,6 +781,9 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
     args[n++] = cg_buf_ptr(cg, a->buf, a->buf_off);
     if (b)
         args[n++] = cg_buf_ptr(cg, b->buf, b->buf_off);
+    if (y->op == OP_CONV2D) /* the bias fuse_conv_bias gave it, or none */
+        args[n++] = y->in[2] ? cg_buf_ptr(cg, y->in[2]->buf, y->in[2]->buf_off)
+                             : LLVMConstPointerNull(cg->ptr);
     args[n++] = cg_buf_ptr(cg, y->buf, y->buf_off);
     int r = img->rank;
     if (y->op == OP_CONV2D || y->op == OP_CONV2D_DX || y->op == OP_CONV2D_DW) {
@@ -800,7 +803,7 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
         args[n++] = k64(cg, lo);
         args[n++] = k64(cg, hi);
     }
-    LLVMTypeRef types[12];
+    LLVMTypeRef types[13];
     for (int i = 0; i < n; i++)
         types[i] = LLVMTypeOf(args[i]);
     char fn[64];

@@ -214,9 +214,55 @@ static void fuse_merge_loops(Entry *e)
     e->nkernels = w;
 }
 
+/* The parameter a per-channel bias of F channels is, when b is one: [F, 1, 1], a parameter
+ * or a reshape of one (the same F numbers); else NULL. */
+static IrNode *fuse_bias_param(IrNode *b, int64_t F)
+{
+    if (b->shape.batched || b->shape.rank != 3 || b->shape.dim[0] != F ||
+        b->shape.dim[1] != 1 || b->shape.dim[2] != 1)
+        return NULL;
+    while (b->op == OP_RESHAPE)
+        b = b->in[0];
+    return b->op == OP_PARAM ? b : NULL;
+}
+
+/* A convolution whose one use adds a per-channel bias (conv2d's `convolve2d(x, W, ...) +
+ * reshape(b, [F, 1, 1])`) takes the bias as its third operand: the runtime routine starts
+ * every output from it (the direct kernel's accumulators, im2col's copy into place), and
+ * the sum is no separate pass over the output. The sum becomes a view of the convolution.
+ * Autodiff has run: the gradients use the convolution's operands, not this sum. The operand
+ * is the parameter leaf itself, not the reshape (created after the convolution: the node
+ * order must stay topological). */
+static void fuse_conv_bias(IrProgram *p)
+{
+    int *uses = nnl_malloc(sizeof(int) * (size_t)p->nnodes);
+    memset(uses, 0, sizeof(int) * (size_t)p->nnodes);
+    for (int i = 0; i < p->nnodes; i++)
+        for (int k = 0; k < 3 && p->nodes[i]->in[k]; k++)
+            uses[p->nodes[i]->in[k]->id]++;
+    for (int i = 0; i < p->nnodes; i++) {
+        IrNode *n = p->nodes[i];
+        if (n->op != OP_ADD)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            IrNode *c = n->in[k], *b = fuse_bias_param(n->in[1 - k], c->shape.dim[0]);
+            if (c->op != OP_CONV2D || c->in[2] || uses[c->id] != 1 || c == p->output ||
+                !shape_equal(&c->shape, &n->shape) || !b)
+                continue;
+            c->in[2] = b;
+            n->op = OP_RESHAPE;
+            n->in[0] = c;
+            n->in[1] = NULL;
+            break;
+        }
+    }
+    nnl_dealloc(uses);
+}
+
 void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
 {
     (void)nnl;
+    fuse_conv_bias(p);
     *plan = (Plan){.nbufs = NNLRT_BUF_FIRST};
     plan->buf_elems = nnl_malloc(sizeof(int64_t) * NNLRT_BUF_FIRST);
     plan->buf_batched = nnl_malloc(sizeof(bool) * NNLRT_BUF_FIRST);
@@ -342,7 +388,10 @@ void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan)
             } else {
                 sb_printf(out, " %%%d -> ", k->node->id);
                 fuse_dump_loc(out, k->node->buf, k->node->buf_off);
-                sb_printf(out, " %s\n", shape_str(&tmp, &k->node->shape));
+                sb_printf(out, " %s", shape_str(&tmp, &k->node->shape));
+                if (k->node->op == OP_CONV2D && k->node->in[2])
+                    sb_printf(out, " + bias %%%d", k->node->in[2]->id);
+                sb_printf(out, "\n");
             }
         }
     }

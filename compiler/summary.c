@@ -48,6 +48,8 @@ static void summary_node_flops(const IrNode *n, Flops *f)
                                                                                 : n->in[1];
             work = 2.0 * (double)shape_size(&out->shape) *
                    (double)(shape_size(&w->shape) / w->shape.dim[0]);
+            if (n->in[2]) /* a bias fused in: one add per output */
+                work += (double)shape_size(&n->shape);
             if (n->op == OP_CONV2D)
                 f->matmul += work;
         } else {

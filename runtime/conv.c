@@ -136,17 +136,18 @@ static bool conv_direct(const ConvGeom *g)
 enum { CD_LANES = 8, CD_FILTERS = 8 };
 
 /* One block of up to 8 filters, for one sample: y[f0 + fb][OH][OW] from the padded image
- * xp[C][HP][WP] and wt[C·KH·KW][8] (tap-major, the block's 8 filters side by side). */
+ * xp[C][HP][WP] and wt[C·KH·KW][8] (tap-major, the block's 8 filters side by side), each
+ * output starting from its filter's bias bias8[fb]. */
 __attribute__((target("avx2,fma"))) static inline void
 conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, const float *wt,
-                  int nf, float *y, int64_t OH, int64_t OW)
+                  const float *bias8, int nf, float *y, int64_t OH, int64_t OW)
 {
     for (int64_t oh = 0; oh < OH; oh++)
         for (int64_t ow0 = 0; ow0 < OW; ow0 += CD_LANES) {
             __m256 acc[CD_FILTERS]; /* registers: the loops over fb are unrolled */
 #pragma GCC unroll 8
             for (int fb = 0; fb < CD_FILTERS; fb++)
-                acc[fb] = _mm256_setzero_ps();
+                acc[fb] = _mm256_broadcast_ss(bias8 + fb);
             const float *wp = wt;
             for (int64_t c = 0; c < g->C; c++)
                 for (int64_t i = 0; i < g->KH; i++) {
@@ -174,9 +175,10 @@ conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, co
 }
 
 /* y[B][F][OH][OW] = x[B][C][H][W] convolved with the filters (stride 1, padding g->pad),
- * given as conv_direct_weights makes them. */
+ * given as conv_direct_weights makes them, plus bias[f] (bias NULL: 0). */
 __attribute__((target("avx2,fma"))) static void
-conv_direct_run(const float *x, const float *wt, float *y, int64_t B, const ConvGeom *g)
+conv_direct_run(const float *x, const float *wt, const float *bias, float *y, int64_t B,
+                const ConvGeom *g)
 {
     int64_t HP = g->H + 2 * g->pad, WP = g->W + 2 * g->pad + CD_LANES;
     int64_t OH = HP - g->KH + 1, OW = g->W + 2 * g->pad - g->KW + 1, K = g->K;
@@ -190,8 +192,11 @@ conv_direct_run(const float *x, const float *wt, float *y, int64_t B, const Conv
                        x + ((s * g->C + c) * g->H + h) * g->W, sizeof(float) * (size_t)g->W);
         for (int64_t f0 = 0; f0 < g->F; f0 += CD_FILTERS) {
             int nf = g->F - f0 < CD_FILTERS ? (int)(g->F - f0) : CD_FILTERS;
-            conv_direct_block(xp, HP, WP, g, wt + f0 * K, nf, y + (s * g->F + f0) * OH * OW,
-                              OH, OW);
+            float bias8[CD_FILTERS] = {0};
+            for (int fb = 0; bias && fb < nf; fb++)
+                bias8[fb] = bias[f0 + fb];
+            conv_direct_block(xp, HP, WP, g, wt + f0 * K, bias8, nf,
+                              y + (s * g->F + f0) * OH * OW, OH, OW);
         }
     }
 }
@@ -323,14 +328,14 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                 }                                                                             \
     }                                                                                         \
                                                                                               \
-    void nnlrt_conv2d_##SFX(const T *x, const T *w, T *y, int64_t B, int64_t C, int64_t H,    \
-                            int64_t W, int64_t F, int64_t KH, int64_t KW, int64_t stride,     \
-                            int64_t pad)                                                      \
+    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t B,           \
+                            int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,           \
+                            int64_t KW, int64_t stride, int64_t pad)                          \
     {                                                                                         \
         ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
         if (sizeof(T) == sizeof(float) && conv_direct(&g)) {                                  \
             conv_direct_run((const float *)x, conv_direct_weights((const float *)w, &g),      \
-                            (float *)y, B, &g);                                               \
+                            (const float *)bias, (float *)y, B, &g);                          \
             return;                                                                           \
         }                                                                                     \
         ConvThreads threads = conv_threads_one();                                             \
@@ -342,10 +347,14 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
             im2col_##SFX(x + s0 * C * H * W, cols, n, &g);                                    \
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)np, (int)g.K, 1, w,  \
                  (int)g.K, cols, (int)np, 0, out, (int)np);                                   \
-            for (int64_t s = 0; s < n; s++)                                                   \
-                for (int64_t f = 0; f < F; f++)                                               \
-                    memcpy(y + ((s0 + s) * F + f) * g.P, out + f * np + s * g.P,             \
-                           sizeof(T) * (size_t)g.P);                                          \
+            for (int64_t s = 0; s < n; s++) /* each block into place, plus its bias */        \
+                for (int64_t f = 0; f < F; f++) {                                             \
+                    T *to = y + ((s0 + s) * F + f) * g.P;                                     \
+                    const T *from = out + f * np + s * g.P;                                   \
+                    T b = bias ? bias[f] : 0;                                                 \
+                    for (int64_t p = 0; p < g.P; p++)                                         \
+                        to[p] = from[p] + b;                                                  \
+                }                                                                             \
         }                                                                                     \
         conv_threads_restore(threads);                                                        \
     }                                                                                         \

@@ -974,7 +974,8 @@ static void test_pool(void)
 /* Convolutions: the float routine both ways, direct (where the CPU has AVX2 and FMA; else
  * the same im2col + GEMM again) and im2col + GEMM, against the double one, for shapes that
  * leave filters and columns over (F, OW not multiples of 8), padding, rectangular filters,
- * one channel and several, one sample and several, strides 1 and 2. */
+ * one channel and several, one sample and several, strides 1 and 2, with a bias and
+ * without. */
 static void test_conv(void)
 {
     static const int64_t geoms[][9] = {
@@ -993,16 +994,20 @@ static void test_conv(void)
         int64_t nx = B * C * H * W, nw = F * C * KH * KW, ny = B * F * OH * OW;
         float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
         double *xd = malloc(sizeof(double) * (size_t)nx), *wd = malloc(sizeof(double) * (size_t)nw);
-        double *yd = malloc(sizeof(double) * (size_t)ny);
+        double *yd = malloc(sizeof(double) * (size_t)ny), bd[16];
         float *y[2] = {malloc(sizeof(float) * (size_t)ny), malloc(sizeof(float) * (size_t)ny)};
+        float b[16];
+        for (int64_t f = 0; f < F; f++) /* a bias for every other shape, else none (0) */
+            b[f] = (float)(bd[f] = k % 2 ? (float)(nnlrt_rand_uniform(&rng) - 0.5) : 0);
         for (int64_t i = 0; i < nx; i++)
             x[i] = (float)(xd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.3));
         for (int64_t i = 0; i < nw; i++)
             w[i] = (float)(wd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.5));
-        nnlrt_conv2d_f64(xd, wd, yd, B, C, H, W, F, KH, KW, stride, pad);
+        nnlrt_conv2d_f64(xd, wd, bd, yd, B, C, H, W, F, KH, KW, stride, pad);
         for (int mode = 0; mode < 2; mode++) {
             nnlrt_conv_set_direct(mode);
-            nnlrt_conv2d_f32(x, w, y[mode], B, C, H, W, F, KH, KW, stride, pad);
+            nnlrt_conv2d_f32(x, w, k % 2 ? b : NULL, y[mode], B, C, H, W, F, KH, KW, stride,
+                             pad);
             double worst = 0;
             for (int64_t i = 0; i < ny; i++)
                 worst = fmax(worst, fabs(y[mode][i] - yd[i]));
