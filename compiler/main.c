@@ -513,6 +513,7 @@ static int cmd_export(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    nnlrt_threads_check();
     if (argc < 2) {
         print_usage(stderr);
         return NNL_EUSAGE;

@@ -69,6 +69,21 @@ static void *conv_scratch_get(size_t bytes)
     return conv_scratch;
 }
 
+/* The weight gradient's partial sums, one per task, kept by the calling thread as the
+ * scratch area is. */
+static _Thread_local void *conv_partial;
+static _Thread_local size_t conv_partial_size;
+
+static void *conv_partials(size_t bytes)
+{
+    if (bytes > conv_partial_size) {
+        nnlrt_free(conv_partial);
+        conv_partial = nnlrt_alloc_aligned(bytes);
+        conv_partial_size = bytes;
+    }
+    return conv_partial;
+}
+
 typedef struct {
     int64_t C, H, W, F, KH, KW, stride, pad, OH, OW, K, P;
 } ConvGeom;
@@ -98,12 +113,40 @@ static void conv_valid(const ConvGeom *g, int64_t j, int64_t *lo, int64_t *hi)
         *lo = *hi;
 }
 
-/* Samples per chunk: cols and the output block together within the scratch budget. */
+/* Samples per chunk: at most CONV_TASK, and cols and the output block together within
+ * the scratch budget. A chunk is a task of nnlrt_parallel; the chunks depend on the
+ * geometry only, so that the weight gradient's sum over them is the same for any number of
+ * threads. */
+enum { CONV_TASK = 16 };
+
 static int64_t conv_chunk(const ConvGeom *g, int64_t B, size_t elem)
 {
     size_t per = (size_t)(g->K + g->F) * (size_t)g->P * elem;
     int64_t n = (int64_t)(NNLRT_CONV_SCRATCH / (per ? per : 1));
+    n = n < CONV_TASK ? n : CONV_TASK;
     return n < 1 ? 1 : n > B ? B : n;
+}
+
+/* What a convolution's or pooling's tasks share: the operands, the geometry, the chunk. */
+typedef struct {
+    const void *a, *b, *bias; /* x or dy, w or dy, the bias */
+    void *out;                /* y, dx, or the weight gradient's partial sums */
+    const float *wt;          /* the direct kernel's filters */
+    ConvGeom g;
+    int64_t B, chunk;
+    int64_t planes, H, W, per_task; /* pooling */
+} ConvJob;
+
+static int64_t conv_tasks(const ConvJob *j)
+{
+    return (j->B + j->chunk - 1) / j->chunk;
+}
+
+/* Samples [*s0, *s0 + *n) of task t. */
+static void conv_task_samples(const ConvJob *j, int64_t t, int64_t *s0, int64_t *n)
+{
+    *s0 = t * j->chunk;
+    *n = j->B - *s0 < j->chunk ? j->B - *s0 : j->chunk;
 }
 
 /* ---- direct convolution (float, stride 1, AVX2 + FMA) ---- */
@@ -203,6 +246,16 @@ conv_direct_run(const float *x, const float *wt, const float *bias, float *y, in
 
 /* The filters as conv_direct_run takes them: ceil(F / 8) blocks of [C·KH·KW][8], the
  * filters past F 0. Kept per thread and grown as needed, like the scratch area. */
+static void conv_direct_task(void *ctx, int64_t t)
+{
+    const ConvJob *j = ctx;
+    int64_t s0, n;
+    conv_task_samples(j, t, &s0, &n);
+    const ConvGeom *g = &j->g;
+    conv_direct_run((const float *)j->a + s0 * g->C * g->H * g->W, j->wt, j->bias,
+                    (float *)j->out + s0 * g->F * g->P, n, g);
+}
+
 static const float *conv_direct_weights(const float *w, const ConvGeom *g)
 {
     static _Thread_local float *wt;
@@ -256,6 +309,17 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
         _mm_storeu_ps(d1 + 2 * ow + 4, _mm_unpackhi_ps(w[2], w[3]));
     }
     return ow;
+}
+
+/* Pooling's planes in POOL_TASKS tasks (fewer when there are fewer planes): each plane's
+ * result is its own, so any split gives the same. */
+enum { POOL_TASKS = 8 };
+
+static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
+{
+    int64_t ntasks = j->planes < POOL_TASKS ? j->planes : POOL_TASKS;
+    j->per_task = (j->planes + ntasks - 1) / ntasks;
+    nnlrt_parallel((j->planes + j->per_task - 1) / j->per_task, fn, j);
 }
 
 /* m, k = v, e when v > m or v is NaN (PyTorch's rule), by masks, not branches */
@@ -328,34 +392,46 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                 }                                                                             \
     }                                                                                         \
                                                                                               \
+    /* one chunk of samples: im2col, the product, each block into place plus its bias */    \
+    static void conv_forward_task_##SFX(void *ctx, int64_t t)                                 \
+    {                                                                                         \
+        const ConvJob *j = ctx;                                                               \
+        const ConvGeom *g = &j->g;                                                            \
+        int64_t s0, n;                                                                        \
+        conv_task_samples(j, t, &s0, &n);                                                     \
+        int64_t np = n * g->P;                                                                \
+        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
+        T *out = cols + g->K * np;                                                            \
+        const T *bias = j->bias;                                                              \
+        T *y = j->out;                                                                        \
+        im2col_##SFX((const T *)j->a + s0 * g->C * g->H * g->W, cols, n, g);                  \
+        GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->F, (int)np, (int)g->K, 1,     \
+             j->b, (int)g->K, cols, (int)np, 0, out, (int)np);                                \
+        for (int64_t s = 0; s < n; s++)                                                       \
+            for (int64_t f = 0; f < g->F; f++) {                                              \
+                T *to = y + ((s0 + s) * g->F + f) * g->P;                                     \
+                const T *from = out + f * np + s * g->P;                                      \
+                T b = bias ? bias[f] : 0;                                                     \
+                for (int64_t p = 0; p < g->P; p++)                                            \
+                    to[p] = from[p] + b;                                                      \
+            }                                                                                 \
+    }                                                                                         \
+                                                                                              \
     void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t B,           \
                             int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,           \
                             int64_t KW, int64_t stride, int64_t pad)                          \
     {                                                                                         \
-        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
-        if (sizeof(T) == sizeof(float) && conv_direct(&g)) {                                  \
-            conv_direct_run((const float *)x, conv_direct_weights((const float *)w, &g),      \
-                            (const float *)bias, (float *)y, B, &g);                          \
+        ConvJob j = {.a = x, .b = w, .bias = bias, .out = y, .B = B,                          \
+                     .g = conv_geom(C, H, W, F, KH, KW, stride, pad)};                        \
+        if (sizeof(T) == sizeof(float) && conv_direct(&j.g)) {                                \
+            j.wt = conv_direct_weights((const float *)w, &j.g);                               \
+            j.chunk = B < CONV_TASK ? B : CONV_TASK;                                          \
+            nnlrt_parallel(conv_tasks(&j), conv_direct_task, &j);                             \
             return;                                                                           \
         }                                                                                     \
         ConvThreads threads = conv_threads_one();                                             \
-        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
-        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
-        T *out = cols + g.K * chunk * g.P;                                                    \
-        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
-            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
-            im2col_##SFX(x + s0 * C * H * W, cols, n, &g);                                    \
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)F, (int)np, (int)g.K, 1, w,  \
-                 (int)g.K, cols, (int)np, 0, out, (int)np);                                   \
-            for (int64_t s = 0; s < n; s++) /* each block into place, plus its bias */        \
-                for (int64_t f = 0; f < F; f++) {                                             \
-                    T *to = y + ((s0 + s) * F + f) * g.P;                                     \
-                    const T *from = out + f * np + s * g.P;                                   \
-                    T b = bias ? bias[f] : 0;                                                 \
-                    for (int64_t p = 0; p < g.P; p++)                                         \
-                        to[p] = from[p] + b;                                                  \
-                }                                                                             \
-        }                                                                                     \
+        j.chunk = conv_chunk(&j.g, B, sizeof(T));                                             \
+        nnlrt_parallel(conv_tasks(&j), conv_forward_task_##SFX, &j);                          \
         conv_threads_restore(threads);                                                        \
     }                                                                                         \
                                                                                               \
@@ -369,42 +445,68 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                        sizeof(T) * (size_t)g->P);                                             \
     }                                                                                         \
                                                                                               \
+    /* one chunk: dy gathered, the product with w, the columns added back into dx */         \
+    static void conv_dx_task_##SFX(void *ctx, int64_t t)                                      \
+    {                                                                                         \
+        const ConvJob *j = ctx;                                                               \
+        const ConvGeom *g = &j->g;                                                            \
+        int64_t s0, n;                                                                        \
+        conv_task_samples(j, t, &s0, &n);                                                     \
+        int64_t np = n * g->P, img = g->C * g->H * g->W;                                      \
+        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
+        T *d = cols + g->K * np;                                                              \
+        T *dx = (T *)j->out + s0 * img;                                                       \
+        memset(dx, 0, sizeof(T) * (size_t)(n * img));                                         \
+        gather_dy_##SFX(j->a, d, s0, n, g);                                                   \
+        GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->K, (int)np, (int)g->F, 1, j->b, \
+             (int)g->K, d, (int)np, 0, cols, (int)np);                                        \
+        col2im_##SFX(cols, dx, n, g);                                                         \
+    }                                                                                         \
+                                                                                              \
     void nnlrt_conv2d_dx_##SFX(const T *dy, const T *w, T *dx, int64_t B, int64_t C,          \
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                int64_t stride, int64_t pad)                                   \
     {                                                                                         \
-        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
+        ConvJob j = {.a = dy, .b = w, .out = dx, .B = B,                                      \
+                     .g = conv_geom(C, H, W, F, KH, KW, stride, pad)};                        \
         ConvThreads threads = conv_threads_one();                                             \
-        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
-        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
-        T *d = cols + g.K * chunk * g.P;                                                      \
-        memset(dx, 0, sizeof(T) * (size_t)(B * C * H * W));                                   \
-        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
-            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
-            gather_dy_##SFX(dy, d, s0, n, &g);                                                \
-            GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g.K, (int)np, (int)F, 1, w,    \
-                 (int)g.K, d, (int)np, 0, cols, (int)np);                                     \
-            col2im_##SFX(cols, dx + s0 * C * H * W, n, &g);                                   \
-        }                                                                                     \
+        j.chunk = conv_chunk(&j.g, B, sizeof(T));                                             \
+        nnlrt_parallel(conv_tasks(&j), conv_dx_task_##SFX, &j);                               \
         conv_threads_restore(threads);                                                        \
+    }                                                                                         \
+                                                                                              \
+    /* one chunk's part of the weight gradient, into its own slot of F·K */                  \
+    static void conv_dw_task_##SFX(void *ctx, int64_t t)                                      \
+    {                                                                                         \
+        const ConvJob *j = ctx;                                                               \
+        const ConvGeom *g = &j->g;                                                            \
+        int64_t s0, n;                                                                        \
+        conv_task_samples(j, t, &s0, &n);                                                     \
+        int64_t np = n * g->P;                                                                \
+        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
+        T *d = cols + g->K * np;                                                              \
+        im2col_##SFX((const T *)j->a + s0 * g->C * g->H * g->W, cols, n, g);                  \
+        gather_dy_##SFX(j->b, d, s0, n, g);                                                   \
+        GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->F, (int)g->K, (int)np, 1, d,    \
+             (int)np, cols, (int)np, 0, (T *)j->out + t * g->F * g->K, (int)g->K);            \
     }                                                                                         \
                                                                                               \
     void nnlrt_conv2d_dw_##SFX(const T *x, const T *dy, T *dw, int64_t B, int64_t C,          \
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,       \
                                int64_t stride, int64_t pad)                                   \
     {                                                                                         \
+        ConvJob j = {.a = x, .b = dy, .B = B,                                                 \
+                     .g = conv_geom(C, H, W, F, KH, KW, stride, pad)};                        \
         ConvThreads threads = conv_threads_one();                                             \
-        ConvGeom g = conv_geom(C, H, W, F, KH, KW, stride, pad);                              \
-        int64_t chunk = conv_chunk(&g, B, sizeof(T));                                         \
-        T *cols = conv_scratch_get((size_t)(g.K + g.F) * (size_t)(chunk * g.P) * sizeof(T));  \
-        T *d = cols + g.K * chunk * g.P;                                                      \
-        for (int64_t s0 = 0; s0 < B; s0 += chunk) {                                           \
-            int64_t n = B - s0 < chunk ? B - s0 : chunk, np = n * g.P;                        \
-            im2col_##SFX(x + s0 * C * H * W, cols, n, &g);                                    \
-            gather_dy_##SFX(dy, d, s0, n, &g);                                                \
-            GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)F, (int)g.K, (int)np, 1, d,    \
-                 (int)np, cols, (int)np, s0 ? 1 : 0, dw, (int)g.K);                           \
-        }                                                                                     \
+        j.chunk = conv_chunk(&j.g, B, sizeof(T));                                             \
+        int64_t ntasks = conv_tasks(&j), fk = F * j.g.K;                                      \
+        T *part = conv_partials(sizeof(T) * (size_t)(ntasks * fk));                          \
+        j.out = part;                                                                         \
+        nnlrt_parallel(ntasks, conv_dw_task_##SFX, &j);                                       \
+        memcpy(dw, part, sizeof(T) * (size_t)fk); /* the sum in task order */                 \
+        for (int64_t t = 1; t < ntasks; t++)                                                  \
+            for (int64_t i = 0; i < fk; i++)                                                  \
+                dw[i] += part[t * fk + i];                                                    \
         conv_threads_restore(threads);                                                        \
     }                                                                                         \
                                                                                               \
@@ -474,11 +576,33 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
             }                                                                                 \
     }                                                                                         \
                                                                                               \
+    /* planes [t·per_task, ...) of a 2x2 pooling, forward or backward */                     \
+    static void maxpool2_task_##SFX(void *ctx, int64_t t)                                     \
+    {                                                                                         \
+        const ConvJob *j = ctx;                                                               \
+        int64_t q0 = t * j->per_task, n = j->planes - q0 < j->per_task ? j->planes - q0        \
+                                                                      : j->per_task;          \
+        int64_t in = j->H * j->W, out = (j->H / 2) * (j->W / 2);                              \
+        maxpool2_##SFX((const T *)j->a + q0 * in, (T *)j->out + q0 * out, NULL, NULL, n,      \
+                       j->H, j->W);                                                           \
+    }                                                                                         \
+                                                                                              \
+    static void maxpool2_dx_task_##SFX(void *ctx, int64_t t)                                  \
+    {                                                                                         \
+        const ConvJob *j = ctx;                                                               \
+        int64_t q0 = t * j->per_task, n = j->planes - q0 < j->per_task ? j->planes - q0        \
+                                                                      : j->per_task;          \
+        int64_t in = j->H * j->W, out = (j->H / 2) * (j->W / 2);                              \
+        maxpool2_##SFX((const T *)j->a + q0 * in, NULL, (T *)j->out + q0 * in,                \
+                       (const T *)j->b + q0 * out, n, j->H, j->W);                            \
+    }                                                                                         \
+                                                                                              \
     void nnlrt_maxpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,          \
                              int64_t size, int64_t stride)                                    \
     {                                                                                         \
         if (size == 2 && stride == 2) {                                                       \
-            maxpool2_##SFX(x, y, NULL, NULL, planes, H, W);                                   \
+            ConvJob j = {.a = x, .out = y, .planes = planes, .H = H, .W = W};                 \
+            pool_parallel(&j, maxpool2_task_##SFX);                                           \
             return;                                                                           \
         }                                                                                     \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \
@@ -496,7 +620,8 @@ static int64_t maxpool2_sse(const float *r0, const float *r1, int64_t OW, float 
                                 int64_t W, int64_t size, int64_t stride)                      \
     {                                                                                         \
         if (size == 2 && stride == 2 && H % 2 == 0 && W % 2 == 0) { /* every x in a window */ \
-            maxpool2_##SFX(x, NULL, dx, dy, planes, H, W);                                    \
+            ConvJob j = {.a = x, .b = dy, .out = dx, .planes = planes, .H = H, .W = W};       \
+            pool_parallel(&j, maxpool2_dx_task_##SFX);                                        \
             return;                                                                           \
         }                                                                                     \
         int64_t OH = (H - size) / stride + 1, OW = (W - size) / stride + 1;                   \

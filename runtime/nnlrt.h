@@ -321,6 +321,10 @@ typedef struct {
  * _dx the gradient of x (overwritten), _dw that of w summed over the batch (overwritten).
  * Pooling works on `planes` = B·C images of H×W, windows of size×size every `stride`, no
  * padding: OH = (H − size) / stride + 1. _f64 variants are the same in double. */
+/* Reads NNL_THREADS (the runtime's threads, docs/cli.md) and exits with a message and
+ * status 2 when it is not a whole number from 1 to 16. nnlc and trainers call it first. */
+void nnlrt_threads_check(void);
+
 /* Whether the forward pass of float convolutions of stride 1 is computed directly (conv.c)
  * where the CPU has AVX2 and FMA: -1 where that measured faster (the default), 0 never
  * (im2col + GEMM), 1 wherever possible. For tests and bench/conv_rate.c. */

@@ -16,6 +16,14 @@ enum { NNLRT_ALIGN = 64 }; /* arenas and buffers: one cache line, any SIMD width
 /* n * elem, or "out of memory" and exit when that does not fit in a size_t. */
 size_t nnlrt_array_bytes(size_t n, size_t elem);
 
+/* ---- parallel.c: tasks on the calling thread and the runtime's workers ---- */
+
+typedef void (*NnlrtTaskFn)(void *ctx, int64_t task);
+/* Runs fn(ctx, t) for every t in [0, ntasks), each once, on any thread, and returns when
+ * all are done. Tasks must write disjoint memory; per-thread scratch is _Thread_local. */
+void nnlrt_parallel(int64_t ntasks, NnlrtTaskFn fn, void *ctx);
+int nnlrt_threads(void); /* the calling thread and the workers (starts them) */
+
 /* ---- error.c ---- */
 
 void nnlrt_verror(const char *file, long line, long col, const char *fmt, va_list ap);

@@ -483,6 +483,7 @@ static int trainer_run(TrainerArgs *a, NnlrtData *d)
 int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
 {
     nnlrt_set_program_name(trainer_basename(argc > 0 ? argv[0] : NULL));
+    nnlrt_threads_check();
     char **args = trainer_copy_args(argc, argv);
     TrainerArgs a;
     memset(&a, 0, sizeof a);

@@ -74,5 +74,11 @@ has "plot takes one file" err "plot takes one file"
 expect 2 "plot with --quiet" "$nnlc" plot --quiet a.csv
 expect 0 "help plot" "$nnlc" help plot
 has "usage: nnlc plot LOG.csv" out "help plot"
+# NNL_THREADS: a bad value is refused, not ignored
+expect 2 "NNL_THREADS=abc" env NNL_THREADS=abc "$nnlc" check "$tmp/ok.nnl"
+has "NNL_THREADS must be a whole number from 1 to 16, not 'abc'" err "NNL_THREADS=abc"
+expect 2 "NNL_THREADS=0" env NNL_THREADS=0 "$nnlc" check "$tmp/ok.nnl"
+expect 2 "NNL_THREADS=17" env NNL_THREADS=17 "$nnlc" check "$tmp/ok.nnl"
+expect 0 "NNL_THREADS=3" env NNL_THREADS=3 "$nnlc" check "$tmp/ok.nnl"
 
 exit $fail

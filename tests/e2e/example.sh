@@ -6,6 +6,8 @@
 #                          that prints it: lstsq_baseline)
 #   determinism SCRIPT     two runs with the same seed write byte-identical logs
 #   batchnorm              eval normalizes with the running statistics, training with the batch's
+#   threads                a CNN trained with NNL_THREADS=1, 2, 3: byte-identical logs and
+#                          parameters (the runtime's tasks do not depend on the thread count)
 #   dropout                dropout zeroes 30% in training (the loss it gives), none in validation
 #   diverge                NaN/Inf forced three ways: huge lr, log of 0 (exit 3), nan cell (1);
 #                          a NaN gradient under a finite loss (exit 3, naming the tensor)
@@ -192,6 +194,39 @@ resume)
     fi
     grep -q "truncated at byte 100" err.txt
     echo "resume: stopped and resumed runs end byte-identical; a truncated checkpoint is refused"
+    ;;
+threads)
+    # the runtime's worker threads change nothing: a CNN on random 12x12 images, batches of
+    # 40 (convolutions in tasks of 16, 16 and 8 samples), with 1, 2 and 3 threads
+    cd "$tmp"
+    awk 'BEGIN { srand(7); for (i = 0; i < 144; i++) printf "p%d,", i; print "y"
+                 for (r = 0; r < 100; r++) { for (i = 0; i < 144; i++) printf "%.4f,", rand()
+                                             print int(rand() * 3) } }' >img.csv
+    cat >cnn.nnl <<NNL
+data d = csv("img.csv", target = "y")
+model m(x[1, 12, 12]) {
+    c1 = conv2d(x, 4, 3, padding = 1)
+    p1 = max_pool(relu(c1))
+    c2 = relu(conv2d(p1, 9, 3))
+    return dense(flatten(c2), 3)
+}
+train m {
+    data = d
+    loss = cross_entropy
+    optimizer = adam(lr = 0.01)
+    epochs = 3
+    batch = 40
+    seed = 2
+}
+NNL
+    for t in 1 2 3; do
+        NNL_THREADS=$t "$nnlc" run cnn.nnl --quiet --log "t$t.csv" --save-params "t$t.params"
+    done
+    for t in 2 3; do
+        cmp t1.csv "t$t.csv"
+        cmp t1.params "t$t.params"
+    done
+    echo "threads: 1, 2 and 3 threads wrote identical logs and parameters"
     ;;
 batchnorm)
     # evaluation normalizes with the running statistics: after one full-batch step with

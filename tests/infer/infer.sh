@@ -143,7 +143,7 @@ lib)
     mkdir lib
     for cpu in native x86-64-v3; do
         "$nnlc" build --lib --quiet iris.nnl --cpu=$cpu -o lib/iris
-        $cc -std=c11 -Wall -Werror -I lib "$here/use_lib.c" lib/iris.o -lopenblas -lz -lm \
+        $cc -std=c11 -Wall -Werror -I lib "$here/use_lib.c" lib/iris.o -lopenblas -lz -lm -pthread \
             -o use_lib
         ./use_lib iris.ckpt <inputs.txt >got.csv
         cut -d, -f2- expect.csv >expect_outputs.csv
