@@ -91,10 +91,41 @@ static void fuse_count_uses(Fuse *f)
     }
 }
 
-/* Gives every marked node that must be in memory a location. */
+/* What computing n inline costs in each loop that uses it: its cheap operations (add,
+ * multiply, compare, select...) down to values in memory; FUSE_DEAR for anything dearer
+ * (a division, a transcendental function, a random draw). cost[] holds the nodes before n. */
+enum { FUSE_RECOMPUTE = 3, FUSE_DEAR = 1000 };
+
+static int fuse_inline_cost(const IrNode *n, const int *cost)
+{
+    int own;
+    switch (n->op) {
+    case OP_BROADCAST: case OP_NOGRAD: case OP_RESHAPE: own = 0; break;
+    case OP_NEG: case OP_ABS: case OP_ADD: case OP_SUB: case OP_MUL: case OP_MAX: case OP_MIN:
+    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE:
+        own = 1;
+        break;
+    default: return FUSE_DEAR;
+    }
+    for (int k = 0; k < 3 && n->in[k] && own < FUSE_DEAR; k++) {
+        const IrNode *x = n->in[k];
+        bool free = x->buf >= 0 || x->op == OP_CONST || x->op == OP_VAR;
+        own += free ? 0 : cost[x->id];
+    }
+    return own < FUSE_DEAR ? own : FUSE_DEAR;
+}
+
+/* Gives every marked node that must be in memory a location. An elementwise node that
+ * several loops use is materialized, unless it costs at most FUSE_RECOMPUTE cheap
+ * operations over values in memory: then each loop computes it again, which is cheaper than
+ * storing a tensor and loading it back (batch normalization's x − mean, its normalized
+ * value, relu's comparisons). */
 static void fuse_materialize(Fuse *f, bool inline_all)
 {
     IrProgram *p = f->p;
+    int *cost = nnl_malloc(sizeof(int) * (size_t)p->nnodes);
+    for (int i = 0; i < p->nnodes; i++)
+        cost[i] = FUSE_DEAR;
     for (int i = 0; i < p->nnodes; i++) {
         IrNode *n = p->nodes[i];
         if (!f->reach[i] || n->buf >= 0)
@@ -105,16 +136,22 @@ static void fuse_materialize(Fuse *f, bool inline_all)
         }
         OpClass c = ir_op_class(n->op);
         bool materialize = c == OPC_REDUCE || c == OPC_MATMUL || c == OPC_GATHER || c == OPC_CALL;
-        if (c == OPC_ELEM || n->op == OP_RAND || n->op == OP_RANDN)
-            materialize = !inline_all && n->uses > 1;
+        if (c == OPC_ELEM || n->op == OP_RAND || n->op == OP_RANDN) {
+            cost[i] = fuse_inline_cost(n, cost);
+            materialize = !inline_all && n->uses > 1 &&
+                          (n->uses >= 1000 || cost[i] > FUSE_RECOMPUTE);
+        }
         if (c == OPC_VIEW) {
             n->buf = n->in[0]->buf;
             n->buf_off = n->in[0]->buf_off;
             continue;
         }
-        if (materialize)
+        if (materialize) {
             n->buf = fuse_new_buf(f->plan, &n->shape);
+            cost[i] = 0;
+        }
     }
+    nnl_dealloc(cost);
 }
 
 static Kernel *fuse_add(Entry *e, KernelKind kind, IrNode *node)
