@@ -21,7 +21,7 @@
 
 #include "nnlrt_int.h"
 
-enum { NNLRT_MAX_THREADS = 16, PAR_SPIN = 20000 };
+enum { NNLRT_MAX_THREADS = 16, PAR_SPIN = 2000 };
 
 static struct {
     pthread_mutex_t lock;
