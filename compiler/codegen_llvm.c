@@ -620,24 +620,34 @@ static void cg_fill(Cg *cg, const IrNode *n, double v)
     cg_iter_end(cg, &it, loops);
 }
 
-/* r[...] = identity; for every element x of the operand: r[its reduced index] op= x */
+/* r[...] = identity; for every element x of the operand: r[its reduced index] op= x. Several
+ * reductions of one space (fuse_merge_loops) share the loop and the operands' values. */
 static void cg_kernel_reduce(Cg *cg, const Kernel *k)
 {
-    IrNode *r = k->node, *x = r->in[0];
-    cg_fill(cg, r, r->op == OP_SUM ? 0.0 : -INFINITY);
+    KernelOut one = {.node = k->node, .buf = k->node->buf, .off = k->node->buf_off};
+    const KernelOut *outs = k->nouts ? k->outs : &one;
+    int n = k->nouts ? k->nouts : 1;
+    for (int o = 0; o < n; o++)
+        cg_fill(cg, outs[o].node, outs[o].node->op == OP_SUM ? 0.0 : -INFINITY);
     Iter it;
     Loop loops[CG_MAX_DIMS];
     cg_clear_cache(cg);
     /* [B, 6, 28, 28] summed to [6, 1, 1] iterates [B, 6, 784] */
-    KernelOut out = {.node = r};
-    Shape space = cg_collapse(cg, &out, 1, &x->shape);
+    Shape space = cg_collapse(cg, outs, n, &k->node->in[0]->shape);
     cg_iter_begin(cg, &space, &it, loops);
-    LLVMValueRef v = cg_value(cg, x, &it);
-    LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, &it));
-    LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
-    LLVMValueRef args[2] = {acc, v};
-    LLVMValueRef nv = r->op == OP_SUM ? cg_fadd(cg, acc, v) : cg_intrinsic(cg, "llvm.maximum", args, 2);
-    LLVMBuildStore(cg->b, nv, p);
+    LLVMValueRef vals[64];
+    n = n < 64 ? n : 64;
+    for (int o = 0; o < n; o++)
+        vals[o] = cg_value(cg, outs[o].node->in[0], &it);
+    for (int o = 0; o < n; o++) {
+        IrNode *r = outs[o].node;
+        LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, &it));
+        LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
+        LLVMValueRef args[2] = {acc, vals[o]};
+        LLVMValueRef nv = r->op == OP_SUM ? cg_fadd(cg, acc, vals[o])
+                                          : cg_intrinsic(cg, "llvm.maximum", args, 2);
+        LLVMBuildStore(cg->b, nv, p);
+    }
     cg_iter_end(cg, &it, loops);
     cg_clear_cache(cg);
     cg->crank = 0;

@@ -140,6 +140,16 @@ static void fuse_materialize(Fuse *f, bool inline_all)
             cost[i] = fuse_inline_cost(n, cost);
             materialize = !inline_all && n->uses > 1 &&
                           (n->uses >= 1000 || cost[i] > FUSE_RECOMPUTE);
+            IrNode *x = n->in[0];
+            if (materialize && n->op == OP_BROADCAST && n->uses < 1000 &&
+                ir_op_class(x->op) == OPC_ELEM && x->buf < 0) {
+                /* a per-channel value broadcast to the batch: the value goes to memory
+                 * (its one use was this broadcast), not a batch-sized copy of it */
+                x->buf = fuse_new_buf(f->plan, &x->shape);
+                cost[x->id] = 0;
+                cost[i] = 0;
+                materialize = false;
+            }
         }
         if (c == OPC_VIEW) {
             n->buf = n->in[0]->buf;
@@ -231,14 +241,55 @@ static void fuse_entry_with_dests(Fuse *f, Entry *e, IrNode **roots, const int *
     nnl_dealloc(all);
 }
 
+/* Whether x's value, computed inline, reads r: x is r, or an operand not in memory does.
+ * *budget bounds the walk (an expression DAG can be walked along many paths); running out
+ * answers yes, which only keeps two loops apart. */
+static bool fuse_reads(const IrNode *x, const IrNode *r, int *budget)
+{
+    if (x == r || --*budget <= 0)
+        return true;
+    if (x->buf >= 0)
+        return false;
+    for (int k = 0; k < 3 && x->in[k]; k++)
+        if (fuse_reads(x->in[k], r, budget))
+            return true;
+    return false;
+}
+
+/* Whether reduction k can join the loop of the reductions of prev (adjacent kernels): the
+ * same operand shape and result shape, and k's operand reads none of prev's results (an
+ * operand that depended on them through memory would have a kernel in between). */
+static bool fuse_reductions_join(const Kernel *prev, const Kernel *k)
+{
+    const IrNode *a = prev->node, *b = k->node;
+    if (!shape_equal(&a->in[0]->shape, &b->in[0]->shape) || !shape_equal(&a->shape, &b->shape))
+        return false;
+    int n = prev->nouts ? prev->nouts : 1;
+    for (int o = 0; o < n; o++) {
+        int budget = 10000;
+        if (fuse_reads(b->in[0], prev->nouts ? prev->outs[o].node : a, &budget))
+            return false;
+    }
+    return true;
+}
+
 /* Consecutive elementwise loops over the same space become one loop with several outputs:
- * a later output reads an earlier one from a register instead of memory. */
+ * a later output reads an earlier one from a register instead of memory. Consecutive
+ * independent reductions of the same space become one loop with several accumulators (batch
+ * normalization's gradient sums dy and dy·x̂ in one pass); their nodes are then in outs. */
 static void fuse_merge_loops(Entry *e)
 {
     int w = 0;
     for (int i = 0; i < e->nkernels; i++) {
         Kernel *k = &e->kernels[i];
         Kernel *prev = w > 0 ? &e->kernels[w - 1] : NULL;
+        if (prev && prev->kind == K_REDUCE && k->kind == K_REDUCE &&
+            fuse_reductions_join(prev, k)) {
+            if (!prev->nouts)
+                kernel_out(prev, prev->node, prev->node->buf, prev->node->buf_off);
+            kernel_out(prev, k->node, k->node->buf, k->node->buf_off);
+            continue;
+        }
         if (prev && prev->kind == K_ELEM && k->kind == K_ELEM &&
             shape_equal(&prev->outs[0].node->shape, &k->outs[0].node->shape)) {
             for (int o = 0; o < k->nouts; o++)
@@ -422,6 +473,12 @@ void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan)
                 sb_printf(out, " over %s\n", shape_str(&tmp, &k->outs[0].node->shape));
             } else if (k->kind == K_SUMOUT) {
                 sb_printf(out, " %%%d -> sums[%d]\n", k->node->id, k->sum_index);
+            } else if (k->kind == K_REDUCE && k->nouts) {
+                for (int o = 0; o < k->nouts; o++) {
+                    sb_printf(out, "%s%%%d -> ", o ? ", " : " ", k->outs[o].node->id);
+                    fuse_dump_loc(out, k->outs[o].buf, k->outs[o].off);
+                }
+                sb_printf(out, " %s\n", shape_str(&tmp, &k->node->shape));
             } else {
                 sb_printf(out, " %%%d -> ", k->node->id);
                 fuse_dump_loc(out, k->node->buf, k->node->buf_off);

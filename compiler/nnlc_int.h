@@ -465,7 +465,8 @@ typedef struct {
 typedef struct {
     KernelKind kind;
     IrNode *node;     /* what is computed (REDUCE, MATMUL, PICK, ARGMAX, SUMOUT) */
-    KernelOut *outs;  /* ELEM: one loop computes every output, sharing subexpressions */
+    KernelOut *outs;  /* ELEM: one loop computes every output, sharing subexpressions;
+                       * REDUCE: empty, or the reductions of one loop (node the first) */
     int nouts;
     int sum_index;    /* SUMOUT: sums[sum_index] += the sum of node over the batch */
 } Kernel;
