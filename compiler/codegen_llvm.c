@@ -584,12 +584,38 @@ static Shape cg_collapse(Cg *cg, const KernelOut *outs, int nouts, const Shape *
     return cg_collapsed(cg, s);
 }
 
+/* r op= v at the iteration `it` (v of r's operand there): a reduction's step */
+static void cg_accumulate(Cg *cg, const IrNode *r, LLVMValueRef v, const Iter *it)
+{
+    LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, it));
+    LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
+    LLVMValueRef args[2] = {acc, v};
+    LLVMValueRef nv = r->op == OP_SUM ? cg_fadd(cg, acc, v)
+                                      : cg_intrinsic(cg, "llvm.maximum", args, 2);
+    LLVMBuildStore(cg->b, nv, p);
+}
+
+static void cg_fill(Cg *cg, const IrNode *n, double v);
+
 static void cg_kernel_elem(Cg *cg, const Kernel *k)
 {
     Iter it;
     Loop loops[CG_MAX_DIMS];
+    for (int o = 0; o < k->nreds; o++)
+        cg_fill(cg, k->reds[o].node, k->reds[o].node->op == OP_SUM ? 0.0 : -INFINITY);
     cg_clear_cache(cg);
-    Shape space = cg_collapse(cg, k->outs, k->nouts, &k->outs[0].node->shape);
+    Shape space = k->outs[0].node->shape;
+    if (k->nreds) { /* the reductions' shapes take part in merging dims */
+        KernelOut all[128];
+        int n = 0;
+        for (int o = 0; o < k->nouts && n < 128; o++)
+            all[n++] = k->outs[o];
+        for (int o = 0; o < k->nreds && n < 128; o++)
+            all[n++] = k->reds[o];
+        space = cg_collapse(cg, all, n, &space);
+    } else {
+        space = cg_collapse(cg, k->outs, k->nouts, &space);
+    }
     cg_iter_begin(cg, &space, &it, loops);
     LLVMValueRef vals[64];
     int nouts = k->nouts < 64 ? k->nouts : 64;
@@ -604,6 +630,12 @@ static void cg_kernel_elem(Cg *cg, const Kernel *k)
         LLVMValueRef idx = cg_index(cg, &k->outs[o].node->shape, &it);
         LLVMBuildStore(cg->b, vals[o], cg_elem_ptr(cg, k->outs[o].buf, k->outs[o].off, idx));
     }
+    LLVMValueRef rvals[64];
+    int nreds = k->nreds < 64 ? k->nreds : 64;
+    for (int o = 0; o < nreds; o++) /* the outputs' values are in the cache */
+        rvals[o] = cg_value(cg, k->reds[o].node->in[0], &it);
+    for (int o = 0; o < nreds; o++)
+        cg_accumulate(cg, k->reds[o].node, rvals[o], &it);
     if (cg->gnorm && cg_updates_arena(cg, k))
         cg_gnorm_add(cg, &it);
     cg_iter_end(cg, &it, loops);
@@ -639,15 +671,8 @@ static void cg_kernel_reduce(Cg *cg, const Kernel *k)
     n = n < 64 ? n : 64;
     for (int o = 0; o < n; o++)
         vals[o] = cg_value(cg, outs[o].node->in[0], &it);
-    for (int o = 0; o < n; o++) {
-        IrNode *r = outs[o].node;
-        LLVMValueRef p = cg_elem_ptr(cg, r->buf, r->buf_off, cg_index(cg, &r->shape, &it));
-        LLVMValueRef acc = LLVMBuildLoad2(cg->b, cg->T, p, "");
-        LLVMValueRef args[2] = {acc, vals[o]};
-        LLVMValueRef nv = r->op == OP_SUM ? cg_fadd(cg, acc, vals[o])
-                                          : cg_intrinsic(cg, "llvm.maximum", args, 2);
-        LLVMBuildStore(cg->b, nv, p);
-    }
+    for (int o = 0; o < n; o++)
+        cg_accumulate(cg, outs[o].node, vals[o], &it);
     cg_iter_end(cg, &it, loops);
     cg_clear_cache(cg);
     cg->crank = 0;
@@ -1018,8 +1043,12 @@ static void cg_entry(Cg *cg, int which)
 
 static bool cg_same_kernel(const Kernel *a, const Kernel *b)
 {
-    if (a->kind != b->kind || a->node != b->node || a->nouts != b->nouts)
+    if (a->kind != b->kind || a->node != b->node || a->nouts != b->nouts ||
+        a->nreds != b->nreds)
         return false;
+    for (int o = 0; o < a->nreds; o++)
+        if (a->reds[o].node != b->reds[o].node)
+            return false;
     for (int o = 0; o < a->nouts; o++)
         if (a->outs[o].node != b->outs[o].node || a->outs[o].buf != b->outs[o].buf ||
             a->outs[o].off != b->outs[o].off)

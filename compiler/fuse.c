@@ -273,10 +273,31 @@ static bool fuse_reductions_join(const Kernel *prev, const Kernel *k)
     return true;
 }
 
+/* Whether reduction kernel k can join elementwise kernel prev's loop: k reduces prev's
+ * space, and reads none of the reductions prev's loop already makes (they are complete
+ * only after it). It may read prev's outputs: the loop has them at hand. */
+static bool fuse_reduction_joins_loop(const Kernel *prev, const Kernel *k)
+{
+    if (!shape_equal(&prev->outs[0].node->shape, &k->node->in[0]->shape))
+        return false;
+    int n = k->nouts ? k->nouts : 1;
+    for (int o = 0; o < n; o++) {
+        const IrNode *r = k->nouts ? k->outs[o].node : k->node;
+        for (int q = 0; q < prev->nreds; q++) {
+            int budget = 10000;
+            if (fuse_reads(r->in[0], prev->reds[q].node, &budget))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Consecutive elementwise loops over the same space become one loop with several outputs:
  * a later output reads an earlier one from a register instead of memory. Consecutive
  * independent reductions of the same space become one loop with several accumulators (batch
- * normalization's gradient sums dy and dy·x̂ in one pass); their nodes are then in outs. */
+ * normalization's gradient sums dy and dy·x̂ in one pass); their nodes are then in outs. A
+ * reduction of an elementwise loop's space joins that loop (reds): the values it sums are
+ * not read from memory again. */
 static void fuse_merge_loops(Entry *e)
 {
     int w = 0;
@@ -290,7 +311,18 @@ static void fuse_merge_loops(Entry *e)
             kernel_out(prev, k->node, k->node->buf, k->node->buf_off);
             continue;
         }
-        if (prev && prev->kind == K_ELEM && k->kind == K_ELEM &&
+        if (prev && prev->kind == K_ELEM && k->kind == K_REDUCE &&
+            fuse_reduction_joins_loop(prev, k)) {
+            int n = k->nouts ? k->nouts : 1;
+            for (int o = 0; o < n; o++) {
+                IrNode *r = k->nouts ? k->outs[o].node : k->node;
+                prev->reds = nnl_realloc(prev->reds, sizeof(KernelOut) * (size_t)(prev->nreds + 1));
+                prev->reds[prev->nreds++] = (KernelOut){r, r->buf, r->buf_off};
+            }
+            nnl_dealloc(k->outs);
+            continue;
+        }
+        if (prev && prev->kind == K_ELEM && k->kind == K_ELEM && !prev->nreds &&
             shape_equal(&prev->outs[0].node->shape, &k->outs[0].node->shape)) {
             for (int o = 0; o < k->nouts; o++)
                 kernel_out(prev, k->outs[o].node, k->outs[o].buf, k->outs[o].off);
@@ -425,8 +457,10 @@ void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
 void fuse_free(Plan *plan)
 {
     for (int e = 0; e < ENTRY_COUNT; e++) {
-        for (int i = 0; i < plan->entries[e].nkernels; i++)
+        for (int i = 0; i < plan->entries[e].nkernels; i++) {
             nnl_dealloc(plan->entries[e].kernels[i].outs);
+            nnl_dealloc(plan->entries[e].kernels[i].reds);
+        }
         nnl_dealloc(plan->entries[e].kernels);
     }
     nnl_dealloc(plan->buf_elems);
@@ -470,7 +504,14 @@ void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan)
                     sb_printf(out, "%s%%%d -> ", o ? ", " : " ", k->outs[o].node->id);
                     fuse_dump_loc(out, k->outs[o].buf, k->outs[o].off);
                 }
-                sb_printf(out, " over %s\n", shape_str(&tmp, &k->outs[0].node->shape));
+                sb_printf(out, " over %s", shape_str(&tmp, &k->outs[0].node->shape));
+                for (int o = 0; o < k->nreds; o++) {
+                    sb_printf(out, "%s%%%d -> ", o ? ", " : "; reduce ", k->reds[o].node->id);
+                    fuse_dump_loc(out, k->reds[o].buf, k->reds[o].off);
+                }
+                if (k->nreds)
+                    sb_printf(out, " %s", shape_str(&tmp, &k->reds[0].node->shape));
+                sb_printf(out, "\n");
             } else if (k->kind == K_SUMOUT) {
                 sb_printf(out, " %%%d -> sums[%d]\n", k->node->id, k->sum_index);
             } else if (k->kind == K_REDUCE && k->nouts) {

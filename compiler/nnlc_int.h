@@ -468,6 +468,8 @@ typedef struct {
     KernelOut *outs;  /* ELEM: one loop computes every output, sharing subexpressions;
                        * REDUCE: empty, or the reductions of one loop (node the first) */
     int nouts;
+    KernelOut *reds;  /* ELEM: reductions over the same space in the same loop */
+    int nreds;
     int sum_index;    /* SUMOUT: sums[sum_index] += the sum of node over the batch */
 } Kernel;
 
