@@ -64,7 +64,7 @@ int main(int argc, char **argv)
             for (int mode = 0; mode < 2; mode++) {
                 nnlrt_conv_set_direct(mode);
                 double t0 = now();
-                nnlrt_conv2d_f32(x, w, NULL, y[mode], B, C, H, H, F, K, K, 1, pad);
+                nnlrt_conv2d_f32(x, w, NULL, y[mode], 0, B, C, H, H, F, K, K, 1, pad);
                 best[mode] = fmin(best[mode], now() - t0);
             }
             double t0 = now();

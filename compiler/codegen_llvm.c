@@ -794,12 +794,12 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
 }
 
 /* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, a convolution's bias or
- * NULL, B or the planes, then the geometry as constants). */
+ * NULL and its activation, B or the planes, then the geometry as constants). */
 static void cg_kernel_call(Cg *cg, const Kernel *k)
 {
     IrNode *y = k->node, *a = y->in[0], *b = y->in[1];
     int64_t lo = y->aux & 0xffff, hi = y->aux >> 16;
-    LLVMValueRef args[13];
+    LLVMValueRef args[14];
     int n = 0;
     const char *name = NULL;
     const Shape *img = NULL; /* the image the geometry is of: x's shape */
@@ -820,6 +820,8 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
         args[n++] = y->in[2] ? cg_buf_ptr(cg, y->in[2]->buf, y->in[2]->buf_off)
                              : LLVMConstPointerNull(cg->ptr);
     args[n++] = cg_buf_ptr(cg, y->buf, y->buf_off);
+    if (y->op == OP_CONV2D) /* the activation fuse_conv_relu gave it, or none */
+        args[n++] = k64(cg, y->index);
     int r = img->rank;
     if (y->op == OP_CONV2D || y->op == OP_CONV2D_DX || y->op == OP_CONV2D_DW) {
         const Shape *w = y->op == OP_CONV2D_DW ? &y->shape : &b->shape;
@@ -838,7 +840,7 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
         args[n++] = k64(cg, lo);
         args[n++] = k64(cg, hi);
     }
-    LLVMTypeRef types[13];
+    LLVMTypeRef types[14];
     for (int i = 0; i < n; i++)
         types[i] = LLVMTypeOf(args[i]);
     char fn[64];

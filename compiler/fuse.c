@@ -379,10 +379,72 @@ static void fuse_conv_bias(IrProgram *p)
     nnl_dealloc(uses);
 }
 
+static bool fuse_is_zero(const IrNode *n)
+{
+    return n->op == OP_CONST && n->value == 0;
+}
+
+/* Whether r is the standard library's relu of v, where(v > 0, v, where(v <= 0, 0, v)) */
+static bool fuse_is_relu(const IrNode *r, const IrNode *v)
+{
+    const IrNode *gt = r->in[0], *inner = r->in[2];
+    if (r->op != OP_WHERE || r->in[1] != v || gt->op != OP_GT || gt->in[0] != v ||
+        !fuse_is_zero(gt->in[1]) || inner->op != OP_WHERE || inner->in[2] != v ||
+        !fuse_is_zero(inner->in[1]))
+        return false;
+    const IrNode *le = inner->in[0];
+    return le->op == OP_LE && le->in[0] == v && fuse_is_zero(le->in[1]);
+}
+
+/* Whether node u uses v only in ways relu(v) serves as well as v: v > 0, v <= 0, or as a
+ * branch of relu's two `where`s (taken only where v > 0, or v is NaN). */
+static bool fuse_relu_invariant_use(const IrNode *u, const IrNode *v, const IrNode *relu)
+{
+    if ((u->op == OP_GT || u->op == OP_LE) && u->in[0] == v && fuse_is_zero(u->in[1]))
+        return true;
+    return u == relu || u == relu->in[2];
+}
+
+/* A convolution (or its bias view) that only relu reads: the routine applies relu as it
+ * writes (conv->index = 1), and relu's result becomes a view of the convolution's. Every
+ * other reader (the gradient's masks v > 0 and v <= 0) gets the same answers from relu(v)
+ * as from v, so the graph is otherwise left as it is. */
+static void fuse_conv_relu(IrProgram *p)
+{
+    for (int i = 0; i < p->nnodes; i++) {
+        IrNode *r = p->nodes[i];
+        if (r->op != OP_WHERE)
+            continue;
+        IrNode *v = r->in[1];
+        IrNode *c = v->op == OP_RESHAPE ? v->in[0] : v;
+        if (c->op != OP_CONV2D || c->index || v == p->output || !fuse_is_relu(r, v) ||
+            !shape_equal(&r->shape, &c->shape))
+            continue;
+        bool only = true;
+        for (int j = 0; j < p->nnodes && only; j++) {
+            const IrNode *u = p->nodes[j];
+            for (int k = 0; k < 3 && u->in[k] && only; k++)
+                if (u->in[k] == v && !fuse_relu_invariant_use(u, v, r))
+                    only = false;
+            /* the convolution itself read through another view: not ours to change */
+            for (int k = 0; k < 3 && u->in[k] && only; k++)
+                if (u != v && u->in[k] == c && v != c)
+                    only = false;
+        }
+        if (!only)
+            continue;
+        c->index = 1;
+        r->op = OP_RESHAPE;
+        r->in[0] = v;
+        r->in[1] = r->in[2] = NULL;
+    }
+}
+
 void fuse_plan(Nnl *nnl, IrProgram *p, Plan *plan)
 {
     (void)nnl;
     fuse_conv_bias(p);
+    fuse_conv_relu(p);
     *plan = (Plan){.nbufs = NNLRT_BUF_FIRST};
     plan->buf_elems = nnl_malloc(sizeof(int64_t) * NNLRT_BUF_FIRST);
     plan->buf_batched = nnl_malloc(sizeof(bool) * NNLRT_BUF_FIRST);
@@ -526,6 +588,8 @@ void fuse_dump(StrBuf *out, const IrProgram *p, const Plan *plan)
                 sb_printf(out, " %s", shape_str(&tmp, &k->node->shape));
                 if (k->node->op == OP_CONV2D && k->node->in[2])
                     sb_printf(out, " + bias %%%d", k->node->in[2]->id);
+                if (k->node->op == OP_CONV2D && k->node->index == 1)
+                    sb_printf(out, ", relu");
                 sb_printf(out, "\n");
             }
         }

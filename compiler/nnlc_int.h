@@ -251,7 +251,8 @@ struct IrNode {
     Source *src;        /* where in a script it comes from (NULL for generated nodes) */
     uint32_t off;
     double value;       /* CONST */
-    int index;          /* PARAM: tensor; VAR: VarKind; ARENA: ArenaKind */
+    int index;          /* PARAM: tensor; VAR: VarKind; ARENA: ArenaKind; CONV2D: the
+                           activation its routine applies (fuse_conv_relu): 0 none, 1 relu */
     int aux;            /* ARENA_STATE: state number; SUM/RMAX: reduced dims (bit 0 the
                            batch, bit 1+i dim i); MATMUL: bit 0 transpose A, bit 1 B */
     bool needs_grad;    /* depends on a parameter */

@@ -132,6 +132,7 @@ typedef struct {
     const void *a, *b, *bias; /* x or dy, w or dy, the bias */
     void *out;                /* y, dx, or the weight gradient's partial sums */
     const float *wt;          /* the direct kernel's filters */
+    bool relu;                /* the forward pass's activation */
     ConvGeom g;
     int64_t B, chunk;
     int64_t planes, H, W, per_task; /* pooling */
@@ -183,7 +184,7 @@ enum { CD_LANES = 8, CD_FILTERS = 8 };
  * output starting from its filter's bias bias8[fb]. */
 __attribute__((target("avx2,fma"))) static inline void
 conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, const float *wt,
-                  const float *bias8, int nf, float *y, int64_t OH, int64_t OW)
+                  const float *bias8, bool relu, int nf, float *y, int64_t OH, int64_t OW)
 {
     for (int64_t oh = 0; oh < OH; oh++)
         for (int64_t ow0 = 0; ow0 < OW; ow0 += CD_LANES) {
@@ -203,6 +204,11 @@ conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, co
                     }
                 }
             int64_t n = OW - ow0 < CD_LANES ? OW - ow0 : CD_LANES;
+            if (relu) /* keep v > 0 and NaN (compares unordered), else +0 */
+#pragma GCC unroll 8
+                for (int fb = 0; fb < CD_FILTERS; fb++)
+                    acc[fb] = _mm256_and_ps(acc[fb], _mm256_cmp_ps(acc[fb], _mm256_setzero_ps(),
+                                                                   _CMP_NLE_UQ));
 #pragma GCC unroll 8
             for (int fb = 0; fb < nf; fb++) {
                 float *yr = y + (fb * OH + oh) * OW + ow0;
@@ -220,8 +226,8 @@ conv_direct_block(const float *xp, int64_t HP, int64_t WP, const ConvGeom *g, co
 /* y[B][F][OH][OW] = x[B][C][H][W] convolved with the filters (stride 1, padding g->pad),
  * given as conv_direct_weights makes them, plus bias[f] (bias NULL: 0). */
 __attribute__((target("avx2,fma"))) static void
-conv_direct_run(const float *x, const float *wt, const float *bias, float *y, int64_t B,
-                const ConvGeom *g)
+conv_direct_run(const float *x, const float *wt, const float *bias, bool relu, float *y,
+                int64_t B, const ConvGeom *g)
 {
     int64_t HP = g->H + 2 * g->pad, WP = g->W + 2 * g->pad + CD_LANES;
     int64_t OH = HP - g->KH + 1, OW = g->W + 2 * g->pad - g->KW + 1, K = g->K;
@@ -238,7 +244,7 @@ conv_direct_run(const float *x, const float *wt, const float *bias, float *y, in
             float bias8[CD_FILTERS] = {0};
             for (int fb = 0; bias && fb < nf; fb++)
                 bias8[fb] = bias[f0 + fb];
-            conv_direct_block(xp, HP, WP, g, wt + f0 * K, bias8, nf,
+            conv_direct_block(xp, HP, WP, g, wt + f0 * K, bias8, relu, nf,
                               y + (s * g->F + f0) * OH * OW, OH, OW);
         }
     }
@@ -252,7 +258,7 @@ static void conv_direct_task(void *ctx, int64_t t)
     int64_t s0, n;
     conv_task_samples(j, t, &s0, &n);
     const ConvGeom *g = &j->g;
-    conv_direct_run((const float *)j->a + s0 * g->C * g->H * g->W, j->wt, j->bias,
+    conv_direct_run((const float *)j->a + s0 * g->C * g->H * g->W, j->wt, j->bias, j->relu,
                     (float *)j->out + s0 * g->F * g->P, n, g);
 }
 
@@ -412,16 +418,18 @@ static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
                 T *to = y + ((s0 + s) * g->F + f) * g->P;                                     \
                 const T *from = out + f * np + s * g->P;                                      \
                 T b = bias ? bias[f] : 0;                                                     \
-                for (int64_t p = 0; p < g->P; p++)                                            \
-                    to[p] = from[p] + b;                                                      \
+                for (int64_t p = 0; p < g->P; p++) {                                          \
+                    T v = from[p] + b;                                                        \
+                    to[p] = !j->relu || v > 0 || v != v ? v : 0;                              \
+                }                                                                             \
             }                                                                                 \
     }                                                                                         \
                                                                                               \
-    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t B,           \
-                            int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,           \
-                            int64_t KW, int64_t stride, int64_t pad)                          \
+    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t act,         \
+                            int64_t B, int64_t C, int64_t H, int64_t W, int64_t F,            \
+                            int64_t KH, int64_t KW, int64_t stride, int64_t pad)              \
     {                                                                                         \
-        ConvJob j = {.a = x, .b = w, .bias = bias, .out = y, .B = B,                          \
+        ConvJob j = {.a = x, .b = w, .bias = bias, .out = y, .B = B, .relu = act == 1,        \
                      .g = conv_geom(C, H, W, F, KH, KW, stride, pad)};                        \
         if (sizeof(T) == sizeof(float) && conv_direct(&j.g)) {                                \
             j.wt = conv_direct_weights((const float *)w, &j.g);                               \

@@ -317,7 +317,8 @@ typedef struct {
  *
  * Channels-first images, B of them: x[B][C][H][W]. conv2d: w[F][C][KH][KW] gives
  * y[B][F][OH][OW] with OH = (H + 2·pad − KH) / stride + 1 (likewise OW), zero padding,
- * plus bias[f] on every output of filter f (bias NULL: none);
+ * plus bias[f] on every output of filter f (bias NULL: none), then the activation `act`
+ * (0 none, 1 relu: v > 0 or NaN kept, else +0, as the standard library's relu);
  * _dx the gradient of x (overwritten), _dw that of w summed over the batch (overwritten).
  * Pooling works on `planes` = B·C images of H×W, windows of size×size every `stride`, no
  * padding: OH = (H − size) / stride + 1. _f64 variants are the same in double. */
@@ -330,9 +331,9 @@ void nnlrt_threads_check(void);
  * (im2col + GEMM), 1 wherever possible. For tests and bench/conv_rate.c. */
 void nnlrt_conv_set_direct(int mode);
 #define NNLRT_CONV_PROTOS(T, SFX)                                                            \
-    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t B,          \
-                            int64_t C, int64_t H, int64_t W, int64_t F, int64_t KH,          \
-                            int64_t KW, int64_t stride, int64_t pad);                        \
+    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t act,        \
+                            int64_t B, int64_t C, int64_t H, int64_t W, int64_t F,           \
+                            int64_t KH, int64_t KW, int64_t stride, int64_t pad);            \
     void nnlrt_conv2d_dx_##SFX(const T *dy, const T *w, T *dx, int64_t B, int64_t C,         \
                                int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,      \
                                int64_t stride, int64_t pad);                                 \

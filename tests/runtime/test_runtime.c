@@ -975,7 +975,7 @@ static void test_pool(void)
  * the same im2col + GEMM again) and im2col + GEMM, against the double one, for shapes that
  * leave filters and columns over (F, OW not multiples of 8), padding, rectangular filters,
  * one channel and several, one sample and several, strides 1 and 2, with a bias and
- * without. */
+ * without, with relu applied and without. */
 static void test_conv(void)
 {
     static const int64_t geoms[][9] = {
@@ -1003,11 +1003,12 @@ static void test_conv(void)
             x[i] = (float)(xd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.3));
         for (int64_t i = 0; i < nw; i++)
             w[i] = (float)(wd[i] = (float)(nnlrt_rand_uniform(&rng) - 0.5));
-        nnlrt_conv2d_f64(xd, wd, bd, yd, B, C, H, W, F, KH, KW, stride, pad);
+        int act = k % 3 == 0; /* relu applied by the routine */
+        nnlrt_conv2d_f64(xd, wd, bd, yd, act, B, C, H, W, F, KH, KW, stride, pad);
         for (int mode = 0; mode < 2; mode++) {
             nnlrt_conv_set_direct(mode);
-            nnlrt_conv2d_f32(x, w, k % 2 ? b : NULL, y[mode], B, C, H, W, F, KH, KW, stride,
-                             pad);
+            nnlrt_conv2d_f32(x, w, k % 2 ? b : NULL, y[mode], act, B, C, H, W, F, KH, KW,
+                             stride, pad);
             double worst = 0;
             for (int64_t i = 0; i < ny; i++)
                 worst = fmax(worst, fabs(y[mode][i] - yd[i]));
@@ -1017,6 +1018,23 @@ static void test_conv(void)
         nnlrt_conv_set_direct(-1);
         free(x), free(w), free(xd), free(wd), free(yd), free(y[0]), free(y[1]);
     }
+
+    /* relu as the standard library has it: a negative becomes +0, a NaN stays NaN (a 1x1
+     * filter of weight 1 over 16 columns: the direct kernel's vector and its tail) */
+    float xs[18] = {NAN, -1, 0, 2, -3, 4, -0.5f, 1, NAN, -2, 3, -4, 5, -6, 7, -8, 9, -10};
+    float one = 1, ys[2][18];
+    for (int mode = 0; mode < 2; mode++) {
+        nnlrt_conv_set_direct(mode);
+        nnlrt_conv2d_f32(xs, &one, NULL, ys[mode], 1, 1, 1, 1, 18, 1, 1, 1, 1, 0);
+        for (int i = 0; i < 18; i++) {
+            uint32_t bits;
+            memcpy(&bits, &ys[mode][i], sizeof bits);
+            bool good = isnan(xs[i]) ? isnan(ys[mode][i])
+                        : xs[i] > 0  ? ys[mode][i] == xs[i] : bits == 0;
+            EXPECT(good, "relu %s: %g gave %g", mode ? "direct" : "im2col", xs[i], ys[mode][i]);
+        }
+    }
+    nnlrt_conv_set_direct(-1);
 }
 
 int main(int argc, char **argv)
