@@ -54,34 +54,30 @@ static void conv_threads_restore(ConvThreads t)
         openblas_set_num_threads(t.saved);
 }
 
-/* One scratch area per thread, grown as needed and kept: a training step does not call
- * malloc. (Reachable until exit, like any buffer of a run.) */
-static _Thread_local void *conv_scratch;
-static _Thread_local size_t conv_scratch_size;
+/* Buffers kept per thread and grown as needed: a training step does not call malloc.
+ * (Reachable until exit, like any buffer of a run.) */
+typedef struct {
+    void *p;
+    size_t size;
+} ConvBuf;
+
+static void *conv_grow(ConvBuf *b, size_t bytes)
+{
+    if (bytes > b->size) {
+        nnlrt_free(b->p);
+        b->p = nnlrt_alloc_aligned(bytes);
+        b->size = bytes;
+    }
+    return b->p;
+}
+
+static _Thread_local ConvBuf conv_scratch;  /* im2col's columns, a padded image */
+static _Thread_local ConvBuf conv_partial;  /* the weight gradient's sum per task */
+static _Thread_local ConvBuf conv_filters;  /* the direct kernel's filter blocks */
 
 static void *conv_scratch_get(size_t bytes)
 {
-    if (bytes > conv_scratch_size) {
-        nnlrt_free(conv_scratch);
-        conv_scratch = nnlrt_alloc_aligned(bytes);
-        conv_scratch_size = bytes;
-    }
-    return conv_scratch;
-}
-
-/* The weight gradient's partial sums, one per task, kept by the calling thread as the
- * scratch area is. */
-static _Thread_local void *conv_partial;
-static _Thread_local size_t conv_partial_size;
-
-static void *conv_partials(size_t bytes)
-{
-    if (bytes > conv_partial_size) {
-        nnlrt_free(conv_partial);
-        conv_partial = nnlrt_alloc_aligned(bytes);
-        conv_partial_size = bytes;
-    }
-    return conv_partial;
+    return conv_grow(&conv_scratch, bytes);
 }
 
 typedef struct {
@@ -148,6 +144,14 @@ static void conv_task_samples(const ConvJob *j, int64_t t, int64_t *s0, int64_t 
 {
     *s0 = t * j->chunk;
     *n = j->B - *s0 < j->chunk ? j->B - *s0 : j->chunk;
+}
+
+/* Task t of an im2col routine: its samples, and this thread's scratch for them: room for
+ * the columns [K][n·P] and an [F][n·P] block after them, of elements of `elem` bytes. */
+static void *conv_task_begin(const ConvJob *j, int64_t t, size_t elem, int64_t *s0, int64_t *n)
+{
+    conv_task_samples(j, t, s0, n);
+    return conv_scratch_get((size_t)(j->g.K + j->g.F) * (size_t)(*n * j->g.P) * elem);
 }
 
 /* ---- direct convolution (float, stride 1, AVX2 + FMA) ---- */
@@ -264,15 +268,8 @@ static void conv_direct_task(void *ctx, int64_t t)
 
 static const float *conv_direct_weights(const float *w, const ConvGeom *g)
 {
-    static _Thread_local float *wt;
-    static _Thread_local size_t wt_size;
     int64_t blocks = (g->F + CD_FILTERS - 1) / CD_FILTERS;
-    size_t bytes = sizeof(float) * (size_t)(blocks * g->K * CD_FILTERS);
-    if (bytes > wt_size) {
-        nnlrt_free(wt);
-        wt = nnlrt_alloc_aligned(bytes);
-        wt_size = bytes;
-    }
+    float *wt = conv_grow(&conv_filters, sizeof(float) * (size_t)(blocks * g->K * CD_FILTERS));
     for (int64_t b = 0; b < blocks; b++)
         for (int64_t t = 0; t < g->K; t++)
             for (int64_t fb = 0; fb < CD_FILTERS; fb++) {
@@ -404,9 +401,8 @@ static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
         const ConvJob *j = ctx;                                                               \
         const ConvGeom *g = &j->g;                                                            \
         int64_t s0, n;                                                                        \
-        conv_task_samples(j, t, &s0, &n);                                                     \
+        T *cols = conv_task_begin(j, t, sizeof(T), &s0, &n);                                  \
         int64_t np = n * g->P;                                                                \
-        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
         T *out = cols + g->K * np;                                                            \
         const T *bias = j->bias;                                                              \
         T *y = j->out;                                                                        \
@@ -459,9 +455,8 @@ static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
         const ConvJob *j = ctx;                                                               \
         const ConvGeom *g = &j->g;                                                            \
         int64_t s0, n;                                                                        \
-        conv_task_samples(j, t, &s0, &n);                                                     \
+        T *cols = conv_task_begin(j, t, sizeof(T), &s0, &n);                                  \
         int64_t np = n * g->P, img = g->C * g->H * g->W;                                      \
-        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
         T *d = cols + g->K * np;                                                              \
         T *dx = (T *)j->out + s0 * img;                                                       \
         memset(dx, 0, sizeof(T) * (size_t)(n * img));                                         \
@@ -489,9 +484,8 @@ static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
         const ConvJob *j = ctx;                                                               \
         const ConvGeom *g = &j->g;                                                            \
         int64_t s0, n;                                                                        \
-        conv_task_samples(j, t, &s0, &n);                                                     \
+        T *cols = conv_task_begin(j, t, sizeof(T), &s0, &n);                                  \
         int64_t np = n * g->P;                                                                \
-        T *cols = conv_scratch_get((size_t)(g->K + g->F) * (size_t)np * sizeof(T));           \
         T *d = cols + g->K * np;                                                              \
         im2col_##SFX((const T *)j->a + s0 * g->C * g->H * g->W, cols, n, g);                  \
         gather_dy_##SFX(j->b, d, s0, n, g);                                                   \
@@ -508,7 +502,7 @@ static void pool_parallel(ConvJob *j, NnlrtTaskFn fn)
         ConvThreads threads = conv_threads_one();                                             \
         j.chunk = conv_chunk(&j.g, B, sizeof(T));                                             \
         int64_t ntasks = conv_tasks(&j), fk = F * j.g.K;                                      \
-        T *part = conv_partials(sizeof(T) * (size_t)(ntasks * fk));                          \
+        T *part = conv_grow(&conv_partial, sizeof(T) * (size_t)(ntasks * fk));                \
         j.out = part;                                                                         \
         nnlrt_parallel(ntasks, conv_dw_task_##SFX, &j);                                       \
         memcpy(dw, part, sizeof(T) * (size_t)fk); /* the sum in task order */                 \
