@@ -75,8 +75,8 @@ static void *par_worker(void *arg)
     return NULL;
 }
 
-/* NNL_THREADS: 0 when unset or empty, else its value; a value that is not a whole number
- * from 1 to NNLRT_MAX_THREADS is refused (exit 2), as NNL_FAIL_ALLOC's is, not ignored. */
+/* NNL_THREADS: 0 when unset or empty, -1 when it is not a whole number from 1 to
+ * NNLRT_MAX_THREADS, else its value. */
 static int par_setting(void)
 {
     const char *env = getenv("NNL_THREADS");
@@ -84,23 +84,26 @@ static int par_setting(void)
         return 0;
     char *end;
     long n = strtol(env, &end, 10);
-    if (*end || n < 1 || n > NNLRT_MAX_THREADS || env[0] < '0' || env[0] > '9') {
-        fprintf(stderr, "%s: error: NNL_THREADS must be a whole number from 1 to %d, not '%s'\n",
-                nnlrt_program_name(), NNLRT_MAX_THREADS, env);
-        exit(NNLRT_EIO);
-    }
+    if (*end || n < 1 || n > NNLRT_MAX_THREADS || env[0] < '0' || env[0] > '9')
+        return -1;
     return (int)n;
 }
 
+/* nnlc and trainers refuse a bad value (exit 2), as NNL_FAIL_ALLOC's, rather than ignore
+ * it. A --lib object, inside someone else's program, never exits: it uses the default. */
 void nnlrt_threads_check(void)
 {
-    (void)par_setting();
+    if (par_setting() >= 0)
+        return;
+    fprintf(stderr, "%s: error: NNL_THREADS must be a whole number from 1 to %d, not '%s'\n",
+            nnlrt_program_name(), NNLRT_MAX_THREADS, getenv("NNL_THREADS"));
+    exit(NNLRT_EIO);
 }
 
 static int par_wanted(void)
 {
     int n = par_setting();
-    if (n)
+    if (n > 0)
         return n;
     cpu_set_t set;
     n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;

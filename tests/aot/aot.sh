@@ -118,6 +118,17 @@ idx_subset() {
     { be32 2049; be32 "$3"; gzip -dc "$2" | tail -c +9 | head -c "$3"; } >"$5"
 }
 
+# fashion_subsets DIR N-TRAIN N-TEST: the first samples of Debian's Fashion-MNIST, as
+# plain IDX under the .gz names, in DIR/fashion-mnist (where the examples look)
+fashion_subsets() {
+    _src=/usr/share/datasets/fashion-mnist _dst=$1/fashion-mnist
+    mkdir -p "$_dst"
+    idx_subset "$_src/train-images-idx3-ubyte.gz" "$_src/train-labels-idx1-ubyte.gz" "$2" \
+        "$_dst/train-images-idx3-ubyte.gz" "$_dst/train-labels-idx1-ubyte.gz"
+    idx_subset "$_src/t10k-images-idx3-ubyte.gz" "$_src/t10k-labels-idx1-ubyte.gz" "$3" \
+        "$_dst/t10k-images-idx3-ubyte.gz" "$_dst/t10k-labels-idx1-ubyte.gz"
+}
+
 case $check in
 example)
     name=$1
@@ -160,14 +171,9 @@ fashion_cnn)
         echo "skipped: no Fashion-MNIST in /usr/share/datasets (dataset-fashion-mnist)"
         exit 0
     fi
-    mkdir -p "$tmp/model/fashion-mnist"
+    mkdir -p "$tmp/model"
     cp "$root/examples/fashion_cnn.nnl" "$tmp/model/"
-    idx_subset "$d/train-images-idx3-ubyte.gz" "$d/train-labels-idx1-ubyte.gz" 300 \
-        "$tmp/model/fashion-mnist/train-images-idx3-ubyte.gz" \
-        "$tmp/model/fashion-mnist/train-labels-idx1-ubyte.gz"
-    idx_subset "$d/t10k-images-idx3-ubyte.gz" "$d/t10k-labels-idx1-ubyte.gz" 100 \
-        "$tmp/model/fashion-mnist/t10k-images-idx3-ubyte.gz" \
-        "$tmp/model/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+    fashion_subsets "$tmp/model" 300 100
     build "$tmp/model/fashion_cnn.nnl" "$tmp/trainer" --cpu=native --set epochs=2
     no_llvm "$tmp/trainer"
     compare "$tmp/model/fashion_cnn.nnl" "$tmp/trainer" --set epochs=2
@@ -178,16 +184,10 @@ fashion)
         echo "skipped: no Fashion-MNIST in /usr/share/datasets (dataset-fashion-mnist)"
         exit 0
     fi
-    d=/usr/share/datasets/fashion-mnist
-    mkdir -p "$tmp/model/fashion-mnist"
+    mkdir -p "$tmp/model"
     cp "$root/examples/fashion_mnist.nnl" "$tmp/model/"
     # plain IDX under the .gz names: the loaders tell the two apart by their first bytes
-    idx_subset "$d/train-images-idx3-ubyte.gz" "$d/train-labels-idx1-ubyte.gz" 600 \
-        "$tmp/model/fashion-mnist/train-images-idx3-ubyte.gz" \
-        "$tmp/model/fashion-mnist/train-labels-idx1-ubyte.gz"
-    idx_subset "$d/t10k-images-idx3-ubyte.gz" "$d/t10k-labels-idx1-ubyte.gz" 200 \
-        "$tmp/model/fashion-mnist/t10k-images-idx3-ubyte.gz" \
-        "$tmp/model/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+    fashion_subsets "$tmp/model" 600 200
     build "$tmp/model/fashion_mnist.nnl" "$tmp/trainer" --cpu=native --set epochs=1
     no_llvm "$tmp/trainer"
     compare "$tmp/model/fashion_mnist.nnl" "$tmp/trainer" --set epochs=1
