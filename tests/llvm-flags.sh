@@ -1,6 +1,6 @@
 #!/bin/sh
 # llvm-flags.sh NNLC EXAMPLES — the optimized module of every example uses only the
-# fast-math flags of design.md §3 (reassoc contract arcp afn nsz): no nnan, ninf or fast,
+# fast-math flags of docs/internals.md (reassoc contract arcp afn nsz): no nnan, ninf or fast,
 # under which NaN checks would be folded away.
 set -eu
 nnlc=$1

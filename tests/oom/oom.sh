@@ -1,5 +1,6 @@
 #!/bin/sh
-# oom.sh NNLC MODE CASES — allocation-failure injection (issue 7; reliability note T4).
+# oom.sh NNLC MODE CASES — allocation-failure injection (docs/cli.md, Environment;
+# docs/checkpoints.md, How this is tested).
 #
 # NNL_FAIL_ALLOC=N makes the N-th allocation of a process fail (docs/cli.md); =count
 # prints how many there were. For each MODE this counts the allocations of one command on

@@ -39,7 +39,7 @@ which is the one that can import Debian's torch):
 The output is deterministic: a rerun rewrites the same bytes. The committed files were made
 with PyTorch 1.13 (Debian bookworm's python3-torch) on x86-64. Besides writing the files the
 script replays each run in float64 with the update rule written out by hand (the PyTorch
-rule in shared/notes/numerics.md, i.e. what an nnl `optimizer` body computes) and fails if
+rule in docs/optimizers.md, i.e. what an nnl `optimizer` body computes) and fails if
 that disagrees with torch.optim.SGD, so the references also check the documented rule.
 """
 
@@ -126,7 +126,7 @@ def train_torch(x, y, hp):
 
 
 def train_by_hand(x, y, hp):
-    """The same run in float64 with the update rule of shared/notes/numerics.md."""
+    """The same run in float64 with the update rule of docs/optimizers.md."""
     model = make_model().double()
     params = list(model.parameters())
     bufs = [None] * len(params)

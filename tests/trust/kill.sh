@@ -1,5 +1,6 @@
 #!/bin/bash
-# kill.sh NNLC — kill -9 through `nnlc run` itself (issue 7, reliability.md T5).
+# kill.sh NNLC — kill -9 through `nnlc run` itself (docs/checkpoints.md,
+# How this is tested).
 #
 # A small synthetic script (4 inputs, 4000 rows made here, 4 epochs of 250 steps) trains
 # with a checkpoint every 5 steps and a log. It is killed with SIGKILL after a random delay,

@@ -1,6 +1,6 @@
 #!/bin/sh
 # mutate.sh NNLC MUTATE EXAMPLES_DIR — every example truncated and mutated
-# (shared/notes/reliability.md T3): `nnlc check` on each damaged copy must exit 0 or 1
+# (bad input never crashes: docs/language.md §9): `nnlc check` on each damaged copy must exit 0 or 1
 # within 2 seconds of CPU time (and 20 of wall-clock time, for a machine shared with other
 # tests), with no sanitizer report. Per example: 15 truncations (evenly spread offsets)
 # and 15 mutations (MUTATE, seeded 1..15); NNL_LONG=1: a truncation at every byte and 300
