@@ -575,7 +575,7 @@ static bool aot_identifier(const char *s)
     return true;
 }
 
-/* The model's constants, then runtime/nnlrt_embed.c. */
+/* The model's constants, then runtime/nnlrt_lib.c. */
 static void aot_lib_glue(StrBuf *b, const AotInput *in, const char *name)
 {
     const NnlrtModel *m = in->model;
@@ -606,7 +606,7 @@ static void aot_lib_glue(StrBuf *b, const AotInput *in, const char *name)
         }
         sb_puts(b, "\n};\n\n");
     }
-    sb_puts(b, "#include \"nnlrt_embed.c\"\n");
+    sb_puts(b, "#include \"nnlrt_lib.c\"\n");
 }
 
 static void aot_lib_header(StrBuf *b, const AotInput *in, const char *name, const char *script)
@@ -729,8 +729,8 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
     const char *cc = aot_check_tools(nnl);
     if (!cc)
         return NNL_EUSAGE;
-    if (!aot_file_exists(NNLC_RUNTIME_INCLUDE "/nnlrt_embed.c")) {
-        diag_file_error(nnl, NNLC_RUNTIME_INCLUDE "/nnlrt_embed.c", "the nnl runtime is "
+    if (!aot_file_exists(NNLC_RUNTIME_INCLUDE "/nnlrt_lib.c")) {
+        diag_file_error(nnl, NNLC_RUNTIME_INCLUDE "/nnlrt_lib.c", "the nnl runtime is "
                         "missing (nnlc build --lib compiles it into the library)");
         return NNL_EUSAGE;
     }

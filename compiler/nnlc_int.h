@@ -579,7 +579,7 @@ typedef struct {
  * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
 NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 /* Writes the library opt->output + ".o" and ".h": the predict entry as NAME_nnl_predict
- * with runtime/nnlrt_embed.c around it (NAME_load, NAME_set_params, NAME_predict,
+ * with runtime/nnlrt_lib.c around it (NAME_load, NAME_set_params, NAME_predict,
  * NAME_error), NAME the last component of opt->output. */
 NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 

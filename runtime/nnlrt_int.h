@@ -125,7 +125,7 @@ int nnlrt_params_load(const NnlrtModel *m, const char *path, void *params);
 /* Writes with %.9g (float) or %.17g (double): enough digits to read back the same bits. */
 int nnlrt_params_dump(const NnlrtModel *m, const char *path, const void *params);
 
-/* ---- train.c: the buffer table, shared with gradcheck.c ---- */
+/* ---- train_loop.c: the buffer table, shared with gradcheck.c ---- */
 
 typedef struct {
     int64_t max_batch;

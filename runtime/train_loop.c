@@ -1,4 +1,4 @@
-/* train.c — the training driver: the buffer table, epochs of shuffled batches, validation,
+/* train_loop.c — the training driver: the buffer table, epochs of shuffled batches, validation,
  * the progress lines and the CSV log.
  *
  * Reproducibility: the parameters come from an rng seeded with cfg->seed, the sample order
