@@ -6,6 +6,7 @@
 #include <stdarg.h>
 
 #include "nnlrt.h"
+#include "nnlrt_util.h"
 
 #define NNLRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
@@ -144,8 +145,8 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
 /* The generator the parameters are initialised from. */
 void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
 
-/* ---- checkpoint.c: crash-safe checkpoints (the format: its top comment and
- * docs/formats.md) ---- */
+/* ---- checkpoint.c, checkpoint_files.c: crash-safe checkpoints (the format: checkpoint.c
+ * and docs/formats.md; the files: checkpoint_files.c) ---- */
 
 enum { NNLRT_CKPT_VERSION = 2, NNLRT_CKPT_HEADER = 160 };
 
@@ -175,24 +176,16 @@ typedef struct {
  * only the final fsync of the directory failed, which the message says). */
 bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
                             const NnlrtCheckpoint *c);
+/* The checkpoint's bytes, in the format (checkpoint.c), into an opened atomic write. */
+bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckpoint *c);
 /* Verifies <path> against m (magic, version, size, CRC, signature, then the metrics), then
  * fills c: its fields, and its arrays unless c->params is NULL. Returns 0, or NNLRT_EIO
  * (cannot open or read) / NNLRT_EUSER (refused) after reporting. */
 int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c);
 
 /* Failure injection for tests: the next checkpoint write fails at `step` as if the call
- * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */
-typedef enum {
-    NNLRT_CKPT_NONE,
-    NNLRT_CKPT_OPEN,      /* creating <path>.tmp.<pid> */
-    NNLRT_CKPT_WRITE,     /* the first fwrite */
-    NNLRT_CKPT_FLUSH,
-    NNLRT_CKPT_FSYNC,
-    NNLRT_CKPT_CLOSE,
-    NNLRT_CKPT_ROTATE,    /* the first rotation step (keep >= 2) */
-    NNLRT_CKPT_RENAME,    /* the temp file over <path> */
-    NNLRT_CKPT_DIRSYNC,   /* fsync of the directory, after the rename */
-} NnlrtCkptStep;
+ * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). The steps:
+ * nnlrt_util.h. */
 void nnlrt_checkpoint_fail_at(NnlrtCkptStep step, int err);
 
 #endif
