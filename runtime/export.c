@@ -17,7 +17,6 @@
  */
 #define _POSIX_C_SOURCE 200809L /* rmdir */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,45 +29,22 @@
 #error "export.c writes the parameter arena as little-endian data in place: port it"
 #endif
 
-/* ---- a growing string ---- */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} ExpStr;
-
-static void str_add(ExpStr *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void str_add(ExpStr *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && b->s && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 64;
-        b->s = nnlrt_realloc(b->s, b->cap);
-    }
-}
+/* ---- JSON ---- */
 
 /* s as a JSON string: quotes, backslashes and control characters escaped; the rest (UTF-8,
  * checked by the checkpoint reader) as it is. */
-static void str_json(ExpStr *b, const char *s)
+static void export_json_string(NnlrtStr *b, const char *s)
 {
-    str_add(b, "\"");
+    nnlrt_str_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            str_add(b, "\\%c", *p);
+            nnlrt_str_printf(b, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7F)
-            str_add(b, "\\u%04x", *p);
+            nnlrt_str_printf(b, "\\u%04x", *p);
         else
-            str_add(b, "%c", *p);
+            nnlrt_str_printf(b, "%c", *p);
     }
-    str_add(b, "\"");
+    nnlrt_str_printf(b, "\"");
 }
 
 /* ---- one output file: atomic_file.c ---- */
@@ -82,36 +58,36 @@ static void out_report(const NnlrtAtomic *o)
 /* ---- safetensors ---- */
 
 /* The JSON header, padded with spaces to a multiple of 8. */
-static void st_header(ExpStr *b, const NnlrtCheckpointTensors *t)
+static void st_header(NnlrtStr *b, const NnlrtCheckpointTensors *t)
 {
     const char *dtype = t->elem_size == 8 ? "F64" : "F32";
     int64_t at = 0;
-    str_add(b, "{");
+    nnlrt_str_printf(b, "{");
     for (int i = 0; i < t->n_tensors; i++) {
         const NnlrtTensor *x = &t->tensors[i];
-        str_json(b, x->name);
-        str_add(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
+        export_json_string(b, x->name);
+        nnlrt_str_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
         for (int d = 0; d < x->rank; d++)
-            str_add(b, "%s%lld", d ? "," : "", (long long)x->dims[d]);
+            nnlrt_str_printf(b, "%s%lld", d ? "," : "", (long long)x->dims[d]);
         int64_t end = at + x->size * t->elem_size;
-        str_add(b, "],\"data_offsets\":[%lld,%lld]},", (long long)at, (long long)end);
+        nnlrt_str_printf(b, "],\"data_offsets\":[%lld,%lld]},", (long long)at, (long long)end);
         at = end;
     }
-    str_add(b, "\"__metadata__\":{\"producer\":\"nnlc export\",\"step\":\"%lld\"}}",
+    nnlrt_str_printf(b, "\"__metadata__\":{\"producer\":\"nnlc export\",\"step\":\"%lld\"}}",
             (long long)t->step);
     while (b->len % 8)
-        str_add(b, " ");
+        nnlrt_str_printf(b, " ");
 }
 
 static bool st_write(NnlrtAtomic *o, const NnlrtCheckpointTensors *t)
 {
-    ExpStr h = {0};
+    NnlrtStr h = {0};
     st_header(&h, t);
     uint8_t n[8];
     for (int i = 0; i < 8; i++)
         n[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-    bool ok = nnlrt_atomic_write(o, n, 8) && nnlrt_atomic_write(o, h.s, h.len);
-    nnlrt_free(h.s);
+    bool ok = nnlrt_atomic_write(o, n, 8) && nnlrt_atomic_write(o, h.data, h.len);
+    nnlrt_str_free(&h);
     const char *arena = t->params;
     for (int i = 0; ok && i < t->n_tensors; i++) {
         const NnlrtTensor *x = &t->tensors[i];
@@ -158,18 +134,18 @@ static bool npy_safe_name(const char *name)
 
 static bool npy_write(NnlrtAtomic *o, const NnlrtTensor *x, const NnlrtCheckpointTensors *t)
 {
-    ExpStr h = {0};
-    str_add(&h, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", t->elem_size);
+    NnlrtStr h = {0};
+    nnlrt_str_printf(&h, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", t->elem_size);
     for (int d = 0; d < x->rank; d++)
-        str_add(&h, "%s%lld", d ? ", " : "", (long long)x->dims[d]);
-    str_add(&h, "%s), }", x->rank == 1 ? "," : "");
+        nnlrt_str_printf(&h, "%s%lld", d ? ", " : "", (long long)x->dims[d]);
+    nnlrt_str_printf(&h, "%s), }", x->rank == 1 ? "," : "");
     while ((10 + h.len + 1) % 64)
-        str_add(&h, " ");
-    str_add(&h, "\n");
+        nnlrt_str_printf(&h, " ");
+    nnlrt_str_printf(&h, "\n");
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)h.len,
                        (uint8_t)(h.len >> 8)};
-    bool ok = nnlrt_atomic_write(o, pre, 10) && nnlrt_atomic_write(o, h.s, h.len);
-    nnlrt_free(h.s);
+    bool ok = nnlrt_atomic_write(o, pre, 10) && nnlrt_atomic_write(o, h.data, h.len);
+    nnlrt_str_free(&h);
     const char *arena = t->params;
     return ok && nnlrt_atomic_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
 }
