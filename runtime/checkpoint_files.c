@@ -57,8 +57,9 @@ static char *ckpt_numbered(const CkptNames *n, char *buf, int64_t i)
     return buf;
 }
 
-/* Rotation renames the older checkpoints among themselves, never over the one being
- * written: rename(from, to), where a missing `from` is nothing to do. */
+/* rename(from, to), where a missing `from` is nothing to do. A rename outside
+ * atomic_file.c: rotation moves whole, older checkpoints among their own names; the new
+ * one is put in place by nnlrt_atomic_rename. */
 static bool ckpt_shift(const char *from, const char *to, NnlrtAtomic *a)
 {
     if (nnlrt_atomic_injected(a, NNLRT_CKPT_ROTATE))
@@ -94,7 +95,8 @@ static bool ckpt_rotate(const CkptNames *n, int64_t keep, bool *moved, NnlrtAtom
 /* ---- writing ---- */
 
 /* The rename over <path> failed after the rotation moved it to <path>.1: put it back where
- * it was (the rotation's own rename, undone); false when that fails too. */
+ * it was (a rename outside atomic_file.c: the rotation's own, undone); false when that
+ * fails too. */
 static bool ckpt_unrotate(const CkptNames *n)
 {
     return rename(ckpt_numbered(n, n->to, 1), n->path) == 0;
