@@ -6,7 +6,7 @@
 #include <stdarg.h>
 
 #include "nnlrt.h"
-#include "nnlrt_util.h"
+#include "nnlrt_util.h" /* atomic_file.c and str.c: nnlc uses them too */
 
 #define NNLRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
