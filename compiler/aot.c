@@ -575,7 +575,7 @@ static bool aot_identifier(const char *s)
     return true;
 }
 
-/* The model's constants, then runtime/nnlrt_embed.c. */
+/* The model's constants, then runtime/nnlrt_lib.c. */
 static void aot_lib_glue(StrBuf *b, const AotInput *in, const char *name)
 {
     const NnlrtModel *m = in->model;
@@ -606,7 +606,7 @@ static void aot_lib_glue(StrBuf *b, const AotInput *in, const char *name)
         }
         sb_puts(b, "\n};\n\n");
     }
-    sb_puts(b, "#include \"nnlrt_embed.c\"\n");
+    sb_puts(b, "#include \"nnlrt_lib.c\"\n");
 }
 
 static void aot_lib_header(StrBuf *b, const AotInput *in, const char *name, const char *script)
@@ -644,48 +644,64 @@ static void aot_lib_header(StrBuf *b, const AotInput *in, const char *name, cons
     sb_puts(b, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
 
-/* Writes `b` to path atomically: a temp file beside it, renamed over it. */
+/* Writes `b` to path atomically (runtime/atomic_file.c). A failure before the rename is
+ * reported against the temporary file, where it happened. */
 static bool aot_write_atomic(Nnl *nnl, const char *path, const StrBuf *b)
 {
-    const char *tmp = arena_printf(&nnl->arena, "%s.tmp.%ld", path, (long)getpid());
-    if (!aot_write(nnl, tmp, b))
-        return remove(tmp), false;
-    if (rename(tmp, path) == 0)
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, path, 0);
+    bool ok = nnlrt_atomic_open(&a) && nnlrt_atomic_write(&a, b->data, b->len) &&
+              nnlrt_atomic_close(&a);
+    if (!ok)
+        diag_file_error(nnl, a.tmp, "cannot write the file: %s", strerror(a.err));
+    else if (!nnlrt_atomic_rename(&a, "rename") || !nnlrt_atomic_sync_dir(&a)) {
+        ok = false;
+        diag_file_error(nnl, path, "cannot write the file: %s", strerror(a.err));
+    }
+    nnlrt_atomic_free(&a);
+    return ok;
+}
+
+/* The temporary object cc and objcopy wrote, synced and renamed over `out`; false after
+ * reporting. */
+static bool aot_put_object(Nnl *nnl, NnlrtAtomic *a)
+{
+    if (nnlrt_atomic_sync_written(a) && nnlrt_atomic_rename(a, "rename") &&
+        nnlrt_atomic_sync_dir(a))
         return true;
-    diag_file_error(nnl, path, "cannot write the file: %s", strerror(errno));
-    remove(tmp);
+    diag_file_error(nnl, a->path, "cannot write the file: %s", strerror(a->err));
     return false;
 }
 
 /* cc -c the glue, then cc -r: one relocatable object of both and of the runtime routines
  * the model calls (convolutions: libnnlrt.a's members, pulled in as needed), then objcopy
- * keeps only NAME_* global, so that two models' objects link into one program. */
+ * keeps only NAME_* global, so that two models' objects link into one program. Everything
+ * is allocated before the temporary object exists. */
 static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const char *out,
                               const char *name)
 {
     const char *compile[] = {cc, "-std=gnu11", "-O2", "-fPIC", "-I" NNLC_RUNTIME_INCLUDE, "-c",
                              t->c_file, "-o", t->c_obj, NULL};
-    NnlResult r = aot_run(nnl, compile);
-    const char *tmp = arena_printf(&nnl->arena, "%s.tmp.%ld", out, (long)getpid());
-    const char *merge[] = {cc, "-r", "-nostdlib", t->obj, t->c_obj, NNLC_RUNTIME_LIB, "-o", tmp,
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, out, 0);
+    const char *merge[] = {cc, "-r", "-nostdlib", t->obj, t->c_obj, NNLC_RUNTIME_LIB, "-o", a.tmp,
                            NULL};
-    if (r == NNL_OK)
-        r = aot_run(nnl, merge);
     static const char *const api[] = {"load", "set_params", "predict", "error", "nnl_predict"};
     const char *localize[AOT_MAX_ARGS];
     int n = 0;
     localize[n++] = "objcopy";
     for (size_t i = 0; i < NNL_COUNTOF(api); i++)
         localize[n++] = arena_printf(&nnl->arena, "--keep-global-symbol=%s_%s", name, api[i]);
-    localize[n++] = tmp;
+    localize[n++] = a.tmp;
     localize[n] = NULL;
+    NnlResult r = aot_run(nnl, compile);
+    if (r == NNL_OK)
+        r = aot_run(nnl, merge);
     if (r == NNL_OK)
         r = aot_run(nnl, localize);
-    if (r == NNL_OK && rename(tmp, out) != 0) {
-        diag_file_error(nnl, out, "cannot write the file: %s", strerror(errno));
+    if (r == NNL_OK && !aot_put_object(nnl, &a))
         r = NNL_EUSAGE;
-    }
-    remove(tmp);
+    nnlrt_atomic_free(&a);
     return r;
 }
 
@@ -729,8 +745,8 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
     const char *cc = aot_check_tools(nnl);
     if (!cc)
         return NNL_EUSAGE;
-    if (!aot_file_exists(NNLC_RUNTIME_INCLUDE "/nnlrt_embed.c")) {
-        diag_file_error(nnl, NNLC_RUNTIME_INCLUDE "/nnlrt_embed.c", "the nnl runtime is "
+    if (!aot_file_exists(NNLC_RUNTIME_INCLUDE "/nnlrt_lib.c")) {
+        diag_file_error(nnl, NNLC_RUNTIME_INCLUDE "/nnlrt_lib.c", "the nnl runtime is "
                         "missing (nnlc build --lib compiles it into the library)");
         return NNL_EUSAGE;
     }

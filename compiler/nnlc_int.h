@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "nnlc.h"
+#include "nnlrt_util.h"
 
 #define NNL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define NNL_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -42,17 +43,17 @@ char *arena_printf(Arena *a, const char *fmt, ...) NNL_PRINTF(2, 3);
 char *arena_vprintf(Arena *a, const char *fmt, va_list ap);
 void arena_free(Arena *a);
 
-/* Growable text buffer for building messages and dumps. */
-typedef struct {
-    char *data;
-    size_t len, cap;
-} StrBuf;
+/* Growable text buffer for building messages and dumps: the runtime's string
+ * (runtime/str.c), under the compiler's names. Running out of memory there reports
+ * "nnlc: error: out of memory (allocating N bytes)" and exits with status 2, as
+ * nnl_malloc does. */
+typedef NnlrtStr StrBuf;
 
-void sb_putc(StrBuf *b, char c);
-void sb_puts(StrBuf *b, const char *s);
-void sb_putn(StrBuf *b, const char *s, size_t n);
-void sb_printf(StrBuf *b, const char *fmt, ...) NNL_PRINTF(2, 3);
-void sb_free(StrBuf *b);
+static inline void sb_putc(StrBuf *b, char c) { nnlrt_str_putc(b, c); }
+static inline void sb_puts(StrBuf *b, const char *s) { nnlrt_str_puts(b, s); }
+static inline void sb_putn(StrBuf *b, const char *s, size_t n) { nnlrt_str_putn(b, s, n); }
+static inline void sb_free(StrBuf *b) { nnlrt_str_free(b); }
+#define sb_printf nnlrt_str_printf
 
 /* Number of bytes of the UTF-8 sequence starting at s (at most n), or 0 if invalid. */
 int utf8_seq_len(const unsigned char *s, size_t n);
@@ -579,7 +580,7 @@ typedef struct {
  * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
 NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 /* Writes the library opt->output + ".o" and ".h": the predict entry as NAME_nnl_predict
- * with runtime/nnlrt_embed.c around it (NAME_load, NAME_set_params, NAME_predict,
+ * with runtime/nnlrt_lib.c around it (NAME_load, NAME_set_params, NAME_predict,
  * NAME_error), NAME the last component of opt->output. */
 NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in);
 

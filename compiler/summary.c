@@ -189,7 +189,7 @@ void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const P
     summary_number(b, t.per_step);
     sb_puts(b, " per step (the update)\n");
 
-    /* the runtime's buffers for a step of `batch` samples (train.c: nnlrt_buffers_init) */
+    /* the runtime's buffers for a step of `batch` samples (train_loop.c: nnlrt_buffers_init) */
     double params = (double)p->nparam_elems * elem_size;
     double acts = 0;
     for (int i = NNLRT_BUF_FIRST; i < plan->nbufs; i++)

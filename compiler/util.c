@@ -1,4 +1,4 @@
-/* util.c — the one allocation function, arenas, text buffers, UTF-8. */
+/* util.c — the one allocation function, arenas, UTF-8. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,58 +101,6 @@ void arena_free(Arena *a)
         c = next;
     }
     a->head = NULL;
-}
-
-/* ---- text buffers ---- */
-
-static void sb_reserve(StrBuf *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    b->data = nnl_realloc(b->data, cap);
-    b->cap = cap;
-}
-
-void sb_putn(StrBuf *b, const char *s, size_t n)
-{
-    sb_reserve(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-void sb_putc(StrBuf *b, char c)
-{
-    sb_putn(b, &c, 1);
-}
-
-void sb_puts(StrBuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-void sb_printf(StrBuf *b, const char *fmt, ...)
-{
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n > 0) {
-        sb_reserve(b, (size_t)n);
-        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-        b->len += (size_t)n;
-    }
-    va_end(ap);
-}
-
-void sb_free(StrBuf *b)
-{
-    nnl_dealloc(b->data);
-    *b = (StrBuf){0};
 }
 
 /* ---- UTF-8 ---- */

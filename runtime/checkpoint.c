@@ -1,4 +1,4 @@
-/* checkpoint.c — crash-safe checkpoints: everything a run needs to go on bit-exactly.
+/* checkpoint.c — the checkpoint file format: everything a run needs to go on bit-exactly.
  *
  * The file (version 2; docs/formats.md says the same for users). Integers are
  * little-endian and of fixed width; f64 is an IEEE double stored as its u64 bits.
@@ -40,22 +40,15 @@
  * table well-formed, then the table and the parameter arena. Every refusal is reported as
  * "PATH: error: ..."; nothing of a refused file reaches the trainer.
  *
- * Writing is atomic and durable: "<path>.tmp.<pid>" in the same directory, written whole,
- * fflush, fsync, fclose, then the older checkpoints rotated (keep = K), then renamed over
- * <path>, then the directory fsynced. Until that rename <path> is the previous checkpoint,
- * byte for byte; a failure removes the temp file. A killed writer leaves a temp file:
- * nnlrt_checkpoint_clean_stale removes those of processes that are gone.
+ * Writing: nnlrt_checkpoint_put writes the bytes; checkpoint_files.c makes the write atomic
+ * and durable and rotates the older checkpoints.
  */
-#define _POSIX_C_SOURCE 200809L /* fsync, kill, link */
-#include <dirent.h>
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "nnlrt_int.h"
@@ -228,51 +221,19 @@ static void ckpt_decode_header(const uint8_t *h, NnlrtCheckpoint *c)
 
 /* ---- failure injection (tests) ---- */
 
-static NnlrtCkptStep ckpt_fail_step;
-static int ckpt_fail_errno;
-
-void nnlrt_checkpoint_fail_at(NnlrtCkptStep step, int err)
-{
-    ckpt_fail_step = step;
-    ckpt_fail_errno = err;
-}
-
-/* Whether the next call at `step` is to fail (once), with errno set as it would be. */
-static bool ckpt_injected(NnlrtCkptStep step)
-{
-    if (ckpt_fail_step != step)
-        return false;
-    ckpt_fail_step = NNLRT_CKPT_NONE;
-    errno = ckpt_fail_errno;
-    return true;
-}
-
 /* ---- writing ---- */
 
 typedef struct {
-    FILE *f;
+    NnlrtAtomic *a;
     uLong crc;
-    int err;              /* errno of the first failure, 0 while all is well */
-    const char *what;     /* the call that failed */
 } CkptOut;
-
-static bool out_fail(CkptOut *o, const char *what)
-{
-    if (!o->err) {
-        o->err = errno ? errno : EIO;
-        o->what = what;
-    }
-    return false;
-}
 
 static bool out_bytes(CkptOut *o, const void *p, size_t n)
 {
-    if (o->err)
+    if (o->a->err)
         return false;
     o->crc = crc32(o->crc, p, (uInt)n);
-    if (ckpt_injected(NNLRT_CKPT_WRITE) || fwrite(p, 1, n, o->f) != n)
-        return out_fail(o, "write");
-    return true;
+    return nnlrt_atomic_write(o->a, p, n);
 }
 
 /* n elements of `size` bytes from host order, as little-endian. */
@@ -317,8 +278,9 @@ static bool out_table(CkptOut *o, const NnlrtModel *m)
     return ok;
 }
 
-static bool out_contents(CkptOut *o, const NnlrtModel *m, const NnlrtCheckpoint *c)
+bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckpoint *c)
 {
+    CkptOut out = {a, crc32(0, Z_NULL, 0)}, *o = &out;
     uint8_t h[NNLRT_CKPT_HEADER];
     ckpt_encode_header(h, m, c);
     bool ok = out_bytes(o, h, sizeof h);
@@ -335,205 +297,6 @@ static bool out_contents(CkptOut *o, const NnlrtModel *m, const NnlrtCheckpoint 
     uint8_t crc[4];
     put_u32(crc, (uint32_t)o->crc);
     return ok && out_bytes(o, crc, 4);
-}
-
-/* The whole checkpoint into `tmp`, on disk when this returns true. */
-static bool ckpt_write_tmp(const char *tmp, const NnlrtModel *m, const NnlrtCheckpoint *c,
-                           CkptOut *o)
-{
-    o->crc = crc32(0, Z_NULL, 0);
-    o->f = ckpt_injected(NNLRT_CKPT_OPEN) ? NULL : fopen(tmp, "wb");
-    if (!o->f)
-        return out_fail(o, "creating the temporary file");
-    bool ok = out_contents(o, m, c);
-    if (ok && (ckpt_injected(NNLRT_CKPT_FLUSH) || fflush(o->f) != 0))
-        ok = out_fail(o, "fflush");
-    if (ok && (ckpt_injected(NNLRT_CKPT_FSYNC) || fsync(fileno(o->f)) != 0))
-        ok = out_fail(o, "fsync");
-    int closed = fclose(o->f);
-    if (ckpt_injected(NNLRT_CKPT_CLOSE))
-        closed = EOF;
-    if (closed != 0 && ok)
-        ok = out_fail(o, "fclose");
-    o->f = NULL;
-    return ok;
-}
-
-/* "<path><sep><n>", allocated: "ck.tmp.1234", "ck.2". */
-static char *ckpt_name(const char *path, const char *sep, long n)
-{
-    size_t len = strlen(path) + strlen(sep) + 24;
-    char *p = nnlrt_alloc(len);
-    snprintf(p, len, "%s%s%ld", path, sep, n);
-    return p;
-}
-
-/* The directory holding `path`, allocated: "." when it has no '/'. */
-static char *ckpt_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return nnlrt_strdup(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = nnlrt_alloc(n + 1);
-    memcpy(d, path, n);
-    d[n] = 0;
-    return d;
-}
-
-/* Every name a write needs, allocated before the temporary file exists: running out of
- * memory once it does would leave it behind, or a rotated checkpoint unrestored.
- * `from` and `to` are the rotation's "<path>.<n>", rewritten in place. */
-typedef struct {
-    const char *path;
-    char *tmp, *from, *to, *dir;
-    size_t len; /* bytes of from and to */
-} CkptNames;
-
-static CkptNames ckpt_names(const char *path)
-{
-    CkptNames n = {.path = path, .len = strlen(path) + 24};
-    n.tmp = ckpt_name(path, ".tmp.", (long)getpid());
-    n.from = nnlrt_alloc(n.len);
-    n.to = nnlrt_alloc(n.len);
-    n.dir = ckpt_dir(path);
-    return n;
-}
-
-static void ckpt_names_free(CkptNames *n)
-{
-    nnlrt_free(n->tmp);
-    nnlrt_free(n->from);
-    nnlrt_free(n->to);
-    nnlrt_free(n->dir);
-}
-
-/* "<path>.<i>" into buf (from or to of `n`). */
-static char *ckpt_numbered(const CkptNames *n, char *buf, int64_t i)
-{
-    snprintf(buf, n->len, "%s.%lld", n->path, (long long)i);
-    return buf;
-}
-
-/* rename(from, to), where a missing `from` is nothing to do. */
-static bool ckpt_shift(const char *from, const char *to, CkptOut *o)
-{
-    if (ckpt_injected(NNLRT_CKPT_ROTATE))
-        return out_fail(o, "rotating the older checkpoints");
-    if (rename(from, to) == 0 || errno == ENOENT)
-        return true;
-    return out_fail(o, "rotating the older checkpoints");
-}
-
-/* <path>.(K-2) -> <path>.(K-1), ..., <path>.1 -> <path>.2, each a rename; then <path>
- * becomes <path>.1 as a second link, so that <path> names a whole checkpoint at every
- * instant (a rename where links are not supported: *moved says so). */
-static bool ckpt_rotate(const CkptNames *n, int64_t keep, bool *moved, CkptOut *o)
-{
-    *moved = false;
-    bool ok = true;
-    for (int64_t i = keep - 1; ok && i >= 2; i--)
-        ok = ckpt_shift(ckpt_numbered(n, n->from, i - 1), ckpt_numbered(n, n->to, i), o);
-    if (!ok || keep < 2)
-        return ok;
-    const char *first = ckpt_numbered(n, n->to, 1);
-    if (unlink(first) != 0 && errno != ENOENT)
-        ok = out_fail(o, "rotating the older checkpoints");
-    else if (ckpt_injected(NNLRT_CKPT_ROTATE))
-        ok = out_fail(o, "rotating the older checkpoints");
-    else if (link(n->path, first) != 0 && errno != ENOENT) {
-        ok = ckpt_shift(n->path, first, o);
-        *moved = ok;
-    }
-    return ok;
-}
-
-/* rename() is atomic but not durable until the directory is synced. Filesystems that
- * cannot sync a directory say EINVAL: nothing more can be done there. */
-static bool ckpt_sync_dir(const char *dir, CkptOut *o)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return out_fail(o, "opening the directory");
-    bool ok = !ckpt_injected(NNLRT_CKPT_DIRSYNC) && (fsync(fd) == 0 || errno == EINVAL);
-    if (!ok)
-        out_fail(o, "fsync of the directory");
-    close(fd);
-    return ok;
-}
-
-bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
-                            const NnlrtCheckpoint *c)
-{
-    CkptNames n = ckpt_names(path);
-    struct stat st;
-    bool existed = stat(path, &st) == 0;
-    CkptOut o = {0};
-    bool moved = false;
-    bool ok = ckpt_write_tmp(n.tmp, m, c, &o) && ckpt_rotate(&n, keep, &moved, &o);
-    if (ok && (ckpt_injected(NNLRT_CKPT_RENAME) || rename(n.tmp, path) != 0)) {
-        ok = out_fail(&o, "renaming over the checkpoint");
-        /* put the previous one back where it was */
-        if (moved && rename(ckpt_numbered(&n, n.to, 1), path) != 0)
-            moved = false;
-    }
-    if (!ok) {
-        unlink(n.tmp);
-        nnlrt_error(path, 0, 0, "cannot write the checkpoint: %s (%s); %s", strerror(o.err),
-                    o.what, !existed ? "no checkpoint was written"
-                            : moved  ? "the previous checkpoint is now its '.1'"
-                                     : "the previous checkpoint is unchanged");
-    } else if (!ckpt_sync_dir(n.dir, &o)) {
-        ok = false;
-        nnlrt_error(path, 0, 0, "the checkpoint was written, but its directory cannot be "
-                    "synced: %s (%s); it may not survive a power loss", strerror(o.err), o.what);
-    }
-    ckpt_names_free(&n);
-    return ok;
-}
-
-/* ---- stale temporary files ---- */
-
-/* The pid of "<base>.tmp.<pid>", or 0 when `name` is not one. */
-static long ckpt_tmp_pid(const char *name, const char *base)
-{
-    size_t n = strlen(base);
-    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0)
-        return 0;
-    const char *digits = name + n + 5;
-    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
-        return 0;
-    return strtol(digits, NULL, 10);
-}
-
-/* A temp file is stale when the process that wrote it is gone (or is this one, which is
- * not writing yet): a live writer of the same path keeps its file. */
-static bool ckpt_stale(long pid)
-{
-    if (pid == (long)getpid())
-        return true;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
-
-void nnlrt_checkpoint_clean_stale(const char *path)
-{
-    char *dir = ckpt_dir(path);
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        long pid = ckpt_tmp_pid(e->d_name, base);
-        if (pid <= 0 || !ckpt_stale(pid))
-            continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *file = nnlrt_alloc(len);
-        snprintf(file, len, "%s/%s", dir, e->d_name);
-        unlink(file); /* best effort: a file that stays is only space */
-        nnlrt_free(file);
-    }
-    if (d)
-        closedir(d);
-    nnlrt_free(dir);
 }
 
 /* ---- reading ---- */

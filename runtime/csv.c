@@ -114,7 +114,7 @@ void nnlrt_csv_close(NnlrtCsv *c)
 {
     nnlrt_free(c->data);
     nnlrt_free(c->fields);
-    nnlrt_free(c->buf);
+    nnlrt_str_free(&c->buf);
     memset(c, 0, sizeof *c);
 }
 
@@ -148,15 +148,7 @@ void nnlrt_csv_error(const NnlrtCsv *c, size_t at, const char *fmt, ...)
 
 static void csv_put(NnlrtCsv *c, const char *s, size_t n)
 {
-    if (c->buf_cap - c->buf_len < n + 1) {
-        size_t cap = c->buf_cap ? c->buf_cap : 256;
-        while (cap - c->buf_len < n + 1)
-            cap = nnlrt_array_bytes(cap, 2);
-        c->buf = nnlrt_realloc(c->buf, cap);
-        c->buf_cap = cap;
-    }
-    memcpy(c->buf + c->buf_len, s, n);
-    c->buf_len += n;
+    nnlrt_str_putn(&c->buf, s, n);
 }
 
 static void csv_begin_field(NnlrtCsv *c, size_t at)
@@ -166,7 +158,7 @@ static void csv_begin_field(NnlrtCsv *c, size_t at)
         c->fields = nnlrt_realloc(c->fields,
                                   nnlrt_array_bytes((size_t)c->cap_fields, sizeof *c->fields));
     }
-    c->fields[c->n_fields++] = (NnlrtCsvField){at, c->buf_len};
+    c->fields[c->n_fields++] = (NnlrtCsvField){at, c->buf.len};
 }
 
 static size_t csv_skip_blanks(const NnlrtCsv *c, size_t p)
@@ -205,7 +197,7 @@ static bool csv_quoted_field(NnlrtCsv *c, size_t *pp)
             p = at + 2;
             continue;
         }
-        c->buf_len--;
+        c->buf.len--;
         p = at + 1;
         break;
     }
@@ -221,7 +213,7 @@ static bool csv_quoted_field(NnlrtCsv *c, size_t *pp)
 static bool csv_split_line(NnlrtCsv *c)
 {
     c->n_fields = 0;
-    c->buf_len = 0;
+    nnlrt_str_clear(&c->buf);
     size_t p = c->line_start;
     for (;;) {
         p = csv_skip_blanks(c, p);
@@ -274,7 +266,7 @@ int nnlrt_csv_next(NnlrtCsv *c)
 
 const char *nnlrt_csv_text(const NnlrtCsv *c, int field)
 {
-    return c->buf + c->fields[field].text;
+    return c->buf.data + c->fields[field].text;
 }
 
 bool nnlrt_csv_number(const NnlrtCsv *c, int field, bool single, double *v)

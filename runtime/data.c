@@ -1,7 +1,7 @@
 /* data.c — data sets whatever their file: element types, split, standardize, free.
  *
  * A data set keeps the element type its file had (NnlrtType) and a scale for its inputs;
- * only train.c's batch gathering converts in bulk. The accessors here convert one element
+ * only train_loop.c's batch gathering converts in bulk. The accessors here convert one element
  * at a time, for checks, messages and standardize.
  */
 #include <math.h>

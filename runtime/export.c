@@ -11,15 +11,12 @@
  *                a dict {'descr': '<f4', 'fortran_order': False, 'shape': (2, 8), }
  *                padded with spaces and ended by '\n' to a multiple of 64, then the data.
  *
- * Every file is written whole to "<file>.tmp.<pid>" next to it, fflushed and fsynced,
- * then renamed over <file> (for npy: all files are written before the first rename), then
- * the directory is fsynced: a failed export removes its temporary files and leaves no
- * file half-written. docs/formats.md describes both formats for users.
+ * Every file is written atomically (atomic_file.c); for npy, all files are written before
+ * the first rename: a failed export removes its temporary files and leaves no file
+ * half-written. docs/formats.md describes both formats for users.
  */
-#define _POSIX_C_SOURCE 200809L /* fsync */
+#define _POSIX_C_SOURCE 200809L /* rmdir */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,175 +29,69 @@
 #error "export.c writes the parameter arena as little-endian data in place: port it"
 #endif
 
-/* ---- a growing string ---- */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} ExpStr;
-
-static void str_add(ExpStr *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void str_add(ExpStr *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && b->s && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = b->cap * 2 + (size_t)(n > 0 ? n : 0) + 64;
-        b->s = nnlrt_realloc(b->s, b->cap);
-    }
-}
+/* ---- JSON ---- */
 
 /* s as a JSON string: quotes, backslashes and control characters escaped; the rest (UTF-8,
  * checked by the checkpoint reader) as it is. */
-static void str_json(ExpStr *b, const char *s)
+static void export_json_string(NnlrtStr *b, const char *s)
 {
-    str_add(b, "\"");
+    nnlrt_str_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            str_add(b, "\\%c", *p);
+            nnlrt_str_printf(b, "\\%c", *p);
         else if (*p < 0x20 || *p == 0x7F)
-            str_add(b, "\\u%04x", *p);
+            nnlrt_str_printf(b, "\\u%04x", *p);
         else
-            str_add(b, "%c", *p);
+            nnlrt_str_printf(b, "%c", *p);
     }
-    str_add(b, "\"");
+    nnlrt_str_printf(b, "\"");
 }
 
-/* ---- one output file: temporary, then renamed ---- */
+/* ---- one output file: atomic_file.c ---- */
 
-typedef struct {
-    const char *path;     /* the file to write */
-    char *tmp;            /* "<path>.tmp.<pid>" */
-    FILE *f;
-    int err;              /* errno of the first failure */
-    const char *what;     /* the call that failed */
-} ExpOut;
-
-static bool out_fail(ExpOut *o, const char *what)
-{
-    if (!o->err) {
-        o->err = errno ? errno : EIO;
-        o->what = what;
-    }
-    return false;
-}
-
-static bool out_open(ExpOut *o, const char *path)
-{
-    size_t n = strlen(path) + 32;
-    o->path = path;
-    o->tmp = nnlrt_alloc(n);
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    o->f = fopen(o->tmp, "wb");
-    return o->f || out_fail(o, "creating the temporary file");
-}
-
-static bool out_write(ExpOut *o, const void *p, size_t n)
-{
-    if (o->err)
-        return false;
-    return fwrite(p, 1, n, o->f) == n || out_fail(o, "write");
-}
-
-/* Flushes, syncs and closes the temporary file: whole on disk when this returns true. */
-static bool out_close(ExpOut *o)
-{
-    bool ok = !o->err;
-    if (ok && fflush(o->f) != 0)
-        ok = out_fail(o, "fflush");
-    if (ok && fsync(fileno(o->f)) != 0)
-        ok = out_fail(o, "fsync");
-    if (fclose(o->f) != 0 && ok)
-        ok = out_fail(o, "fclose");
-    o->f = NULL;
-    return ok;
-}
-
-/* Removes the temporary file (when it is still there) and frees o. */
-static void out_discard(ExpOut *o)
-{
-    if (o->f)
-        fclose(o->f);
-    if (o->tmp)
-        unlink(o->tmp);
-    nnlrt_free(o->tmp);
-    memset(o, 0, sizeof *o);
-}
-
-static void out_report(const ExpOut *o)
+static void out_report(const NnlrtAtomic *o)
 {
     nnlrt_error(o->path, 0, 0, "cannot write the export: %s (%s); nothing was written",
                 strerror(o->err), o->what);
 }
 
-/* rename() is durable once the directory is synced; EINVAL: it cannot be, nothing to do. */
-static bool sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return false;
-    bool ok = fsync(fd) == 0 || errno == EINVAL;
-    close(fd);
-    return ok;
-}
-
-/* The directory holding `path`, allocated: "." when it has no '/'. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return nnlrt_strdup(".");
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    char *d = nnlrt_alloc(n + 1);
-    memcpy(d, path, n);
-    d[n] = 0;
-    return d;
-}
-
 /* ---- safetensors ---- */
 
 /* The JSON header, padded with spaces to a multiple of 8. */
-static void st_header(ExpStr *b, const NnlrtCheckpointTensors *t)
+static void st_header(NnlrtStr *b, const NnlrtCheckpointTensors *t)
 {
     const char *dtype = t->elem_size == 8 ? "F64" : "F32";
     int64_t at = 0;
-    str_add(b, "{");
+    nnlrt_str_printf(b, "{");
     for (int i = 0; i < t->n_tensors; i++) {
         const NnlrtTensor *x = &t->tensors[i];
-        str_json(b, x->name);
-        str_add(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
+        export_json_string(b, x->name);
+        nnlrt_str_printf(b, ":{\"dtype\":\"%s\",\"shape\":[", dtype);
         for (int d = 0; d < x->rank; d++)
-            str_add(b, "%s%lld", d ? "," : "", (long long)x->dims[d]);
+            nnlrt_str_printf(b, "%s%lld", d ? "," : "", (long long)x->dims[d]);
         int64_t end = at + x->size * t->elem_size;
-        str_add(b, "],\"data_offsets\":[%lld,%lld]},", (long long)at, (long long)end);
+        nnlrt_str_printf(b, "],\"data_offsets\":[%lld,%lld]},", (long long)at, (long long)end);
         at = end;
     }
-    str_add(b, "\"__metadata__\":{\"producer\":\"nnlc export\",\"step\":\"%lld\"}}",
+    nnlrt_str_printf(b, "\"__metadata__\":{\"producer\":\"nnlc export\",\"step\":\"%lld\"}}",
             (long long)t->step);
     while (b->len % 8)
-        str_add(b, " ");
+        nnlrt_str_printf(b, " ");
 }
 
-static bool st_write(ExpOut *o, const NnlrtCheckpointTensors *t)
+static bool st_write(NnlrtAtomic *o, const NnlrtCheckpointTensors *t)
 {
-    ExpStr h = {0};
+    NnlrtStr h = {0};
     st_header(&h, t);
     uint8_t n[8];
     for (int i = 0; i < 8; i++)
         n[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-    bool ok = out_write(o, n, 8) && out_write(o, h.s, h.len);
-    nnlrt_free(h.s);
+    bool ok = nnlrt_atomic_write(o, n, 8) && nnlrt_atomic_write(o, h.data, h.len);
+    nnlrt_str_free(&h);
     const char *arena = t->params;
     for (int i = 0; ok && i < t->n_tensors; i++) {
         const NnlrtTensor *x = &t->tensors[i];
-        ok = out_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
+        ok = nnlrt_atomic_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
     }
     return ok;
 }
@@ -213,20 +104,16 @@ static int export_safetensors(const char *out, const NnlrtCheckpointTensors *t)
                         "safetensors, where that key holds the metadata: use --format npy");
             return NNLRT_EUSER;
         }
-    ExpOut o = {0};
-    bool ok = out_open(&o, out) && st_write(&o, t) && out_close(&o);
-    if (ok && rename(o.tmp, out) != 0)
-        ok = out_fail(&o, "renaming over the file");
+    NnlrtAtomic o;
+    nnlrt_atomic_init(&o, out, 0);
+    bool ok = nnlrt_atomic_open(&o) && st_write(&o, t) && nnlrt_atomic_close(&o) &&
+              nnlrt_atomic_rename(&o, "renaming over the file");
     if (!ok)
         out_report(&o);
-    out_discard(&o);
-    if (ok) {
-        char *dir = dir_of(out);
-        if (!sync_dir(dir))
-            nnlrt_error(out, 0, 0, "written, but its directory cannot be synced: %s",
-                        strerror(errno));
-        nnlrt_free(dir);
-    }
+    else if (!nnlrt_atomic_sync_dir(&o))
+        nnlrt_error(out, 0, 0, "written, but its directory cannot be synced: %s",
+                    strerror(o.err));
+    nnlrt_atomic_free(&o);
     return ok ? NNLRT_OK : NNLRT_EIO;
 }
 
@@ -245,22 +132,22 @@ static bool npy_safe_name(const char *name)
     return true;
 }
 
-static bool npy_write(ExpOut *o, const NnlrtTensor *x, const NnlrtCheckpointTensors *t)
+static bool npy_write(NnlrtAtomic *o, const NnlrtTensor *x, const NnlrtCheckpointTensors *t)
 {
-    ExpStr h = {0};
-    str_add(&h, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", t->elem_size);
+    NnlrtStr h = {0};
+    nnlrt_str_printf(&h, "{'descr': '<f%d', 'fortran_order': False, 'shape': (", t->elem_size);
     for (int d = 0; d < x->rank; d++)
-        str_add(&h, "%s%lld", d ? ", " : "", (long long)x->dims[d]);
-    str_add(&h, "%s), }", x->rank == 1 ? "," : "");
+        nnlrt_str_printf(&h, "%s%lld", d ? ", " : "", (long long)x->dims[d]);
+    nnlrt_str_printf(&h, "%s), }", x->rank == 1 ? "," : "");
     while ((10 + h.len + 1) % 64)
-        str_add(&h, " ");
-    str_add(&h, "\n");
+        nnlrt_str_printf(&h, " ");
+    nnlrt_str_printf(&h, "\n");
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)h.len,
                        (uint8_t)(h.len >> 8)};
-    bool ok = out_write(o, pre, 10) && out_write(o, h.s, h.len);
-    nnlrt_free(h.s);
+    bool ok = nnlrt_atomic_write(o, pre, 10) && nnlrt_atomic_write(o, h.data, h.len);
+    nnlrt_str_free(&h);
     const char *arena = t->params;
-    return ok && out_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
+    return ok && nnlrt_atomic_write(o, arena + x->offset * t->elem_size, (size_t)(x->size * t->elem_size));
 }
 
 /* DIR exists as a directory, or is made; *made says which. */
@@ -284,22 +171,16 @@ static bool npy_dir(const char *dir, bool *made)
 }
 
 /* Every tensor's temporary file, then every rename. */
-static bool npy_write_all(const char *dir, const NnlrtCheckpointTensors *t, ExpOut *outs,
-                          char **paths)
+static bool npy_write_all(const NnlrtCheckpointTensors *t, NnlrtAtomic *outs)
 {
-    for (int i = 0; i < t->n_tensors; i++) {
-        size_t n = strlen(dir) + strlen(t->tensors[i].name) + 8;
-        paths[i] = nnlrt_alloc(n);
-        snprintf(paths[i], n, "%s/%s.npy", dir, t->tensors[i].name);
-        if (!out_open(&outs[i], paths[i]) || !npy_write(&outs[i], &t->tensors[i], t) ||
-            !out_close(&outs[i])) {
+    for (int i = 0; i < t->n_tensors; i++)
+        if (!nnlrt_atomic_open(&outs[i]) || !npy_write(&outs[i], &t->tensors[i], t) ||
+            !nnlrt_atomic_close(&outs[i])) {
             out_report(&outs[i]);
             return false;
         }
-    }
     for (int i = 0; i < t->n_tensors; i++)
-        if (rename(outs[i].tmp, paths[i]) != 0) {
-            out_fail(&outs[i], "renaming over the file");
+        if (!nnlrt_atomic_rename(&outs[i], "renaming over the file")) {
             out_report(&outs[i]);
             return false;
         }
@@ -319,22 +200,27 @@ static int export_npy(const char *dir, const NnlrtCheckpointTensors *t)
     if (!npy_dir(dir, &made))
         return NNLRT_EIO;
     int n = t->n_tensors;
-    ExpOut *outs = nnlrt_alloc(sizeof *outs * (size_t)(n ? n : 1));
+    NnlrtAtomic *outs = nnlrt_alloc(sizeof *outs * (size_t)(n ? n : 1));
     char **paths = nnlrt_alloc(sizeof *paths * (size_t)(n ? n : 1));
-    memset(outs, 0, sizeof *outs * (size_t)(n ? n : 1));
-    memset(paths, 0, sizeof *paths * (size_t)(n ? n : 1));
-    bool ok = npy_write_all(dir, t, outs, paths);
     for (int i = 0; i < n; i++) {
-        out_discard(&outs[i]);
+        size_t len = strlen(dir) + strlen(t->tensors[i].name) + 8;
+        paths[i] = nnlrt_alloc(len);
+        snprintf(paths[i], len, "%s/%s.npy", dir, t->tensors[i].name);
+        nnlrt_atomic_init(&outs[i], paths[i], 0);
+    }
+    bool ok = npy_write_all(t, outs);
+    for (int i = 0; i < n; i++) {
+        nnlrt_atomic_free(&outs[i]);
         nnlrt_free(paths[i]);
     }
     nnlrt_free(outs);
     nnlrt_free(paths);
     if (!ok && made)
         rmdir(dir);
-    if (ok && !sync_dir(dir))
+    int err = ok ? nnlrt_fsync_dir(dir) : 0;
+    if (err)
         nnlrt_error(dir, 0, 0, "written, but the directory cannot be synced: %s",
-                    strerror(errno));
+                    strerror(err));
     return ok ? NNLRT_OK : NNLRT_EIO;
 }
 

@@ -2,7 +2,7 @@
  * inputs (nnlc predict), its loss, metrics and confusion matrix on a data set (nnlc eval),
  * and the output files predictions are written to.
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fsync */
+#define _POSIX_C_SOURCE 200809L /* getpid */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -186,24 +186,18 @@ int nnlrt_write_predictions(const NnlrtModel *m, const char *path, const void *o
         nnlrt_error(path, 0, 0, "cannot tell the output format: name the file .csv or .npy");
         return NNLRT_EUSER;
     }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    if (snprintf(NULL, 0, "%s.tmp.%ld", path, (long)getpid()) >= 4096) {
         nnlrt_error(path, 0, 0, "the file name is too long");
         return NNLRT_EIO;
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        nnlrt_error(path, 0, 0, "cannot write the predictions: %s", strerror(errno));
-        return NNLRT_EIO;
-    }
-    bool ok = npy ? infer_write_npy(f, m, out, n) : infer_write_csv(f, m, out, n);
-    ok = fflush(f) == 0 && ok && fsync(fileno(f)) == 0;
-    int err = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0)
-        return NNLRT_OK;
-    err = ok ? errno : err;
-    remove(tmp);
-    nnlrt_error(path, 0, 0, "cannot write the predictions: %s", strerror(err));
-    return NNLRT_EIO;
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, path, 0);
+    bool ok = nnlrt_atomic_open(&a);
+    if (ok && !(npy ? infer_write_npy(a.f, m, out, n) : infer_write_csv(a.f, m, out, n)))
+        ok = nnlrt_atomic_fail(&a, "write");
+    ok = ok && nnlrt_atomic_finish(&a, "rename");
+    if (!ok)
+        nnlrt_error(path, 0, 0, "cannot write the predictions: %s", strerror(a.err));
+    nnlrt_atomic_free(&a);
+    return ok ? NNLRT_OK : NNLRT_EIO;
 }

@@ -458,7 +458,7 @@ int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv);
 bool nnlrt_gradcheck(const NnlrtModel *m, const NnlrtDataset *ds, uint64_t seed, double tol,
                      FILE *out);
 
-/* ==== checkpoints and stopping (runtime/checkpoint.c, train.c; docs/checkpoints.md) ====
+/* ==== checkpoints and stopping (runtime/checkpoint.c, train_loop.c; docs/checkpoints.md) ====
  * A section of its own, apart from the program/trainer interface above. */
 
 /* Exit codes of nnlrt_train, continuing the list above: a SIGINT (or the stop_after_steps

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 
 #include "nnlrt.h"
+#include "nnlrt_util.h" /* atomic_file.c and str.c: nnlc uses them too */
 
 #define NNLRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
@@ -52,8 +53,7 @@ typedef struct {
     size_t line_end;   /* its end, before the "\n" or "\r\n" */
     NnlrtCsvField *fields;
     int n_fields, cap_fields;
-    char *buf;
-    size_t buf_len, buf_cap;
+    NnlrtStr buf;      /* the row's fields' texts, each NUL-terminated */
 } NnlrtCsv;
 
 /* Reads the whole file; false after reporting when it cannot be opened or read. */
@@ -125,7 +125,7 @@ int nnlrt_params_load(const NnlrtModel *m, const char *path, void *params);
 /* Writes with %.9g (float) or %.17g (double): enough digits to read back the same bits. */
 int nnlrt_params_dump(const NnlrtModel *m, const char *path, const void *params);
 
-/* ---- train.c: the buffer table, shared with gradcheck.c ---- */
+/* ---- train_loop.c: the buffer table, shared with gradcheck.c ---- */
 
 typedef struct {
     int64_t max_batch;
@@ -144,8 +144,8 @@ void nnlrt_buffers_gather(NnlrtBuffers *b, const NnlrtModel *m, const NnlrtDatas
 /* The generator the parameters are initialised from. */
 void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
 
-/* ---- checkpoint.c: crash-safe checkpoints (the format: its top comment and
- * docs/formats.md) ---- */
+/* ---- checkpoint.c, checkpoint_files.c: crash-safe checkpoints (the format: checkpoint.c
+ * and docs/formats.md; the files: checkpoint_files.c) ---- */
 
 enum { NNLRT_CKPT_VERSION = 2, NNLRT_CKPT_HEADER = 160 };
 
@@ -175,24 +175,88 @@ typedef struct {
  * only the final fsync of the directory failed, which the message says). */
 bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
                             const NnlrtCheckpoint *c);
+/* The checkpoint's bytes, in the format (checkpoint.c), into an opened atomic write. */
+bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckpoint *c);
 /* Verifies <path> against m (magic, version, size, CRC, signature, then the metrics), then
  * fills c: its fields, and its arrays unless c->params is NULL. Returns 0, or NNLRT_EIO
  * (cannot open or read) / NNLRT_EUSER (refused) after reporting. */
 int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c);
 
 /* Failure injection for tests: the next checkpoint write fails at `step` as if the call
- * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */
-typedef enum {
-    NNLRT_CKPT_NONE,
-    NNLRT_CKPT_OPEN,      /* creating <path>.tmp.<pid> */
-    NNLRT_CKPT_WRITE,     /* the first fwrite */
-    NNLRT_CKPT_FLUSH,
-    NNLRT_CKPT_FSYNC,
-    NNLRT_CKPT_CLOSE,
-    NNLRT_CKPT_ROTATE,    /* the first rotation step (keep >= 2) */
-    NNLRT_CKPT_RENAME,    /* the temp file over <path> */
-    NNLRT_CKPT_DIRSYNC,   /* fsync of the directory, after the rename */
-} NnlrtCkptStep;
+ * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). The steps:
+ * nnlrt_util.h. */
 void nnlrt_checkpoint_fail_at(NnlrtCkptStep step, int err);
+
+/* ---- train_loop.c, train_log.c, train_progress.c: one run of nnlrt_train ----
+ *
+ * train_loop.c runs the epochs, the checkpoints and the stops; train_log.c writes the CSV
+ * log; train_progress.c draws the progress lines. They share the run's state. */
+
+typedef struct {
+    const NnlrtModel *m;
+    const NnlrtTrainConfig *cfg;
+    const NnlrtDataset *train, *val;
+    FILE *out;
+    NnlrtBuffers b;
+    int64_t batch;        /* training batch size */
+    int64_t val_batch;
+    int64_t *order;       /* the epoch's sample order */
+    int64_t *identity;    /* 0, 1, 2, ...: validation order */
+    NnlrtRng shuffle;
+    NnlrtRng epoch_rng;   /* the shuffle generator at the start of the epoch */
+    int64_t epoch;        /* the epoch in progress, from 0 */
+    int64_t next_batch;   /* the next batch of that epoch */
+    int64_t ckpt_step;    /* step of the last checkpoint written or resumed from, or -1 */
+    double *batch_sums;   /* 1 + n_metrics: what grad added for one batch */
+    double *sums;         /* the same over the epoch */
+    double *val_sums;
+    NnlrtEpochStats stats;
+    int64_t step;         /* updates so far */
+    double last_loss;     /* the last finite batch loss, NaN before the first */
+    /* the log (train_log.c) */
+    FILE *log;
+    double window_loss;   /* sum of batch losses since the last per-step log row */
+    int64_t window_steps;
+    NnlrtStr row;         /* the log row being built */
+    unsigned long log_crc; /* CRC32 of the log's bytes so far (zlib's uLong) */
+    uint64_t log_bytes;
+    bool log_started;     /* the log (file or memory) has its header */
+    bool log_in_memory;   /* no log file: the rows are kept in mem_log for the plot */
+    NnlrtStr mem_log;
+    /* the progress lines (train_progress.c) */
+    NnlrtStr line;        /* the progress line being built */
+    bool live;            /* progress drawn in place: out is a terminal */
+    int live_width;       /* characters of the live line shown, 0: none */
+    double epoch_start;   /* when this process began the epoch, at batch epoch_from */
+    int64_t epoch_from;
+    double last_draw;
+    double run_start;     /* --verbose totals: this process's time and samples */
+    int64_t run_samples;
+} NnlrtTrainer;
+
+/* Batches per epoch. */
+int64_t nnlrt_train_batches(const NnlrtTrainer *t);
+
+/* train_log.c. `from`: the checkpoint a resumed run goes on from, else NULL. */
+int nnlrt_log_open(NnlrtTrainer *t, const NnlrtCheckpoint *from);
+/* Before a checkpoint: the log's bytes on disk, since the checkpoint records them. */
+int nnlrt_log_sync(NnlrtTrainer *t);
+/* Closes the log; a failure there turns a successful run (rc 0) into an I/O error. */
+int nnlrt_log_close(NnlrtTrainer *t, int rc);
+/* The epoch's row (when the log has a row per epoch). */
+int nnlrt_log_epoch(NnlrtTrainer *t, int64_t epoch);
+/* After a step: a row every log_every steps. */
+int nnlrt_log_step(NnlrtTrainer *t, int64_t epoch, double loss);
+
+/* train_progress.c */
+double nnlrt_now(void); /* seconds, monotonic */
+/* Reports that the progress output cannot be written; NNLRT_EIO. */
+int nnlrt_progress_failed(void);
+/* After a batch: the live line, when it is due. */
+int nnlrt_progress_batch(NnlrtTrainer *t);
+/* Before a message on stderr: the live line ends where it is. */
+void nnlrt_progress_end_live(NnlrtTrainer *t);
+/* The epoch's line. */
+int nnlrt_progress_epoch(NnlrtTrainer *t, int64_t epoch, double seconds);
 
 #endif

@@ -153,26 +153,24 @@ static bool params_write_tensor(FILE *f, const NnlrtModel *m, const NnlrtTensor 
     return fputc('\n', f) != EOF;
 }
 
+/* Atomically (atomic_file.c), or in place when path is a device or a pipe. */
 int nnlrt_params_dump(const NnlrtModel *m, const char *path, const void *params)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        nnlrt_error(path, 0, 0, "cannot open the file for writing: %s", strerror(errno));
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, path, NNLRT_ATOMIC_IN_PLACE);
+    if (!nnlrt_atomic_open(&a)) {
+        nnlrt_error(path, 0, 0, "cannot open the file for writing: %s", strerror(a.err));
+        nnlrt_atomic_free(&a);
         return NNLRT_EIO;
     }
     bool ok = true;
-    int err = 0;
     for (int i = 0; ok && i < m->n_tensors; i++)
-        ok = params_write_tensor(f, m, &m->tensors[i], params);
+        ok = params_write_tensor(a.f, m, &m->tensors[i], params);
     if (!ok)
-        err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok) {
-        nnlrt_error(path, 0, 0, "cannot write the file: %s", strerror(err));
-        return NNLRT_EIO;
-    }
-    return NNLRT_OK;
+        nnlrt_atomic_fail(&a, "write");
+    ok = nnlrt_atomic_finish(&a, "rename");
+    if (!ok)
+        nnlrt_error(path, 0, 0, "cannot write the file: %s", strerror(a.err));
+    nnlrt_atomic_free(&a);
+    return ok ? NNLRT_OK : NNLRT_EIO;
 }

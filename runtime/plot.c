@@ -9,10 +9,9 @@
  * Errors name file:line:col.
  *
  * The output is deterministic: coordinates are printed with one decimal, tick labels with
- * as many as the tick step needs, so the same log gives the same bytes. It is written to
- * "<svg>.tmp.<pid>" and renamed over <svg>.
+ * as many as the tick step needs, so the same log gives the same bytes. It is written
+ * atomically (atomic_file.c).
  */
-#define _POSIX_C_SOURCE 200809L /* fsync */
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -573,32 +572,17 @@ static int plot_write_failed(const char *path, int err)
     return NNLRT_EIO;
 }
 
-/* Into "<path>.tmp.<pid>", then renamed over path. */
+/* Atomically (atomic_file.c). */
 static int plot_write(const PlotLog *g, const char *path)
 {
-    size_t n = strlen(path) + 32;
-    char *tmp = nnlrt_alloc(n);
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        int err = errno;
-        nnlrt_free(tmp);
-        return plot_write_failed(path, err);
-    }
-    plot_svg(f, g);
-    bool ok = !ferror(f) && fflush(f) == 0 && (fsync(fileno(f)) == 0 || errno == EINVAL);
-    int err = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        err = errno;
-    }
-    if (!ok)
-        unlink(tmp);
-    nnlrt_free(tmp);
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, path, 0);
+    bool ok = nnlrt_atomic_open(&a);
+    if (ok)
+        plot_svg(a.f, g);
+    ok = ok && nnlrt_atomic_finish(&a, "rename");
+    int err = a.err;
+    nnlrt_atomic_free(&a);
     return ok ? NNLRT_OK : plot_write_failed(path, err);
 }
 

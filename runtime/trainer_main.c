@@ -1,4 +1,4 @@
-/* trainer.c — the main of a standalone trainer (nnlc build): its options, its --help, and
+/* trainer_main.c — the main of a standalone trainer (nnlc build): its options, its --help, and
  * the run itself, which loads the data and trains exactly as `nnlc run` would.
  *
  * What the model computes (layers, loss, optimizer, metrics, the data's files and

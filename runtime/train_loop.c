@@ -1,14 +1,10 @@
-/* train.c — the training driver: the buffer table, epochs of shuffled batches, validation,
- * the progress lines and the CSV log.
+/* train_loop.c — the training driver: the buffer table, epochs of shuffled batches, validation,
+ * checkpoints and stops. The CSV log is train_log.c's, the progress lines train_progress.c's.
  *
  * Reproducibility: the parameters come from an rng seeded with cfg->seed, the sample order
  * from a second rng seeded with cfg->seed ^ TRAIN_SHUFFLE_MIX, drawn from afresh every
  * epoch; sums are accumulated in a fixed order and the log holds no times, so two runs
  * with the same seed on the same machine write the same bytes.
- *
- * Progress: a plain line per epoch; on a terminal the line is drawn while the epoch runs
- * (after its first batch, then at most every PROGRESS_INTERVAL seconds) with '\r' and
- * spaces over the previous one, no escape sequences, and ends as the plain line.
  *
  * Checkpoints (checkpoint.c) hold the run's state between two steps: the parameters and
  * optimizer states, the step, the epoch and the next batch in it, the shuffle generator as
@@ -16,21 +12,19 @@
  * so far and the log's length and CRC. A run stopped after any step and resumed from its
  * checkpoint writes the same parameters and log bytes as one that was never stopped.
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, sigaction, fsync, ftruncate */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "nnlrt_int.h"
 
 enum { TRAIN_EVAL_BATCH = 1024 }; /* validation batch when training is full-batch */
-static const double PROGRESS_INTERVAL = 0.1; /* seconds between two live progress lines */
 static const uint64_t TRAIN_SHUFFLE_MIX = 0x53485546464C4521u; /* "SHUFFLE!" */
 
 /* ---- the buffer table ---- */
@@ -264,45 +258,10 @@ static bool train_check_config(const NnlrtModel *m, const NnlrtTrainConfig *cfg)
 
 /* ---- the trainer ---- */
 
-typedef struct {
-    const NnlrtModel *m;
-    const NnlrtTrainConfig *cfg;
-    const NnlrtDataset *train, *val;
-    FILE *out;
-    FILE *log;
-    NnlrtBuffers b;
-    int64_t batch;        /* training batch size */
-    int64_t val_batch;
-    int64_t *order;       /* the epoch's sample order */
-    int64_t *identity;    /* 0, 1, 2, ...: validation order */
-    NnlrtRng shuffle;
-    NnlrtRng epoch_rng;   /* the shuffle generator at the start of the epoch */
-    int64_t epoch;        /* the epoch in progress, from 0 */
-    int64_t next_batch;   /* the next batch of that epoch */
-    int64_t ckpt_step;    /* step of the last checkpoint written or resumed from, or -1 */
-    double *batch_sums;   /* 1 + n_metrics: what grad added for one batch */
-    double *sums;         /* the same over the epoch */
-    double *val_sums;
-    NnlrtEpochStats stats;
-    int64_t step;         /* updates so far */
-    double last_loss;     /* the last finite batch loss, NaN before the first */
-    double window_loss;   /* sum of batch losses since the last per-step log row */
-    int64_t window_steps;
-    char *row;            /* the log row being built */
-    size_t row_len, row_cap;
-    uLong log_crc;        /* CRC32 of the log's bytes so far */
-    uint64_t log_bytes;
-    bool log_started;     /* the log (file or memory) has its header */
-    char *mem_log;        /* the log's rows kept for the plot when there is no log file */
-    size_t mem_len, mem_cap;
-    bool live;            /* progress drawn in place: out is a terminal */
-    int live_width;       /* characters of the live line shown, 0: none */
-    double epoch_start;   /* when this process began the epoch, at batch epoch_from */
-    int64_t epoch_from;
-    double last_draw;
-    double run_start;     /* --verbose totals: this process's time and samples */
-    int64_t run_samples;
-} Trainer;
+int64_t nnlrt_train_batches(const NnlrtTrainer *t)
+{
+    return (t->train->n + t->batch - 1) / t->batch;
+}
 
 static double *train_doubles(int n)
 {
@@ -316,7 +275,7 @@ static int64_t train_min(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static void train_setup(Trainer *t, const NnlrtModel *m, const NnlrtTrainConfig *cfg,
+static void train_setup(NnlrtTrainer *t, const NnlrtModel *m, const NnlrtTrainConfig *cfg,
                         const NnlrtDataset *train, const NnlrtDataset *val)
 {
     memset(t, 0, sizeof *t);
@@ -346,12 +305,10 @@ static void train_setup(Trainer *t, const NnlrtModel *m, const NnlrtTrainConfig 
     t->stats.val_metrics = train_doubles(n_sums);
     t->last_loss = NAN;
     t->ckpt_step = -1;
-    t->row_cap = 256;
-    t->row = nnlrt_alloc(t->row_cap);
     t->log_crc = crc32(0, Z_NULL, 0);
 }
 
-static void train_free(Trainer *t)
+static void train_free(NnlrtTrainer *t)
 {
     nnlrt_buffers_free(&t->b, t->m);
     nnlrt_free(t->order);
@@ -361,11 +318,12 @@ static void train_free(Trainer *t)
     nnlrt_free(t->val_sums);
     nnlrt_free(t->stats.metrics);
     nnlrt_free(t->stats.val_metrics);
-    nnlrt_free(t->row);
-    nnlrt_free(t->mem_log);
+    nnlrt_str_free(&t->row);
+    nnlrt_str_free(&t->mem_log);
+    nnlrt_str_free(&t->line);
 }
 
-static int train_init_params(Trainer *t)
+static int train_init_params(NnlrtTrainer *t)
 {
     if (t->cfg->init_path)
         return nnlrt_params_load(t->m, t->cfg->init_path, t->b.bufs[NNLRT_BUF_PARAMS]);
@@ -374,351 +332,10 @@ static int train_init_params(Trainer *t)
     t->m->init(t->b.bufs, &rng);
     return NNLRT_OK;
 }
-
-/* ---- the CSV log ----
- *
- * A row is built in t->row and written whole, so that the log's length and CRC32 are
- * known at every checkpoint. A resumed run checks the log against them, cuts off what the
- * stopped run wrote after its checkpoint (rows that will be written again) and appends:
- * the rows before stay, none is written twice. */
-
-static int train_log_failed(Trainer *t)
-{
-    nnlrt_error(t->cfg->log_path, 0, 0, "cannot write the log: %s", strerror(errno));
-    return NNLRT_EIO;
-}
-
-static void train_row_add(Trainer *t, const char *fmt, ...) NNLRT_PRINTF(2, 3);
-static void train_row_add(Trainer *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->row + t->row_len, t->row_cap - t->row_len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n >= t->row_cap - t->row_len) {
-        t->row_cap = 2 * (t->row_len + (size_t)n + 1);
-        t->row = nnlrt_realloc(t->row, t->row_cap);
-        va_start(ap, fmt);
-        vsnprintf(t->row + t->row_len, t->row_cap - t->row_len, fmt, ap);
-        va_end(ap);
-    }
-    t->row_len += (size_t)n;
-}
-
-/* The rows kept in memory for the plot when the run has no log file. */
-static void train_mem_add(Trainer *t, const char *s, size_t n)
-{
-    if (t->mem_len + n > t->mem_cap) {
-        t->mem_cap = nnlrt_array_bytes(t->mem_len + n, 2);
-        t->mem_log = nnlrt_realloc(t->mem_log, t->mem_cap);
-    }
-    memcpy(t->mem_log + t->mem_len, s, n);
-    t->mem_len += n;
-}
-
-/* Rows are written to the log file, or kept in memory for the plot, or neither. */
-static bool train_logging(const Trainer *t)
-{
-    return t->log || t->mem_log;
-}
-
-/* Ends the row and writes it. */
-static int train_row_write(Trainer *t)
-{
-    train_row_add(t, "\n");
-    size_t n = t->row_len;
-    t->row_len = 0;
-    if (!t->log) {
-        train_mem_add(t, t->row, n);
-        return NNLRT_OK;
-    }
-    if (fwrite(t->row, 1, n, t->log) != n)
-        return train_log_failed(t);
-    t->log_crc = crc32(t->log_crc, (const Bytef *)t->row, (uInt)n);
-    t->log_bytes += n;
-    return NNLRT_OK;
-}
-
-/* epoch,step,loss,<metrics>[,val_loss,val_<metrics>] */
-static int train_log_header(Trainer *t)
-{
-    const NnlrtModel *m = t->m;
-    train_row_add(t, "epoch,step,loss");
-    for (int i = 0; i < m->n_metrics; i++)
-        train_row_add(t, ",%s", m->metric_names[i]);
-    if (t->val) {
-        train_row_add(t, ",val_loss");
-        for (int i = 0; i < m->n_metrics; i++)
-            train_row_add(t, ",val_%s", m->metric_names[i]);
-    }
-    return train_row_write(t);
-}
-
-/* The first c->log_bytes bytes of f: there, and with the CRC the checkpoint recorded. */
-static int train_check_old_log(Trainer *t, FILE *f, const NnlrtCheckpoint *c)
-{
-    const char *path = t->cfg->log_path;
-    uLong crc = crc32(0, Z_NULL, 0);
-    uint64_t got = 0;
-    char buf[1 << 14];
-    for (size_t k = 1; got < c->log_bytes && k > 0; got += k) {
-        uint64_t left = c->log_bytes - got;
-        k = fread(buf, 1, left < sizeof buf ? (size_t)left : sizeof buf, f);
-        crc = crc32(crc, (const Bytef *)buf, (uInt)k);
-    }
-    if (ferror(f)) {
-        nnlrt_error(path, 0, 0, "cannot read the log: %s", strerror(errno));
-        return NNLRT_EIO;
-    }
-    if (got == c->log_bytes && (uint32_t)crc == c->log_crc) {
-        t->log_crc = crc;
-        t->log_bytes = got;
-        return NNLRT_OK;
-    }
-    nnlrt_error(path, 0, 0, "is not the log of the run being resumed: it had %llu bytes when "
-                "the checkpoint was written, and %s; give another log file (one that does "
-                "not exist is started afresh)", (unsigned long long)c->log_bytes,
-                got < c->log_bytes ? "now has fewer" : "its first ones differ now");
-    return NNLRT_EUSER;
-}
-
-/* Resuming from a checkpoint that has a log: that log, cut to its length then. A missing
- * log is started afresh (t->log stays NULL). */
-static int train_continue_log(Trainer *t, const NnlrtCheckpoint *c)
-{
-    const char *path = t->cfg->log_path;
-    FILE *f = fopen(path, "r+b");
-    if (!f && errno == ENOENT)
-        return NNLRT_OK;
-    if (!f) {
-        nnlrt_error(path, 0, 0, "cannot open the log for writing: %s", strerror(errno));
-        return NNLRT_EIO;
-    }
-    int rc = train_check_old_log(t, f, c);
-    if (rc == NNLRT_OK && (fflush(f) != 0 || ftruncate(fileno(f), (off_t)c->log_bytes) != 0 ||
-                           fseek(f, 0, SEEK_END) != 0)) {
-        t->log = f;
-        return train_log_failed(t);
-    }
-    if (rc != NNLRT_OK)
-        fclose(f);
-    else
-        t->log = f;
-    return rc;
-}
-
-/* `from`: the checkpoint a resumed run goes on from, else NULL. */
-static int train_open_log(Trainer *t, const NnlrtCheckpoint *from)
-{
-    if (!t->cfg->log_path && t->cfg->plot_path) {
-        t->mem_cap = 4096;
-        t->mem_log = nnlrt_alloc(t->mem_cap);
-        t->log_started = true;
-        return train_log_header(t);
-    }
-    if (!t->cfg->log_path)
-        return NNLRT_OK;
-    if (from && from->has_log) {
-        int rc = train_continue_log(t, from);
-        t->log_started = rc == NNLRT_OK && t->log;
-        if (rc != NNLRT_OK || t->log)
-            return rc;
-    }
-    t->log = fopen(t->cfg->log_path, "w");
-    if (!t->log) {
-        nnlrt_error(t->cfg->log_path, 0, 0, "cannot open the log for writing: %s",
-                    strerror(errno));
-        return NNLRT_EIO;
-    }
-    t->log_started = true;
-    return train_log_header(t);
-}
-
-/* Before a checkpoint: the log's bytes on disk, since the checkpoint records them. A log
- * that cannot be synced (a pipe, a terminal) says EINVAL. */
-static int train_sync_log(Trainer *t)
-{
-    if (!t->log)
-        return NNLRT_OK;
-    if (fflush(t->log) != 0 || (fsync(fileno(t->log)) != 0 && errno != EINVAL))
-        return train_log_failed(t);
-    return NNLRT_OK;
-}
-
-/* Closes the log; a failure there turns a successful run into an I/O error. */
-static int train_close_log(Trainer *t, int rc)
-{
-    if (!t->log)
-        return rc;
-    int closed = fclose(t->log);
-    t->log = NULL;
-    if (closed != 0 && rc == NNLRT_OK)
-        return train_log_failed(t);
-    return rc;
-}
-
-/* A logged number: ",%.9g" when training in float32, ",%.17g" in float64, so that a
- * float64 log resolves what the run computes (as the parameter files do). */
-static const char *log_number_format(const Trainer *t)
-{
-    return t->m->elem_size == 8 ? ",%.17g" : ",%.9g";
-}
-
-static int train_log_epoch(Trainer *t, int64_t epoch)
-{
-    if (!train_logging(t) || t->cfg->log_every > 0)
-        return NNLRT_OK;
-    const NnlrtEpochStats *s = &t->stats;
-    const char *num = log_number_format(t);
-    train_row_add(t, "%lld,%lld", (long long)epoch + 1, (long long)t->step);
-    train_row_add(t, num, s->loss);
-    for (int i = 0; i < t->m->n_metrics; i++)
-        train_row_add(t, num, s->metrics[i]);
-    if (t->val) {
-        train_row_add(t, num, s->val_loss);
-        for (int i = 0; i < t->m->n_metrics; i++)
-            train_row_add(t, num, s->val_metrics[i]);
-    }
-    return train_row_write(t);
-}
-
-/* Every log_every steps: the mean batch loss of those steps; metrics and validation are
- * only measured per epoch, so their fields stay empty. */
-static int train_log_step(Trainer *t, int64_t epoch, double loss)
-{
-    if (!train_logging(t) || t->cfg->log_every == 0)
-        return NNLRT_OK;
-    t->window_loss += loss;
-    if (++t->window_steps < t->cfg->log_every)
-        return NNLRT_OK;
-    double mean = t->window_loss / (double)t->window_steps;
-    t->window_loss = 0;
-    t->window_steps = 0;
-    train_row_add(t, "%lld,%lld", (long long)epoch + 1, (long long)t->step);
-    train_row_add(t, log_number_format(t), mean);
-    int empty = t->m->n_metrics + (t->val ? 1 + t->m->n_metrics : 0);
-    for (int i = 0; i < empty; i++)
-        train_row_add(t, ",");
-    return train_row_write(t);
-}
-
-/* ---- progress ---- */
-
-static int64_t train_batches(const Trainer *t)
-{
-    return (t->train->n + t->batch - 1) / t->batch;
-}
-
-static double train_now(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int train_digits(int64_t n)
-{
-    int d = 1;
-    for (; n >= 10; n /= 10)
-        d++;
-    return d;
-}
-
-static int train_out_failed(void)
-{
-    nnlrt_error(NULL, 0, 0, "cannot write the progress output: %s", strerror(errno));
-    return NNLRT_EIO;
-}
-
-/* The line built in t->row (empty between log rows), then spaces over what is left of
- * the live line, then `end`; t->row is emptied. */
-static int train_show(Trainer *t, const char *end)
-{
-    int len = (int)t->row_len, pad = t->live_width > len ? t->live_width - len : 0;
-    t->row_len = 0;
-    bool ok = fprintf(t->out, "%s%s%*s%s", t->live ? "\r" : "", t->row, pad, "", end) >= 0 &&
-              fflush(t->out) == 0;
-    t->live_width = *end == '\n' ? 0 : len;
-    return ok ? NNLRT_OK : train_out_failed();
-}
-
-/* "12s", "3m05s", "2h07m" */
-static void train_duration(double s, char *buf, size_t n)
-{
-    long v = s < 1e9 ? (long)(s + 0.5) : 999999999;
-    if (v < 60)
-        snprintf(buf, n, "%lds", v);
-    else if (v < 3600)
-        snprintf(buf, n, "%ldm%02lds", v / 60, v % 60);
-    else
-        snprintf(buf, n, "%ldh%02ldm", v / 3600, v / 60 % 60);
-}
-
-/* On a terminal, while an epoch runs:
- * epoch  3/10  batch  120/469  loss 0.4123  5230 samples/s  ETA 12s */
-static int train_draw_live(Trainer *t, double now)
-{
-    int64_t n = t->train->n, batches = train_batches(t);
-    int64_t done = train_min(t->next_batch * t->batch, n);
-    int64_t here = done - train_min(t->epoch_from * t->batch, n);
-    double secs = now - t->epoch_start, rate = secs > 0 ? (double)here / secs : 0;
-    char eta[32] = "?";
-    if (rate > 0)
-        train_duration((double)(n - done) / rate, eta, sizeof eta);
-    train_row_add(t, "epoch %*lld/%lld  batch %*lld/%lld  loss %.4g  %.0f samples/s  ETA %s",
-                  train_digits(t->cfg->epochs), (long long)t->epoch + 1,
-                  (long long)t->cfg->epochs, train_digits(batches), (long long)t->next_batch,
-                  (long long)batches, t->sums[0] / (double)done, rate, eta);
-    t->last_draw = now;
-    return train_show(t, "");
-}
-
-/* After a batch: the live line, when it is due. */
-static int train_progress(Trainer *t)
-{
-    if (!t->live || t->next_batch >= train_batches(t))
-        return NNLRT_OK;
-    double now = train_now();
-    if (t->live_width > 0 && now - t->last_draw < PROGRESS_INTERVAL)
-        return NNLRT_OK;
-    return train_draw_live(t, now);
-}
-
-/* Before a message on stderr: the live line ends where it is. */
-static void train_end_live(Trainer *t)
-{
-    if (t->live_width > 0 && fputc('\n', t->out) != EOF)
-        fflush(t->out);
-    t->live_width = 0;
-}
-
-/* epoch  3/10  loss 0.412345  accuracy 0.8421  val_loss 0.43  val_accuracy 0.84  (0.52 s) */
-static int train_print_epoch(Trainer *t, int64_t epoch, double seconds)
-{
-    if (t->cfg->quiet)
-        return NNLRT_OK;
-    const NnlrtModel *m = t->m;
-    const NnlrtEpochStats *s = &t->stats;
-    train_row_add(t, "epoch %*lld/%lld  loss %.6g", train_digits(t->cfg->epochs),
-                  (long long)epoch + 1, (long long)t->cfg->epochs, s->loss);
-    for (int i = 0; i < m->n_metrics; i++)
-        train_row_add(t, "  %s %.4g", m->metric_names[i], s->metrics[i]);
-    if (t->val) {
-        train_row_add(t, "  val_loss %.6g", s->val_loss);
-        for (int i = 0; i < m->n_metrics; i++)
-            train_row_add(t, "  val_%s %.4g", m->metric_names[i], s->val_metrics[i]);
-    }
-    train_row_add(t, "  (%.2f s)", seconds);
-    return train_show(t, "\n");
-}
-
 /* ---- epochs and batches ---- */
 
 /* The epoch's sample order: a fresh Fisher-Yates shuffle of 0..n-1, or file order. */
-static void train_order(Trainer *t)
+static void train_order(NnlrtTrainer *t)
 {
     int64_t n = t->train->n;
     memcpy(t->order, t->identity, (size_t)n * sizeof(int64_t));
@@ -732,7 +349,7 @@ static void train_order(Trainer *t)
     }
 }
 
-static int train_diverged(const Trainer *t, int64_t epoch, double loss)
+static int train_diverged(const NnlrtTrainer *t, int64_t epoch, double loss)
 {
     const char *what = isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf";
     char last[64] = "no finite loss before it";
@@ -745,7 +362,7 @@ static int train_diverged(const Trainer *t, int64_t epoch, double loss)
 }
 
 /* The first tensor, in the model's order, with a gradient that is not finite. */
-static const NnlrtTensor *train_bad_tensor(const Trainer *t, double *value)
+static const NnlrtTensor *train_bad_tensor(const NnlrtTrainer *t, double *value)
 {
     const NnlrtModel *m = t->m;
     const void *g = t->b.bufs[NNLRT_BUF_GRADS];
@@ -764,7 +381,7 @@ static const NnlrtTensor *train_bad_tensor(const Trainer *t, double *value)
 
 /* The step's update is applied by the time its gradient norm is known: the run stops
  * there, before any checkpoint could record it. */
-static int train_bad_gradient(const Trainer *t, int64_t epoch, double loss, double g2)
+static int train_bad_gradient(const NnlrtTrainer *t, int64_t epoch, double loss, double g2)
 {
     double v = NAN;
     const NnlrtTensor *bad = train_bad_tensor(t, &v);
@@ -778,7 +395,7 @@ static int train_bad_gradient(const Trainer *t, int64_t epoch, double loss, doub
     return NNLRT_EDIVERGED;
 }
 
-static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t count)
+static int train_batch(NnlrtTrainer *t, int64_t epoch, const int64_t *idx, int64_t count)
 {
     const NnlrtModel *m = t->m;
     int n_sums = 1 + m->n_metrics;
@@ -787,7 +404,7 @@ static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t co
     m->grad(t->b.bufs, count, t->batch_sums, nnlrt_step_key(t->cfg->seed, t->step + 1));
     double loss = t->batch_sums[0] / (double)count;
     if (!isfinite(loss)) {
-        train_end_live(t);
+        nnlrt_progress_end_live(t);
         return train_diverged(t, epoch, loss);
     }
     t->step++;
@@ -798,11 +415,11 @@ static int train_batch(Trainer *t, int64_t epoch, const int64_t *idx, int64_t co
     for (int i = 0; i < n_sums; i++)
         t->sums[i] += t->batch_sums[i];
     t->last_loss = loss;
-    return train_log_step(t, epoch, loss);
+    return nnlrt_log_step(t, epoch, loss);
 }
 
 /* Means over the validation samples of what eval adds, in batches of val_batch. */
-static void train_validate(Trainer *t)
+static void train_validate(NnlrtTrainer *t)
 {
     const NnlrtModel *m = t->m;
     int n_sums = 1 + m->n_metrics;
@@ -820,11 +437,11 @@ static void train_validate(Trainer *t)
 /* ---- checkpoints ---- */
 
 /* The run's state now, between two steps, into t->cfg->checkpoint_path. */
-static int train_checkpoint(Trainer *t)
+static int train_checkpoint(NnlrtTrainer *t)
 {
     if (t->ckpt_step == t->step)
         return NNLRT_OK;
-    int rc = train_sync_log(t);
+    int rc = nnlrt_log_sync(t);
     if (rc != NNLRT_OK)
         return rc;
     NnlrtCheckpoint c = {
@@ -854,7 +471,7 @@ static int train_checkpoint(Trainer *t)
 }
 
 /* A checkpoint goes on the run it was written by: the same batches of the same samples. */
-static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
+static bool train_check_resume(const NnlrtTrainer *t, const NnlrtCheckpoint *c)
 {
     const char *path = t->cfg->resume_path;
     if (c->batch != t->batch || c->n_train != t->train->n || c->shuffled != t->cfg->shuffle) {
@@ -866,11 +483,11 @@ static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
                     t->cfg->shuffle ? ", shuffled" : ", not shuffled");
         return false;
     }
-    if (c->epoch < 0 || c->step < 0 || c->next_batch < 0 || c->next_batch >= train_batches(t) ||
+    if (c->epoch < 0 || c->step < 0 || c->next_batch < 0 || c->next_batch >= nnlrt_train_batches(t) ||
         c->window_steps < 0) {
         nnlrt_error(path, 0, 0, "corrupt: its position is out of range (epoch %lld, batch %lld "
                     "of %lld, step %lld)", (long long)c->epoch + 1, (long long)c->next_batch + 1,
-                    (long long)train_batches(t), (long long)c->step);
+                    (long long)nnlrt_train_batches(t), (long long)c->step);
         return false;
     }
     if (c->next_batch == 0 && c->epoch > t->cfg->epochs) {
@@ -886,7 +503,7 @@ static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
     /* Every epoch has the same batches, so the steps done follow from the position. A CRC
      * is no proof against a file made on purpose: a step count that does not (INT64_MAX
      * would overflow at the next step) is refused. */
-    int64_t batches = train_batches(t);
+    int64_t batches = nnlrt_train_batches(t);
     if (c->epoch > (INT64_MAX - c->next_batch) / batches ||
         c->step != c->epoch * batches + c->next_batch || c->window_steps > c->step) {
         nnlrt_error(path, 0, 0, "corrupt: its step count %lld (%lld in the log's window) does "
@@ -900,7 +517,7 @@ static bool train_check_resume(const Trainer *t, const NnlrtCheckpoint *c)
 
 /* Parameters, optimizer states, position, shuffle generator and sums from the checkpoint
  * (`c` keeps what the log needs). */
-static int train_resume(Trainer *t, NnlrtCheckpoint *c)
+static int train_resume(NnlrtTrainer *t, NnlrtCheckpoint *c)
 {
     memset(c, 0, sizeof *c);
     c->n_sums = 1 + t->m->n_metrics;
@@ -999,25 +616,25 @@ static const char *train_shell_word(const char *s, char *buf, size_t n)
 }
 
 /* The stop's position: "after step 13 (epoch 3, batch 3 of 5)" or "(the end of epoch 2)". */
-static void train_stop_position(const Trainer *t, char *buf, size_t n)
+static void train_stop_position(const NnlrtTrainer *t, char *buf, size_t n)
 {
     if (t->next_batch > 0)
         snprintf(buf, n, "after step %lld (epoch %lld, batch %lld of %lld)",
                  (long long)t->step, (long long)t->epoch + 1, (long long)t->next_batch,
-                 (long long)train_batches(t));
+                 (long long)nnlrt_train_batches(t));
     else
         snprintf(buf, n, "after step %lld (the end of epoch %lld)", (long long)t->step,
                  (long long)t->epoch);
 }
 
 /* A stop: sig is SIGINT, SIGTERM, or -1 for the stop_after_steps hook (as SIGINT). */
-static int train_stop(Trainer *t, int sig)
+static int train_stop(NnlrtTrainer *t, int sig)
 {
     const NnlrtTrainConfig *cfg = t->cfg;
     const char *why = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stop_after_steps";
     int code = sig == SIGTERM ? NNLRT_ETERM : NNLRT_EINT;
     char where[128], word[512];
-    train_end_live(t);
+    nnlrt_progress_end_live(t);
     train_stop_position(t, where, sizeof where);
     if (!cfg->checkpoint_path) {
         nnlrt_error(NULL, 0, 0, "stopped by %s %s: no checkpoint was requested, so the run "
@@ -1035,7 +652,7 @@ static int train_stop(Trainer *t, int sig)
 
 /* After a step (and, with epoch_end, its epoch's end): a stop when one was asked for, a
  * checkpoint when one is due. */
-static int train_between_steps(Trainer *t, bool epoch_end)
+static int train_between_steps(NnlrtTrainer *t, bool epoch_end)
 {
     const NnlrtTrainConfig *cfg = t->cfg;
     int sig = train_signal;
@@ -1053,11 +670,11 @@ static int train_between_steps(Trainer *t, bool epoch_end)
 
 /* The rest of epoch t->epoch: from batch t->next_batch (0 but in a resumed run), then the
  * epoch's end (means, validation, the log row, the progress line). */
-static int train_epoch(Trainer *t)
+static int train_epoch(NnlrtTrainer *t)
 {
     const NnlrtModel *m = t->m;
-    int64_t n = t->train->n, n_batches = train_batches(t), epoch = t->epoch;
-    double started = train_now();
+    int64_t n = t->train->n, n_batches = nnlrt_train_batches(t), epoch = t->epoch;
+    double started = nnlrt_now();
     t->epoch_start = started;
     t->epoch_from = t->next_batch;
     t->epoch_rng = t->shuffle;
@@ -1066,10 +683,10 @@ static int train_epoch(Trainer *t)
         int64_t start = t->next_batch * t->batch;
         int rc = train_batch(t, epoch, t->order + start, train_min(t->batch, n - start));
         if (rc == NNLRT_OK && ++t->next_batch < n_batches &&
-            (rc = train_progress(t)) == NNLRT_OK)
+            (rc = nnlrt_progress_batch(t)) == NNLRT_OK)
             rc = train_between_steps(t, false);
         if (rc != NNLRT_OK) {
-            train_end_live(t);
+            nnlrt_progress_end_live(t);
             return rc;
         }
     }
@@ -1080,9 +697,9 @@ static int train_epoch(Trainer *t)
     t->stats.val_loss = NAN;
     if (t->val)
         train_validate(t);
-    int rc = train_log_epoch(t, epoch);
+    int rc = nnlrt_log_epoch(t, epoch);
     if (rc == NNLRT_OK)
-        rc = train_print_epoch(t, epoch, train_now() - started);
+        rc = nnlrt_progress_epoch(t, epoch, nnlrt_now() - started);
     if (rc != NNLRT_OK)
         return rc;
     t->epoch++;
@@ -1098,12 +715,12 @@ static const char *train_data_source(const NnlrtDataset *ds)
 }
 
 /* What the run will do, before it starts. */
-static bool train_describe(const Trainer *t)
+static bool train_describe(const NnlrtTrainer *t)
 {
     const NnlrtTrainConfig *c = t->cfg;
     const NnlrtDataset *d = t->train;
     FILE *f = t->out;
-    int64_t batches = train_batches(t), last = d->n - (batches - 1) * t->batch;
+    int64_t batches = nnlrt_train_batches(t), last = d->n - (batches - 1) * t->batch;
     double bytes = (double)nnlrt_dataset_bytes(d);
     int unit = bytes < 1e3 ? 0 : bytes < 1e6 ? 1 : bytes < 1e9 ? 2 : 3;
     bool ok = fprintf(f, "data: %lld training samples from %s (%lld input%s, %lld target%s "
@@ -1133,9 +750,9 @@ static bool train_describe(const Trainer *t)
 }
 
 /* What this process did, when the run ends. */
-static bool train_totals(const Trainer *t)
+static bool train_totals(const NnlrtTrainer *t)
 {
-    double secs = train_now() - t->run_start;
+    double secs = nnlrt_now() - t->run_start;
     return fprintf(t->out, "done: %lld steps, %lld samples in %.2f s (%.0f samples/s)\n",
                    (long long)t->step, (long long)t->run_samples, secs,
                    secs > 0 ? (double)t->run_samples / secs : 0) >= 0;
@@ -1143,33 +760,33 @@ static bool train_totals(const Trainer *t)
 
 /* The plot of a run that trained (to the end, stopped, or diverged): from the log file,
  * which holds the whole run, or the rows kept in memory. */
-static int train_plot(Trainer *t, int rc)
+static int train_plot(NnlrtTrainer *t, int rc)
 {
     const char *svg = t->cfg->plot_path;
     if (!svg || !t->log_started ||
         !(rc == NNLRT_OK || rc == NNLRT_EINT || rc == NNLRT_ETERM || rc == NNLRT_EDIVERGED))
         return rc;
     int done = t->cfg->log_path ? nnlrt_plot(t->cfg->log_path, svg)
-                                : nnlrt_plot_text("the training log", t->mem_log, t->mem_len,
-                                                  svg);
+                                : nnlrt_plot_text("the training log", t->mem_log.data,
+                                                  t->mem_log.len, svg);
     if (done == NNLRT_OK && t->cfg->verbose && fprintf(t->out, "plot: wrote %s\n", svg) < 0)
-        done = train_out_failed();
+        done = nnlrt_progress_failed();
     return rc == NNLRT_OK ? done : rc;
 }
 
 /* Epochs until the last, then the final checkpoint, with SIGINT and SIGTERM caught. */
-static int train_run(Trainer *t)
+static int train_run(NnlrtTrainer *t)
 {
     TrainSignals s;
     train_signals_catch(&s);
-    t->run_start = train_now();
-    int rc = t->cfg->verbose && !train_describe(t) ? train_out_failed() : NNLRT_OK;
+    t->run_start = nnlrt_now();
+    int rc = t->cfg->verbose && !train_describe(t) ? nnlrt_progress_failed() : NNLRT_OK;
     while (rc == NNLRT_OK && t->epoch < t->cfg->epochs)
         rc = train_epoch(t);
     if (rc == NNLRT_OK && t->cfg->checkpoint_path)
         rc = train_checkpoint(t);
     if (rc == NNLRT_OK && t->cfg->verbose && !train_totals(t))
-        rc = train_out_failed();
+        rc = nnlrt_progress_failed();
     train_signals_restore(&s);
     return rc;
 }
@@ -1180,17 +797,17 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     if (!train_check_config(m, cfg) || !nnlrt_check_dataset(m, train) ||
         (val && !nnlrt_check_dataset(m, val)))
         return NNLRT_EUSER;
-    Trainer t;
+    NnlrtTrainer t;
     train_setup(&t, m, cfg, train, val);
     if (cfg->checkpoint_path)
         nnlrt_checkpoint_clean_stale(cfg->checkpoint_path);
     NnlrtCheckpoint from;
     int rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
     if (rc == NNLRT_OK)
-        rc = train_open_log(&t, cfg->resume_path ? &from : NULL);
+        rc = nnlrt_log_open(&t, cfg->resume_path ? &from : NULL);
     if (rc == NNLRT_OK)
         rc = train_run(&t);
-    rc = train_close_log(&t, rc);
+    rc = nnlrt_log_close(&t, rc);
     rc = train_plot(&t, rc);
     if (rc == NNLRT_OK && cfg->dump_path)
         rc = nnlrt_params_dump(m, cfg->dump_path, t.b.bufs[NNLRT_BUF_PARAMS]);

@@ -1,4 +1,4 @@
-/* nnlrt_embed.c — the C side of a model built with `nnlc build --lib`: the parameters, a
+/* nnlrt_lib.c — the C side of a model built with `nnlc build --lib`: the parameters, a
  * checkpoint loader and NAME_predict around the compiled predict entry.
  *
  * Not part of libnnlrt: nnlc build --lib writes a small C file that defines the model's

@@ -1,0 +1,182 @@
+/* atomic_file.c — a file replaced whole or not at all: the temporary file beside it, fsync,
+ * rename, fsync of the directory (nnlrt_util.h). Checkpoints, --save-params, exports,
+ * predictions, plots and nnlc build's outputs are all written through it. */
+#define _POSIX_C_SOURCE 200809L /* fsync */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nnlrt_int.h"
+
+/* ---- failure injection ---- */
+
+static NnlrtCkptStep atomic_fail_step;
+static int atomic_fail_errno;
+
+void nnlrt_atomic_fail_at(NnlrtCkptStep step, int err)
+{
+    atomic_fail_step = step;
+    atomic_fail_errno = err;
+}
+
+bool nnlrt_atomic_injected(const NnlrtAtomic *a, NnlrtCkptStep step)
+{
+    if (!(a->flags & NNLRT_ATOMIC_INJECT) || atomic_fail_step != step)
+        return false;
+    atomic_fail_step = NNLRT_CKPT_NONE;
+    errno = atomic_fail_errno;
+    return true;
+}
+
+/* ---- names ---- */
+
+char *nnlrt_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return nnlrt_strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = nnlrt_alloc(n + 1);
+    memcpy(d, path, n);
+    d[n] = 0;
+    return d;
+}
+
+void nnlrt_atomic_init(NnlrtAtomic *a, const char *path, unsigned flags)
+{
+    memset(a, 0, sizeof *a);
+    a->path = path;
+    a->flags = flags;
+    size_t n = strlen(path) + 32;
+    a->tmp = nnlrt_alloc(n);
+    snprintf(a->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    a->dir = nnlrt_dir_of(path);
+}
+
+/* ---- writing ---- */
+
+bool nnlrt_atomic_fail(NnlrtAtomic *a, const char *what)
+{
+    if (!a->err) {
+        a->err = errno ? errno : EIO;
+        a->what = what;
+    }
+    return false;
+}
+
+/* A device or a pipe: there is nothing to rename over it. */
+static bool atomic_not_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+bool nnlrt_atomic_open(NnlrtAtomic *a)
+{
+    a->in_place = (a->flags & NNLRT_ATOMIC_IN_PLACE) && atomic_not_regular(a->path);
+    const char *name = a->in_place ? a->path : a->tmp;
+    a->f = nnlrt_atomic_injected(a, NNLRT_CKPT_OPEN) ? NULL : fopen(name, "wb");
+    return a->f || nnlrt_atomic_fail(a, "creating the temporary file");
+}
+
+bool nnlrt_atomic_write(NnlrtAtomic *a, const void *p, size_t n)
+{
+    if (a->err)
+        return false;
+    if (nnlrt_atomic_injected(a, NNLRT_CKPT_WRITE) || fwrite(p, 1, n, a->f) != n)
+        return nnlrt_atomic_fail(a, "write");
+    return true;
+}
+
+/* A device or a pipe cannot be synced (EINVAL): its bytes are gone once written. */
+static bool atomic_fsync(NnlrtAtomic *a)
+{
+    if (nnlrt_atomic_injected(a, NNLRT_CKPT_FSYNC))
+        return false;
+    return fsync(fileno(a->f)) == 0 || (a->in_place && errno == EINVAL);
+}
+
+bool nnlrt_atomic_close(NnlrtAtomic *a)
+{
+    bool ok = !a->err;
+    if (ok && ferror(a->f))
+        ok = nnlrt_atomic_fail(a, "write");
+    if (ok && (nnlrt_atomic_injected(a, NNLRT_CKPT_FLUSH) || fflush(a->f) != 0))
+        ok = nnlrt_atomic_fail(a, "fflush");
+    if (ok && !atomic_fsync(a))
+        ok = nnlrt_atomic_fail(a, "fsync");
+    int closed = fclose(a->f);
+    if (nnlrt_atomic_injected(a, NNLRT_CKPT_CLOSE))
+        closed = EOF;
+    if (closed != 0 && ok)
+        ok = nnlrt_atomic_fail(a, "fclose");
+    a->f = NULL;
+    return ok;
+}
+
+bool nnlrt_atomic_sync_written(NnlrtAtomic *a)
+{
+    int fd = open(a->tmp, O_RDONLY);
+    if (fd < 0)
+        return nnlrt_atomic_fail(a, "opening the file");
+    bool ok = fsync(fd) == 0 || nnlrt_atomic_fail(a, "fsync");
+    close(fd);
+    return ok;
+}
+
+/* ---- putting it in place ---- */
+
+bool nnlrt_atomic_rename(NnlrtAtomic *a, const char *what)
+{
+    if (a->in_place)
+        return true;
+    if (nnlrt_atomic_injected(a, NNLRT_CKPT_RENAME) || rename(a->tmp, a->path) != 0)
+        return nnlrt_atomic_fail(a, what);
+    a->renamed = true;
+    return true;
+}
+
+int nnlrt_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return errno ? errno : EIO;
+    int err = fsync(fd) == 0 || errno == EINVAL ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+/* rename() is atomic but not durable until the directory is synced. */
+bool nnlrt_atomic_sync_dir(NnlrtAtomic *a)
+{
+    if (a->in_place)
+        return true;
+    int fd = open(a->dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return nnlrt_atomic_fail(a, "opening the directory");
+    bool ok = !nnlrt_atomic_injected(a, NNLRT_CKPT_DIRSYNC) && (fsync(fd) == 0 || errno == EINVAL);
+    if (!ok)
+        nnlrt_atomic_fail(a, "fsync of the directory");
+    close(fd);
+    return ok;
+}
+
+bool nnlrt_atomic_finish(NnlrtAtomic *a, const char *rename_what)
+{
+    return nnlrt_atomic_close(a) && nnlrt_atomic_rename(a, rename_what) &&
+           nnlrt_atomic_sync_dir(a);
+}
+
+void nnlrt_atomic_free(NnlrtAtomic *a)
+{
+    if (a->f)
+        fclose(a->f);
+    if (a->tmp && !a->renamed && !a->in_place)
+        unlink(a->tmp);
+    nnlrt_free(a->tmp);
+    nnlrt_free(a->dir);
+    memset(a, 0, sizeof *a);
+}

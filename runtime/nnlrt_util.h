@@ -1,0 +1,115 @@
+/* nnlrt_util.h — the runtime's utilities that nnlc uses too (it links libnnlrt): the
+ * atomic file writer and the growable string. Generated code never sees them. */
+#ifndef NNLRT_UTIL_H
+#define NNLRT_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* ---- atomic_file.c: a file replaced whole, or not at all ----
+ *
+ * The file is written to "<path>.tmp.<pid>" in its directory, fflushed, fsynced and closed,
+ * then renamed over <path>, then the directory is fsynced: until the rename, <path> is
+ * what it was; a failure removes the temporary file. Every name is allocated by
+ * nnlrt_atomic_init, before the temporary file exists: running out of memory (an exit)
+ * never leaves one behind.
+ *
+ *     NnlrtAtomic a;
+ *     nnlrt_atomic_init(&a, path, 0);
+ *     bool ok = nnlrt_atomic_open(&a) && write(a.f) && nnlrt_atomic_finish(&a, "renaming");
+ *     ... report a.err and a.what on failure (a.renamed: the file is in place) ...
+ *     nnlrt_atomic_free(&a);
+ *
+ * This is the one place in nnlc and its runtime that renames a file. */
+
+/* The steps where a test can make a checkpoint write fail (nnlrt_checkpoint_fail_at). */
+typedef enum {
+    NNLRT_CKPT_NONE,
+    NNLRT_CKPT_OPEN,      /* creating <path>.tmp.<pid> */
+    NNLRT_CKPT_WRITE,     /* the first fwrite */
+    NNLRT_CKPT_FLUSH,
+    NNLRT_CKPT_FSYNC,
+    NNLRT_CKPT_CLOSE,
+    NNLRT_CKPT_ROTATE,    /* the first rotation step (keep >= 2) */
+    NNLRT_CKPT_RENAME,    /* the temp file over <path> */
+    NNLRT_CKPT_DIRSYNC,   /* fsync of the directory, after the rename */
+} NnlrtCkptStep;
+
+enum {
+    /* A <path> that exists and is not a regular file (a device such as /dev/stdout, a
+     * pipe) cannot be replaced: it is written in place. */
+    NNLRT_ATOMIC_IN_PLACE = 1,
+    /* The steps honour nnlrt_atomic_fail_at: the checkpoint writer's. */
+    NNLRT_ATOMIC_INJECT = 2,
+};
+
+typedef struct {
+    const char *path;  /* the file replaced */
+    char *tmp;         /* "<path>.tmp.<pid>", beside it */
+    char *dir;         /* the directory holding both: "." when path has no '/' */
+    FILE *f;           /* the file being written, between open and close */
+    unsigned flags;    /* NNLRT_ATOMIC_... */
+    bool in_place;     /* NNLRT_ATOMIC_IN_PLACE applied: f is <path> itself */
+    bool renamed;      /* the temporary file is <path> now */
+    int err;           /* errno of the first failure, 0 while all is well */
+    const char *what;  /* the step that failed: "write", "fsync", ... */
+} NnlrtAtomic;
+
+void nnlrt_atomic_init(NnlrtAtomic *a, const char *path, unsigned flags);
+/* Creates the temporary file (what: "creating the temporary file"). */
+bool nnlrt_atomic_open(NnlrtAtomic *a);
+/* Records the first failure: errno (EIO when 0) and `what`; returns false. */
+bool nnlrt_atomic_fail(NnlrtAtomic *a, const char *what);
+/* fwrite to a->f; false once anything failed. */
+bool nnlrt_atomic_write(NnlrtAtomic *a, const void *p, size_t n);
+/* fflush, fsync, fclose: the temporary file whole on disk (a stream error while writing
+ * with fprintf shows at the fflush). */
+bool nnlrt_atomic_close(NnlrtAtomic *a);
+/* The temporary file was written by another program (a->tmp named it there): fsync it. */
+bool nnlrt_atomic_sync_written(NnlrtAtomic *a);
+/* Renames the temporary file over <path>; `what` names the step in messages. */
+bool nnlrt_atomic_rename(NnlrtAtomic *a, const char *what);
+/* fsync of the directory, so that the rename survives a power loss ("opening the
+ * directory", "fsync of the directory"); a filesystem that cannot sync one (EINVAL)
+ * passes. */
+bool nnlrt_atomic_sync_dir(NnlrtAtomic *a);
+/* close, rename, sync_dir. */
+bool nnlrt_atomic_finish(NnlrtAtomic *a, const char *rename_what);
+/* Closes and removes the temporary file unless it was renamed; frees the names. */
+void nnlrt_atomic_free(NnlrtAtomic *a);
+
+/* The directory holding `path`, allocated: "." when it has no '/'. */
+char *nnlrt_dir_of(const char *path);
+/* fsync of a directory: 0 (also when the filesystem cannot, EINVAL), or the errno. */
+int nnlrt_fsync_dir(const char *dir);
+
+/* Failure injection for tests: the next write flagged NNLRT_ATOMIC_INJECT fails at `step`
+ * as if the call there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */
+void nnlrt_atomic_fail_at(NnlrtCkptStep step, int err);
+/* Whether that write is to fail at `step` now (once), with errno set as it would be. */
+bool nnlrt_atomic_injected(const NnlrtAtomic *a, NnlrtCkptStep step);
+
+/* ---- str.c: the growable string ----
+ *
+ * data is NUL-terminated once anything was added (NULL before: nnlrt_str_cstr gives "");
+ * it grows through nnlrt_realloc, so running out of memory reports and exits like every
+ * allocation (in nnlc: "nnlc: error: out of memory (allocating N bytes)", status 2). */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} NnlrtStr;
+
+void nnlrt_str_putn(NnlrtStr *s, const char *p, size_t n);
+void nnlrt_str_puts(NnlrtStr *s, const char *p);
+void nnlrt_str_putc(NnlrtStr *s, char c);
+void nnlrt_str_printf(NnlrtStr *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nnlrt_str_vprintf(NnlrtStr *s, const char *fmt, va_list ap);
+const char *nnlrt_str_cstr(const NnlrtStr *s);
+/* Empties s, keeping its memory. */
+void nnlrt_str_clear(NnlrtStr *s);
+void nnlrt_str_free(NnlrtStr *s);
+
+#endif
