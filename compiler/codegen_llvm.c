@@ -381,6 +381,26 @@ static LLVMValueRef cg_bufmask(Cg *cg, const Iter *it)
     return LLVMBuildSelect(b, in, kT(cg, 1), kT(cg, 0), "");
 }
 
+/* How ops.def says an element of each op is computed, where it names a function. */
+typedef struct {
+    const char *intrinsic;  /* "llvm.exp" */
+    const char *libm;       /* "erf": erff or erf */
+} CgScalar;
+
+#define INTRINSIC(f) {"llvm." #f, NULL}
+#define LIBM(f) {NULL, #f}
+#define CODE {NULL, NULL}
+#define ROUTINE(symbol, sig, image, weights, out) {NULL, NULL}
+static const CgScalar cg_scalars[OP_COUNT] = {
+#define OP(name, text, arity, cls, kernel, memory, how) how,
+#include "ops.def"
+#undef OP
+};
+#undef ROUTINE
+#undef CODE
+#undef LIBM
+#undef INTRINSIC
+
 static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
 {
     LLVMValueRef a = NULL, b = NULL, c = NULL, args[2];
@@ -398,15 +418,10 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
     case OP_RAND:
     case OP_RANDN: return cg_rand(cg, n);
     case OP_NEG: return fmf(LLVMBuildFNeg(cg->b, a, ""));
-    case OP_EXP: return cg_intrinsic(cg, "llvm.exp", &a, 1);
-    case OP_LOG: return cg_intrinsic(cg, "llvm.log", &a, 1);
-    case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", &a, 1);
-    case OP_ABS: return cg_intrinsic(cg, "llvm.fabs", &a, 1);
-    case OP_SIN: return cg_intrinsic(cg, "llvm.sin", &a, 1);
-    case OP_COS: return cg_intrinsic(cg, "llvm.cos", &a, 1);
-    case OP_FLOOR: return cg_intrinsic(cg, "llvm.floor", &a, 1);
-    case OP_TANH: return cg->elem_size == 4 ? cg_tanhf(cg, a) : cg_libm(cg, "tanh", a);
-    case OP_ERF: return cg_libm(cg, "erf", a);
+    case OP_TANH:
+        if (cg->elem_size == 4)
+            return cg_tanhf(cg, a);
+        break; /* libm's tanh, as ops.def says */
     case OP_SIGN:
         return cg_fsub(cg, cg_compare(cg, OP_GT, a, kT(cg, 0)), cg_compare(cg, OP_LT, a, kT(cg, 0)));
     case OP_NOGRAD:
@@ -417,9 +432,6 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
     case OP_SUB: return cg_fsub(cg, a, b);
     case OP_MUL: return cg_fmul(cg, a, b);
     case OP_DIV: return cg_fdiv(cg, a, b);
-    case OP_POW:
-        args[0] = a, args[1] = b;
-        return cg_intrinsic(cg, "llvm.pow", args, 2);
     case OP_MAX:
     case OP_MIN: /* NaN-propagating, so that a NaN is never hidden by relu */
         args[0] = a, args[1] = b;
@@ -428,12 +440,19 @@ static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
         return cg_compare(cg, n->op, a, b);
     case OP_WHERE:
         return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNE, a, kT(cg, 0), ""), b, c, "");
-    default:
-        diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not elementwise",
-                        ir_op_name(n->op));
-        cg->failed = true;
-        return kT(cg, 0);
+    default: break;
     }
+    /* ops.def's INTRINSIC(f) or LIBM(f) */
+    args[0] = a, args[1] = b;
+    const CgScalar *how = &cg_scalars[n->op];
+    if (how->intrinsic)
+        return cg_intrinsic(cg, how->intrinsic, args, ir_op_arity(n->op));
+    if (how->libm && ir_op_arity(n->op) == 1)
+        return cg_libm(cg, how->libm, a);
+    diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not elementwise",
+                    ir_op_name(n->op));
+    cg->failed = true;
+    return kT(cg, 0);
 }
 
 /* A scalar computed from numbers, the batch size, step and epoch only: a hyper-parameter
@@ -793,38 +812,29 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMPositionBuilderAtEnd(b, join);
 }
 
-/* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, a convolution's bias or
- * NULL and its activation, B or the planes, then the geometry as constants). */
+/* An op's runtime routine, nnlrt_SYMBOL_f32 or _f64, called with the arguments of its
+ * signature (ops.def's ROUTINE, OpCallSig in nnlc_int.h): the operands' pointers, a
+ * convolution's bias or NULL, the result's pointer, its activation, then B or the planes
+ * and the geometry as constants. */
 static void cg_kernel_call(Cg *cg, const Kernel *k)
 {
-    IrNode *y = k->node, *a = y->in[0], *b = y->in[1];
+    IrNode *y = k->node;
+    const OpCall *call = ir_op_call(y->op);
     int64_t lo = y->aux & 0xffff, hi = y->aux >> 16;
     LLVMValueRef args[14];
     int n = 0;
-    const char *name = NULL;
-    const Shape *img = NULL; /* the image the geometry is of: x's shape */
-    switch (y->op) {
-    case OP_CONV2D: name = "conv2d"; img = &a->shape; break;
-    case OP_CONV2D_DX: name = "conv2d_dx"; img = &y->shape; break;
-    case OP_CONV2D_DW: name = "conv2d_dw"; img = &a->shape; break;
-    case OP_MAXPOOL: name = "maxpool"; img = &a->shape; break;
-    case OP_MAXPOOL_DX: name = "maxpool_dx"; img = &y->shape; break;
-    case OP_AVGPOOL: name = "avgpool"; img = &a->shape; break;
-    case OP_AVGPOOL_DX: name = "avgpool_dx"; img = &y->shape; break;
-    default: cg->failed = true; return;
-    }
-    args[n++] = cg_buf_ptr(cg, a->buf, a->buf_off);
-    if (b)
-        args[n++] = cg_buf_ptr(cg, b->buf, b->buf_off);
-    if (y->op == OP_CONV2D) /* the bias fuse_conv_bias gave it, or none */
+    for (int i = 0; i < ir_op_arity(y->op); i++)
+        args[n++] = cg_buf_ptr(cg, y->in[i]->buf, y->in[i]->buf_off);
+    if (call->sig == CALL_CONV_BIAS) /* the bias fuse_conv_bias gave it, or none */
         args[n++] = y->in[2] ? cg_buf_ptr(cg, y->in[2]->buf, y->in[2]->buf_off)
                              : LLVMConstPointerNull(cg->ptr);
     args[n++] = cg_buf_ptr(cg, y->buf, y->buf_off);
-    if (y->op == OP_CONV2D) /* the activation fuse_conv_relu gave it, or none */
+    if (call->sig == CALL_CONV_BIAS) /* the activation fuse_conv_relu gave it, or none */
         args[n++] = k64(cg, y->index);
+    const Shape *img = &ir_call_role(y, call->image)->shape;
     int r = img->rank;
-    if (y->op == OP_CONV2D || y->op == OP_CONV2D_DX || y->op == OP_CONV2D_DW) {
-        const Shape *w = y->op == OP_CONV2D_DW ? &y->shape : &b->shape;
+    if (call->sig == CALL_CONV_BIAS || call->sig == CALL_CONV) {
+        const Shape *w = &ir_call_role(y, call->weights)->shape;
         int64_t geom[9] = {img->dim[0], img->dim[1], img->dim[2], w->dim[0], w->dim[2],
                            w->dim[3], lo, hi};
         args[n++] = cg->B;
@@ -844,7 +854,7 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
     for (int i = 0; i < n; i++)
         types[i] = LLVMTypeOf(args[i]);
     char fn[64];
-    snprintf(fn, sizeof fn, "nnlrt_%s_%s", name, cg->elem_size == 4 ? "f32" : "f64");
+    snprintf(fn, sizeof fn, "nnlrt_%s_%s", call->symbol, cg->elem_size == 4 ? "f32" : "f64");
     LLVMValueRef f = cg_extern(cg, fn, cg->vd, types, n);
     LLVMBuildCall2(cg->b, LLVMFunctionType(cg->vd, types, (unsigned)n, false), f, args,
                    (unsigned)n, "");
@@ -917,6 +927,7 @@ static void cg_kernels(Cg *cg, const Entry *e, int from, int to)
         case K_ARGMAX: cg_kernel_argmax(cg, k); break;
         case K_CALL: cg_kernel_call(cg, k); break;
         case K_SUMOUT: cg_kernel_sumout(cg, k); break;
+        case K_NONE: break; /* fuse.c schedules no such kernel */
         }
     }
 }
@@ -1105,7 +1116,6 @@ static void cg_forward(Cg *cg)
 }
 
 /* Builds the module in `ctx`; NULL after reporting an internal error. */
-LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx);
 LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx)
 {
     Cg cg = {.nnl = nnl, .p = p, .plan = plan, .ctx = ctx, .elem_size = elem_size};

@@ -220,13 +220,36 @@ AstNode *parse_return(ParseState *ps, Token kw, AstNode *value);
 /* ---- ir.c: the tensor graph ---- */
 
 typedef enum {
-#define OP(name, text, arity, cls) OP_##name,
+#define OP(name, text, arity, cls, kernel, memory, how) OP_##name,
 #include "ops.def"
 #undef OP
     OP_COUNT
 } Op;
 
 typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW, OPC_CALL } OpClass;
+
+/* The kernel that computes a node (ops.def's KERNEL; fuse.c, codegen_llvm.c). SUMOUT is no
+ * op's: it adds a per-sample scalar over the batch into the entry's sums. NONE: no kernel
+ * computes the op (a leaf in memory, a view). */
+typedef enum { K_NONE = -1, K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL } KernelKind;
+
+/* The arguments codegen passes to an OPC_CALL op's runtime routine (ops.def's ROUTINE),
+ * after the operands' pointers:
+ *   CONV_BIAS  the bias or NULL, the result, the activation (IrNode.index), B, then the
+ *              geometry C, H, W, F, KH, KW, stride, pad (nnlrt_conv2d_f32)
+ *   CONV       the result, B, C, H, W, F, KH, KW, stride, pad
+ *   POOL       the result, planes (B times the image's leading dims), H, W, size, stride
+ * C, H, W are the image's last three dims, F, KH, KW the filters' dims 0, 2, 3; aux packs
+ * the last two numbers (ir.c). */
+typedef enum { CALL_CONV_BIAS, CALL_CONV, CALL_POOL } OpCallSig;
+
+enum { ROLE_NONE = -2, ROLE_OUT = -1, ROLE_IN0 = 0, ROLE_IN1 = 1 };
+
+typedef struct {
+    const char *symbol;   /* "conv2d": the routines nnlrt_conv2d_f32 and nnlrt_conv2d_f64 */
+    OpCallSig sig;
+    int image, weights, out; /* ROLE_*: an operand, the result (OUT), or none */
+} OpCall;
 
 enum { IR_MAX_RANK = 4 };
 
@@ -304,9 +327,15 @@ Shape shape_scalar(bool batched);
 /* Broadcast of two shapes (numpy rules, aligned at the right); false if incompatible. */
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
 
+/* ops.def's columns */
 OpClass ir_op_class(Op op);
 const char *ir_op_name(Op op);
 int ir_op_arity(Op op);
+KernelKind ir_op_kernel(Op op);
+bool ir_op_in_memory(Op op, int operand);  /* whether the operand must be in memory */
+const OpCall *ir_op_call(Op op);           /* the runtime routine of an OPC_CALL op, or NULL */
+/* The tensor a ROLE_* of OpCall stands for in node n: an operand, n itself, or NULL. */
+const IrNode *ir_call_role(const IrNode *n, int role);
 
 double ir_fold_unary(Op op, double a);
 double ir_fold_binary(Op op, double a, double b);
@@ -452,8 +481,6 @@ void ad_backward(IrProgram *p);
 
 /* ---- fuse.c: which nodes live in memory, and the kernels of each entry point ---- */
 
-typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL } KernelKind;
-
 enum { BUF_STATE = 1000,      /* buffer ids from here on are optimizer state arenas */
        BUF_OUT = 999 };      /* the predict entry's output argument */
 
@@ -519,6 +546,15 @@ typedef struct {
 NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *dump,
                      Jit **jit, JitEntries *entries);
 void jit_free(Jit *jit);
+
+/* The module for `plan` in the LLVM context `ctx` (LLVMModuleRef, LLVMContextRef: the
+ * LLVM C API's types, named by their struct tags so that this header needs no LLVM
+ * header); NULL after reporting an internal error. cg_compile and cg_emit_object (jit.c)
+ * optimize and compile it. */
+struct LLVMOpaqueModule;
+struct LLVMOpaqueContext;
+struct LLVMOpaqueModule *cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size,
+                                   struct LLVMOpaqueContext *ctx);
 
 /* The same module, optimized and compiled for `cpu` ("native": the host's CPU and
  * features, exactly as cg_compile; else an LLVM CPU name such as "x86-64-v3", with its
