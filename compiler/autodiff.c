@@ -228,7 +228,7 @@ static void ad_AVGPOOL(Ad *ad, IrNode *y, IrNode *g)
 #undef P
 
 static AdRule *const ad_rules[OP_COUNT] = {
-#define OP(name, text, arity, cls, kernel, memory, how) [OP_##name] = ad_##name,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) [OP_##name] = ad_##name,
 #include "ops.def"
 #undef OP
 };

@@ -125,7 +125,7 @@ typedef struct {
 #define CODE {NULL, NULL}
 #define ROUTINE(symbol, sig, image, weights, out) {NULL, NULL}
 static const CgScalar cg_scalars[OP_COUNT] = {
-#define OP(name, text, arity, cls, kernel, memory, how) how,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) how,
 #include "ops.def"
 #undef OP
 };

@@ -17,10 +17,16 @@ static const struct {
     OpClass cls;
     KernelKind kernel;
     unsigned memory;
+    bool script;        /* FN: SCRIPT */
 } op_info[] = {
-#define OP(name, text, arity, cls, kernel, memory, how) {text, arity, OPC_##cls, K_##kernel, memory},
+#define SCRIPT true
+#define INTERNAL false
+#define OP(name, text, arity, cls, kernel, memory, fn, how) \
+    {text, arity, OPC_##cls, K_##kernel, memory, fn},
 #include "ops.def"
 #undef OP
+#undef INTERNAL
+#undef SCRIPT
 };
 
 OpClass ir_op_class(Op op) { return op_info[op].cls; }
@@ -29,6 +35,14 @@ int ir_op_arity(Op op) { return op_info[op].arity; }
 KernelKind ir_op_kernel(Op op) { return op_info[op].kernel; }
 bool ir_op_in_memory(Op op, int operand) { return op_info[op].memory >> operand & 1; }
 
+Op ir_op_function(const char *name)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_info[op].script && strcmp(op_info[op].name, name) == 0)
+            return (Op)op;
+    return OP_COUNT;
+}
+
 /* HOW's ROUTINE(...) as an OpCall; every other HOW as none */
 #define INTRINSIC(f) {0}
 #define LIBM(f) {0}
@@ -36,7 +50,7 @@ bool ir_op_in_memory(Op op, int operand) { return op_info[op].memory >> operand 
 #define ROUTINE(symbol, sig, image, weights, out) \
     {#symbol, CALL_##sig, ROLE_##image, ROLE_##weights, ROLE_##out}
 static const OpCall op_calls[] = {
-#define OP(name, text, arity, cls, kernel, memory, how) how,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) how,
 #include "ops.def"
 #undef OP
 };
@@ -72,12 +86,12 @@ typedef double Fold2(double, double);
 #define FOLD_ARITY2_2(how) how
 #define FOLD_ARITY2_3(how) 0
 static Fold1 *const op_fold1[] = {
-#define OP(name, text, arity, cls, kernel, memory, how) FOLD_ARITY1_##arity(how),
+#define OP(name, text, arity, cls, kernel, memory, fn, how) FOLD_ARITY1_##arity(how),
 #include "ops.def"
 #undef OP
 };
 static Fold2 *const op_fold2[] = {
-#define OP(name, text, arity, cls, kernel, memory, how) FOLD_ARITY2_##arity(how),
+#define OP(name, text, arity, cls, kernel, memory, fn, how) FOLD_ARITY2_##arity(how),
 #include "ops.def"
 #undef OP
 };

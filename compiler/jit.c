@@ -47,7 +47,7 @@ static const struct {
 #define LIBM(fn) {#fn "f", (void *)fn##f}, {#fn, (void *)fn},
 #define CODE
 #define ROUTINE(symbol, sig, image, weights, out)
-#define OP(name, text, arity, cls, kernel, memory, how) how
+#define OP(name, text, arity, cls, kernel, memory, fn, how) how
 #include "ops.def"
 #undef OP
 #undef ROUTINE

@@ -220,7 +220,7 @@ AstNode *parse_return(ParseState *ps, Token kw, AstNode *value);
 /* ---- ir.c: the tensor graph ---- */
 
 typedef enum {
-#define OP(name, text, arity, cls, kernel, memory, how) OP_##name,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) OP_##name,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -333,6 +333,8 @@ const char *ir_op_name(Op op);
 int ir_op_arity(Op op);
 KernelKind ir_op_kernel(Op op);
 bool ir_op_in_memory(Op op, int operand);  /* whether the operand must be in memory */
+/* The op scripts call as the function `name` of one tensor (FN SCRIPT), or OP_COUNT. */
+Op ir_op_function(const char *name);
 const OpCall *ir_op_call(Op op);           /* the runtime routine of an OPC_CALL op, or NULL */
 /* The tensor a ROLE_* of OpCall stands for in node n: an operand, n itself, or NULL. */
 const IrNode *ir_call_role(const IrNode *n, int role);
