@@ -77,7 +77,9 @@ static void fuse_count_uses(Fuse *f)
         for (int k = 0; k < 3 && n->in[k]; k++) {
             IrNode *x = n->in[k];
             x->uses++;
-            if (ir_op_in_memory(n->op, k) && !is_memory_leaf(x) && x->buf < 0 && ir_op_class(x->op) == OPC_ELEM)
+            /* ops.def's MEMORY: the operands that must be in memory (pick's index need not) */
+            if (ir_op_in_memory(n->op, k) && !is_memory_leaf(x) && x->buf < 0 &&
+                ir_op_class(x->op) == OPC_ELEM)
                 x->uses += 1000; /* forces it to be materialized */
         }
     }
@@ -180,7 +182,7 @@ static void fuse_compute_kernels(Fuse *f, Entry *e, int first_buf)
             continue;
         if (is_memory_leaf(n))
             continue;
-        KernelKind kind = ir_op_kernel(n->op);
+        KernelKind kind = ir_op_kernel(n->op); /* ops.def's KERNEL */
         if (kind == K_ELEM)
             kernel_out(fuse_add(e, K_ELEM, n), n, n->buf, n->buf_off);
         else

@@ -442,7 +442,7 @@ IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride)
     return r;
 }
 
-IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux)
+IrNode *ir_call(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux)
 {
     IrNode *r = ir_op(p, op, shape, a, b, NULL);
     r->aux = aux;

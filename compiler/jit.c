@@ -7,7 +7,7 @@
  * code model (the JIT's default is the large one), which changes how addresses are
  * formed, not the arithmetic.
  *
- * Facts from shared/notes/llvm.md: default<O3> needs the host TargetMachine to vectorize;
+ * Facts this file rests on: default<O3> needs the host TargetMachine to vectorize;
  * the runtime and BLAS reach JIT code through an explicit absolute-symbol table (Debian
  * links with --as-needed); adding a module hands it over even on error; every error is
  * turned into an internal-error diagnostic, never an abort.

@@ -364,8 +364,9 @@ IrNode *ir_dropout(IrProgram *p, IrNode *x, double prob, int salt);
 IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad);
 /* OP_MAXPOOL or OP_AVGPOOL over the last two dims of x (at least size each). */
 IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride);
-/* A gradient op of those (OP_CONV2D_DX, _DW, OP_MAXPOOL_DX, OP_AVGPOOL_DX) of `shape`. */
-IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux);
+/* Any runtime-routine op (OPC_CALL: the gradients OP_CONV2D_DX, _DW, OP_MAXPOOL_DX,
+ * OP_AVGPOOL_DX, or a new routine's) of `shape`, which the caller computes; b may be NULL. */
+IrNode *ir_call(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux);
 /* Sums all per-sample dims (and the batch when `batch`), giving a scalar per sample. */
 IrNode *ir_sum_all(IrProgram *p, IrNode *a, bool batch);
 /* The 2-D matrix an operand of MATMUL stands for: rows (-1 for B) and columns. */
