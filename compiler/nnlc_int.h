@@ -231,7 +231,9 @@ typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW,
 /* The kernel that computes a node (ops.def's KERNEL; fuse.c, codegen_llvm.c). SUMOUT is no
  * op's: it adds a per-sample scalar over the batch into the entry's sums. NONE: no kernel
  * computes the op (a leaf in memory, a view). */
-typedef enum { K_NONE = -1, K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL } KernelKind;
+typedef enum {
+    K_NONE = -1, K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL
+} KernelKind;
 
 /* The arguments codegen passes to an OPC_CALL op's runtime routine (ops.def's ROUTINE),
  * after the operands' pointers:
@@ -533,7 +535,7 @@ void fuse_free(Plan *plan);
 void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const Plan *plan,
                    int forward, int64_t batch, int64_t samples, int elem_size);
 
-/* ---- codegen_llvm.c and jit.c ---- */
+/* ---- codegen_llvm.c, codegen_elem.c (their shared types: codegen_int.h) and jit.c ---- */
 
 typedef struct Jit Jit;
 typedef struct {
