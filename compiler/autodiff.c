@@ -208,19 +208,19 @@ static void ad_DROPOUT(Ad *ad, IrNode *y, IrNode *g)
 static void ad_CONV2D(Ad *ad, IrNode *y, IrNode *g)
 {
     if (A->needs_grad)
-        ad_add(ad, A, ir_window_grad(P, OP_CONV2D_DX, A->shape, g, B, y->aux));
+        ad_add(ad, A, ir_call(P, OP_CONV2D_DX, A->shape, g, B, y->aux));
     if (B->needs_grad)
-        ad_add(ad, B, ir_window_grad(P, OP_CONV2D_DW, B->shape, A, g, y->aux));
+        ad_add(ad, B, ir_call(P, OP_CONV2D_DW, B->shape, A, g, y->aux));
 }
 
 static void ad_MAXPOOL(Ad *ad, IrNode *y, IrNode *g)
 {
-    ad_add(ad, A, ir_window_grad(P, OP_MAXPOOL_DX, A->shape, A, g, y->aux));
+    ad_add(ad, A, ir_call(P, OP_MAXPOOL_DX, A->shape, A, g, y->aux));
 }
 
 static void ad_AVGPOOL(Ad *ad, IrNode *y, IrNode *g)
 {
-    ad_add(ad, A, ir_window_grad(P, OP_AVGPOOL_DX, A->shape, g, NULL, y->aux));
+    ad_add(ad, A, ir_call(P, OP_AVGPOOL_DX, A->shape, g, NULL, y->aux));
 }
 
 #undef A
@@ -228,7 +228,7 @@ static void ad_AVGPOOL(Ad *ad, IrNode *y, IrNode *g)
 #undef P
 
 static AdRule *const ad_rules[OP_COUNT] = {
-#define OP(name, text, arity, cls) [OP_##name] = ad_##name,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) [OP_##name] = ad_##name,
 #include "ops.def"
 #undef OP
 };

@@ -5,7 +5,8 @@
  * dimension outermost with the runtime size B; an operand's index is its own row-major
  * offset with stride 0 on the dims it is broadcast along. Elementwise subexpressions are
  * generated once per iteration (a cache by node id), so a loop with several outputs shares
- * them. Matrix products call cblas_?gemm, or an inline loop when small.
+ * them (codegen_elem.c). Matrix products call cblas_?gemm, or an inline loop when small;
+ * runtime-routine ops their routine (ops.def's ROUTINE).
  * Fast-math flags: reassoc contract arcp afn nsz on arithmetic, never nnan/ninf.
  */
 #include <math.h>
@@ -15,67 +16,13 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/DebugInfo.h>
 
-#include "nnlc_int.h"
+#include "codegen_int.h"
 
-enum { CG_MAX_DIMS = IR_MAX_RANK + 1, CG_INLINE_GEMM = 1 << 15 };
+enum { CG_INLINE_GEMM = 1 << 15 };
 
-typedef struct {
-    int nd;
-    LLVMValueRef iv[CG_MAX_DIMS];   /* loop indices, i64 */
-    bool batched;                  /* iv[0] is the batch index */
-    Shape shape;                   /* the iteration space */
-} Iter;
+/* ---- helpers ---- */
 
-typedef struct {
-    Nnl *nnl;
-    IrProgram *p;
-    Plan *plan;
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMTypeRef T, i64, i32, f64, ptr, vd;
-    int elem_size;
-    /* the function being generated */
-    LLVMValueRef fn, bufs, B, sums, states, step, epoch, rng;
-    LLVMValueRef *base;            /* base pointer of every buffer, loaded on entry */
-    LLVMValueRef *state_base;
-    LLVMValueRef out_base;         /* the predict entry's output */
-    LLVMValueRef gnorm;            /* update: the double the gradients' squares add up in */
-    LLVMValueRef key;              /* grad: the step's key (dropout); NULL: not training */
-    LLVMValueRef *cache;           /* per node id, valid in the current loop body */
-    LLVMValueRef *dcache;          /* the same for values computed in double */
-    signed char *uniform;          /* cg_uniform's memo: 0 unknown, 1 yes, -1 no */
-    bool in_double;                /* computing a uniform scalar in double */
-    LLVMValueRef forward;          /* nnl_forward, shared by grad and eval, or NULL */
-    int nforward;                  /* the kernels it holds (a prefix of both) */
-    int64_t max_b;                 /* the largest B of the entry being generated */
-    /* an elementwise kernel whose adjacent dims are merged (cg_collapse): the per-sample
-     * dims of the iteration (right-aligned), and the merged dim each belongs to */
-    int crank;                     /* 0: no merging */
-    int cgroup[IR_MAX_RANK];
-    bool failed;
-} Cg;
-
-/* ---- small helpers ---- */
-
-static LLVMValueRef k64(Cg *cg, int64_t v) { return LLVMConstInt(cg->i64, (unsigned long long)v, true); }
-static LLVMValueRef kT(Cg *cg, double v) { return LLVMConstReal(cg->T, v); }
-
-static LLVMValueRef fmf(LLVMValueRef v)
-{
-    if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
-        LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc | LLVMFastMathNoSignedZeros |
-                                LLVMFastMathAllowReciprocal | LLVMFastMathAllowContract |
-                                LLVMFastMathApproxFunc);
-    return v;
-}
-
-static LLVMValueRef cg_fadd(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFAdd(cg->b, a, b, "")); }
-static LLVMValueRef cg_fsub(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFSub(cg->b, a, b, "")); }
-static LLVMValueRef cg_fmul(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFMul(cg->b, a, b, "")); }
-static LLVMValueRef cg_fdiv(Cg *cg, LLVMValueRef a, LLVMValueRef b) { return fmf(LLVMBuildFDiv(cg->b, a, b, "")); }
-
-static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMValueRef *args, int n)
+LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMValueRef *args, int n)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
     LLVMTypeRef types[1] = {cg->T};
@@ -84,7 +31,7 @@ static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, LLVMValueRef *args, i
     return LLVMBuildCall2(cg->b, ft, f, args, (unsigned)n, "");
 }
 
-static LLVMValueRef cg_extern(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
+LLVMValueRef cg_extern(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTypeRef *params,
                               int n)
 {
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, name);
@@ -94,7 +41,7 @@ static LLVMValueRef cg_extern(Cg *cg, const char *name, LLVMTypeRef ret, LLVMTyp
 }
 
 /* A libm function of the element type: tanhf or tanh. */
-static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
+LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
 {
     char full[32];
     snprintf(full, sizeof full, "%s%s", name, cg->elem_size == 4 ? "f" : "");
@@ -103,7 +50,7 @@ static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
     return LLVMBuildCall2(cg->b, LLVMFunctionType(t, &t, 1, false), f, &x, 1, "");
 }
 
-static LLVMValueRef cg_bool(Cg *cg, LLVMValueRef i1)
+LLVMValueRef cg_bool(Cg *cg, LLVMValueRef i1)
 {
     return LLVMBuildUIToFP(cg->b, i1, cg->T, "");
 }
@@ -118,8 +65,6 @@ typedef struct {
 
 enum { CG_SMALL_LOOP = 16 }; /* loops this short are not worth vectorizing */
 
-/* !llvm.loop metadata that turns vectorization, interleaving and unrolling off: short loops
- * would only grow the code (and the compile time) with vector bodies that never run. */
 /* !llvm.loop metadata that keeps a loop from being unrolled (it may still be vectorized):
  * a fully unrolled inner loop of 84 makes the vectorizer turn to the loop outside it, with
  * gathers across rows. */
@@ -134,6 +79,8 @@ static void cg_loop_no_unroll(Cg *cg, LLVMValueRef br)
                     LLVMMetadataAsValue(cg->ctx, loop));
 }
 
+/* !llvm.loop metadata that turns vectorization, interleaving and unrolling off: short loops
+ * would only grow the code (and the compile time) with vector bodies that never run. */
 static void cg_loop_scalar(Cg *cg, LLVMValueRef br)
 {
     LLVMMetadataRef self = LLVMTemporaryMDNode(cg->ctx, NULL, 0);
@@ -225,7 +172,7 @@ static Shape cg_collapsed(const Cg *cg, const Shape *s)
 }
 
 /* Element offset of a value of shape `s`, at the iteration `it`, broadcasting. */
-static LLVMValueRef cg_index(Cg *cg, const Shape *s, const Iter *it)
+LLVMValueRef cg_index(Cg *cg, const Shape *s, const Iter *it)
 {
     Shape merged;
     if (cg->crank) {
@@ -268,232 +215,11 @@ static LLVMValueRef cg_elem_ptr(Cg *cg, int buf, int64_t off, LLVMValueRef idx)
     return LLVMBuildGEP2(cg->b, cg->T, base, &i, 1, "");
 }
 
-static LLVMValueRef cg_load(Cg *cg, const IrNode *n, const Iter *it)
+LLVMValueRef cg_load(Cg *cg, const IrNode *n, const Iter *it)
 {
     LLVMValueRef p = cg_elem_ptr(cg, n->buf, n->buf_off, cg_index(cg, &n->shape, it));
     return LLVMBuildLoad2(cg->b, cg->T, p, "");
 }
-
-/* ---- elementwise values ---- */
-
-static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it);
-
-static LLVMValueRef cg_var(Cg *cg, const IrNode *n)
-{
-    if (n->index == VAR_TRAINING)
-        return kT(cg, cg->key ? 1 : 0);
-    LLVMValueRef v = n->index == VAR_BATCH ? cg->B : n->index == VAR_STEP ? cg->step : cg->epoch;
-    if (!v) {
-        diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not known in this entry "
-                        "point", n->index == VAR_BATCH ? "B" : n->index == VAR_STEP ? "step"
-                                                                                : "epoch");
-        cg->failed = true;
-        return kT(cg, 0);
-    }
-    return LLVMBuildSIToFP(cg->b, v, cg->T, "");
-}
-
-static LLVMValueRef cg_rand(Cg *cg, const IrNode *n)
-{
-    const char *name = n->op == OP_RAND ? "nnlrt_rand_uniform" : "nnlrt_rand_normal";
-    LLVMValueRef f = cg_extern(cg, name, cg->f64, &cg->ptr, 1);
-    LLVMValueRef r = LLVMBuildCall2(cg->b, LLVMFunctionType(cg->f64, &cg->ptr, 1, false), f,
-                                    &cg->rng, 1, "");
-    return cg->elem_size == 4 ? LLVMBuildFPTrunc(cg->b, r, cg->T, "") : r;
-}
-
-static LLVMValueRef cg_compare(Cg *cg, Op op, LLVMValueRef a, LLVMValueRef b)
-{
-    LLVMRealPredicate pr = op == OP_LT ? LLVMRealOLT : op == OP_LE ? LLVMRealOLE
-                         : op == OP_GT ? LLVMRealOGT : op == OP_GE ? LLVMRealOGE
-                         : op == OP_EQ ? LLVMRealOEQ : LLVMRealUNE;
-    return cg_bool(cg, LLVMBuildFCmp(cg->b, pr, a, b, ""));
-}
-
-/* index[...] -> onehot[..., n]: compare the last loop index with the index value */
-static LLVMValueRef cg_onehot(Cg *cg, IrNode *n, const Iter *it)
-{
-    Iter sub = *it;
-    sub.nd--;
-    sub.shape.rank--;
-    LLVMValueRef idx = LLVMBuildFPToSI(cg->b, cg_value(cg, n->in[0], &sub), cg->i64, "");
-    return cg_bool(cg, LLVMBuildICmp(cg->b, LLVMIntEQ, it->iv[it->nd - 1], idx, ""));
-}
-
-/* tanh in float32 from expf, which is several times faster than libm's tanhf (itself built
- * on expm1f): copysign((1 - t) / (1 + t), x) with t = exp(-2|x|), and below |x| = 1/16,
- * where 1 - t would cancel, its Taylor series to x^7 (the next term is < 3e-13 relative).
- * Worst error against tanh in double over [-20, 20]: 3.4e-7 relative (libm tanhf: 1.6e-7).
- * NaN stays NaN; large |x| gives exactly ±1. */
-static LLVMValueRef cg_tanhf(Cg *cg, LLVMValueRef x)
-{
-    LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", &x, 1);
-    LLVMValueRef e = cg_fmul(cg, ax, kT(cg, -2.0));
-    LLVMValueRef t = cg_intrinsic(cg, "llvm.exp", &e, 1);
-    LLVMValueRef big = cg_fdiv(cg, cg_fsub(cg, kT(cg, 1.0), t), cg_fadd(cg, kT(cg, 1.0), t));
-    LLVMValueRef args[2] = {big, x};
-    big = cg_intrinsic(cg, "llvm.copysign", args, 2);
-    LLVMValueRef x2 = cg_fmul(cg, x, x);
-    LLVMValueRef poly = cg_fadd(cg, kT(cg, 2.0 / 15.0), cg_fmul(cg, x2, kT(cg, -17.0 / 315.0)));
-    poly = cg_fadd(cg, kT(cg, -1.0 / 3.0), cg_fmul(cg, x2, poly));
-    LLVMValueRef small = cg_fadd(cg, x, cg_fmul(cg, cg_fmul(cg, x, x2), poly));
-    LLVMValueRef tiny = LLVMBuildFCmp(cg->b, LLVMRealOLT, ax, kT(cg, 0.0625), "");
-    return LLVMBuildSelect(cg->b, tiny, small, big, "");
-}
-
-/* x·keep/(1 − p), keep = u >= p for u uniform on [0, 1) from a splitmix64 hash of the
- * step's key, the node's salt and the element's index in the batch. */
-static LLVMValueRef cg_dropout(Cg *cg, const IrNode *n, LLVMValueRef x, const Iter *it)
-{
-    LLVMBuilderRef b = cg->b;
-    LLVMValueRef idx = cg_index(cg, &n->shape, it);
-    LLVMValueRef salt = k64(cg, (int64_t)((uint64_t)(n->aux + 1) * 0xD1B54A32D192ED03u));
-    LLVMValueRef z = LLVMBuildXor(b, cg->key, salt, "");
-    z = LLVMBuildAdd(b, z, LLVMBuildMul(b, idx, k64(cg, (int64_t)0x9E3779B97F4A7C15u), ""), "");
-    static const uint64_t mul[2] = {0xBF58476D1CE4E5B9u, 0x94D049BB133111EBu};
-    static const int shift[3] = {30, 27, 31};
-    for (int i = 0; i < 3; i++) {
-        z = LLVMBuildXor(b, z, LLVMBuildLShr(b, z, k64(cg, shift[i]), ""), "");
-        if (i < 2)
-            z = LLVMBuildMul(b, z, k64(cg, (int64_t)mul[i]), "");
-    }
-    /* the top 24 bits: exact in float32 */
-    LLVMValueRef u = LLVMBuildUIToFP(b, LLVMBuildLShr(b, z, k64(cg, 40), ""), cg->T, "");
-    LLVMValueRef keep = LLVMBuildFCmp(b, LLVMRealOGE, u, kT(cg, n->value * 16777216.0), "");
-    LLVMValueRef scaled = cg_fmul(cg, x, kT(cg, 1 / (1 - n->value)));
-    return LLVMBuildSelect(b, keep, scaled, kT(cg, 0), "");
-}
-
-/* 1 where the arena index is inside a buffer tensor's range, else 0 */
-static LLVMValueRef cg_bufmask(Cg *cg, const Iter *it)
-{
-    LLVMBuilderRef b = cg->b;
-    LLVMValueRef in = LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, false);
-    for (int i = 0; i < cg->p->nparams; i++) {
-        const IrParam *prm = &cg->p->params[i];
-        if (!prm->buffer)
-            continue;
-        LLVMValueRef lo = LLVMBuildICmp(b, LLVMIntSGE, it->iv[0], k64(cg, prm->offset), "");
-        LLVMValueRef hi = LLVMBuildICmp(b, LLVMIntSLT, it->iv[0],
-                                        k64(cg, prm->offset + prm->size), "");
-        in = LLVMBuildOr(b, in, LLVMBuildAnd(b, lo, hi, ""), "");
-    }
-    return LLVMBuildSelect(b, in, kT(cg, 1), kT(cg, 0), "");
-}
-
-static LLVMValueRef cg_compute(Cg *cg, IrNode *n, const Iter *it)
-{
-    LLVMValueRef a = NULL, b = NULL, c = NULL, args[2];
-    if (n->op == OP_ONEHOT)
-        return cg_onehot(cg, n, it);
-    if (n->in[0])
-        a = cg_value(cg, n->in[0], it);
-    if (n->in[1])
-        b = cg_value(cg, n->in[1], it);
-    if (n->in[2])
-        c = cg_value(cg, n->in[2], it);
-    switch (n->op) {
-    case OP_CONST: return kT(cg, n->value);
-    case OP_VAR: return cg_var(cg, n);
-    case OP_RAND:
-    case OP_RANDN: return cg_rand(cg, n);
-    case OP_NEG: return fmf(LLVMBuildFNeg(cg->b, a, ""));
-    case OP_EXP: return cg_intrinsic(cg, "llvm.exp", &a, 1);
-    case OP_LOG: return cg_intrinsic(cg, "llvm.log", &a, 1);
-    case OP_SQRT: return cg_intrinsic(cg, "llvm.sqrt", &a, 1);
-    case OP_ABS: return cg_intrinsic(cg, "llvm.fabs", &a, 1);
-    case OP_SIN: return cg_intrinsic(cg, "llvm.sin", &a, 1);
-    case OP_COS: return cg_intrinsic(cg, "llvm.cos", &a, 1);
-    case OP_FLOOR: return cg_intrinsic(cg, "llvm.floor", &a, 1);
-    case OP_TANH: return cg->elem_size == 4 ? cg_tanhf(cg, a) : cg_libm(cg, "tanh", a);
-    case OP_ERF: return cg_libm(cg, "erf", a);
-    case OP_SIGN:
-        return cg_fsub(cg, cg_compare(cg, OP_GT, a, kT(cg, 0)), cg_compare(cg, OP_LT, a, kT(cg, 0)));
-    case OP_NOGRAD:
-    case OP_BROADCAST: return a;
-    case OP_DROPOUT: return cg->key ? cg_dropout(cg, n, a, it) : a;
-    case OP_BUFMASK: return cg_bufmask(cg, it);
-    case OP_ADD: return cg_fadd(cg, a, b);
-    case OP_SUB: return cg_fsub(cg, a, b);
-    case OP_MUL: return cg_fmul(cg, a, b);
-    case OP_DIV: return cg_fdiv(cg, a, b);
-    case OP_POW:
-        args[0] = a, args[1] = b;
-        return cg_intrinsic(cg, "llvm.pow", args, 2);
-    case OP_MAX:
-    case OP_MIN: /* NaN-propagating, so that a NaN is never hidden by relu */
-        args[0] = a, args[1] = b;
-        return cg_intrinsic(cg, n->op == OP_MAX ? "llvm.maximum" : "llvm.minimum", args, 2);
-    case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE:
-        return cg_compare(cg, n->op, a, b);
-    case OP_WHERE:
-        return LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNE, a, kT(cg, 0), ""), b, c, "");
-    default:
-        diag_file_error(cg->nnl, NULL, "internal error: codegen: %s is not elementwise",
-                        ir_op_name(n->op));
-        cg->failed = true;
-        return kT(cg, 0);
-    }
-}
-
-/* A scalar computed from numbers, the batch size, step and epoch only: a hyper-parameter
- * and its schedule. */
-static bool cg_uniform(Cg *cg, const IrNode *n)
-{
-    if (cg->uniform[n->id])
-        return cg->uniform[n->id] > 0;
-    bool u = !n->shape.batched && n->shape.rank == 0;
-    if (u && n->op != OP_CONST && n->op != OP_VAR) {
-        u = ir_op_class(n->op) == OPC_ELEM && n->op != OP_ONEHOT;
-        for (int i = 0; u && i < 3 && n->in[i]; i++)
-            u = cg_uniform(cg, n->in[i]);
-    }
-    cg->uniform[n->id] = u ? 1 : -1;
-    return u;
-}
-
-/* Such scalars are computed in double, as PyTorch computes them in Python, and rounded
- * once where they meet float32 data: 1 - 0.999^step in float32 would lose 1e-5. */
-static LLVMValueRef cg_uniform_value(Cg *cg, IrNode *n, const Iter *it)
-{
-    LLVMTypeRef t = cg->T;
-    int es = cg->elem_size;
-    cg->in_double = true;
-    cg->T = cg->f64;
-    cg->elem_size = 8;
-    LLVMValueRef v = cg_value(cg, n, it);
-    cg->in_double = false;
-    cg->T = t;
-    cg->elem_size = es;
-    return LLVMBuildFPTrunc(cg->b, v, cg->T, "");
-}
-
-static LLVMValueRef cg_value(Cg *cg, IrNode *n, const Iter *it)
-{
-    if (cg->in_double) {
-        if (!cg->dcache[n->id])
-            cg->dcache[n->id] = cg_compute(cg, n, it);
-        return cg->dcache[n->id];
-    }
-    if (cg->cache[n->id])
-        return cg->cache[n->id];
-    if (n->buf < 0 && cg->elem_size == 4 && n->op != OP_CONST && cg_uniform(cg, n)) {
-        cg->cache[n->id] = cg_uniform_value(cg, n, it);
-        return cg->cache[n->id];
-    }
-    /* Everything is generated in the innermost loop body, so a value stays valid for the
-     * rest of it (onehot's operand, computed one dim up, does not depend on the last). */
-    LLVMValueRef v = n->buf >= 0 ? cg_load(cg, n, it) : cg_compute(cg, n, it);
-    cg->cache[n->id] = v;
-    return v;
-}
-
-static void cg_clear_cache(Cg *cg)
-{
-    memset(cg->cache, 0, sizeof(LLVMValueRef) * (size_t)cg->p->nnodes);
-    memset(cg->dcache, 0, sizeof(LLVMValueRef) * (size_t)cg->p->nnodes);
-}
-
 /* ---- kernels ---- */
 
 /* Whether k is the update's loop over the whole parameter arena. */
@@ -793,38 +519,29 @@ static void cg_kernel_matmul(Cg *cg, const Kernel *k)
     LLVMPositionBuilderAtEnd(b, join);
 }
 
-/* A runtime routine of conv.c: nnlrt_NAME_f32 or _f64 (pointers, a convolution's bias or
- * NULL and its activation, B or the planes, then the geometry as constants). */
+/* An op's runtime routine, nnlrt_SYMBOL_f32 or _f64, called with the arguments of its
+ * signature (ops.def's ROUTINE, OpCallSig in nnlc_int.h): the operands' pointers, a
+ * convolution's bias or NULL, the result's pointer, its activation, then B or the planes
+ * and the geometry as constants. */
 static void cg_kernel_call(Cg *cg, const Kernel *k)
 {
-    IrNode *y = k->node, *a = y->in[0], *b = y->in[1];
+    IrNode *y = k->node;
+    const OpCall *call = ir_op_call(y->op);
     int64_t lo = y->aux & 0xffff, hi = y->aux >> 16;
     LLVMValueRef args[14];
     int n = 0;
-    const char *name = NULL;
-    const Shape *img = NULL; /* the image the geometry is of: x's shape */
-    switch (y->op) {
-    case OP_CONV2D: name = "conv2d"; img = &a->shape; break;
-    case OP_CONV2D_DX: name = "conv2d_dx"; img = &y->shape; break;
-    case OP_CONV2D_DW: name = "conv2d_dw"; img = &a->shape; break;
-    case OP_MAXPOOL: name = "maxpool"; img = &a->shape; break;
-    case OP_MAXPOOL_DX: name = "maxpool_dx"; img = &y->shape; break;
-    case OP_AVGPOOL: name = "avgpool"; img = &a->shape; break;
-    case OP_AVGPOOL_DX: name = "avgpool_dx"; img = &y->shape; break;
-    default: cg->failed = true; return;
-    }
-    args[n++] = cg_buf_ptr(cg, a->buf, a->buf_off);
-    if (b)
-        args[n++] = cg_buf_ptr(cg, b->buf, b->buf_off);
-    if (y->op == OP_CONV2D) /* the bias fuse_conv_bias gave it, or none */
+    for (int i = 0; i < ir_op_arity(y->op); i++)
+        args[n++] = cg_buf_ptr(cg, y->in[i]->buf, y->in[i]->buf_off);
+    if (call->sig == CALL_CONV_BIAS) /* the bias fuse_conv_bias gave it, or none */
         args[n++] = y->in[2] ? cg_buf_ptr(cg, y->in[2]->buf, y->in[2]->buf_off)
                              : LLVMConstPointerNull(cg->ptr);
     args[n++] = cg_buf_ptr(cg, y->buf, y->buf_off);
-    if (y->op == OP_CONV2D) /* the activation fuse_conv_relu gave it, or none */
+    if (call->sig == CALL_CONV_BIAS) /* the activation fuse_conv_relu gave it, or none */
         args[n++] = k64(cg, y->index);
+    const Shape *img = &ir_call_role(y, call->image)->shape;
     int r = img->rank;
-    if (y->op == OP_CONV2D || y->op == OP_CONV2D_DX || y->op == OP_CONV2D_DW) {
-        const Shape *w = y->op == OP_CONV2D_DW ? &y->shape : &b->shape;
+    if (call->sig == CALL_CONV_BIAS || call->sig == CALL_CONV) {
+        const Shape *w = &ir_call_role(y, call->weights)->shape;
         int64_t geom[9] = {img->dim[0], img->dim[1], img->dim[2], w->dim[0], w->dim[2],
                            w->dim[3], lo, hi};
         args[n++] = cg->B;
@@ -844,7 +561,7 @@ static void cg_kernel_call(Cg *cg, const Kernel *k)
     for (int i = 0; i < n; i++)
         types[i] = LLVMTypeOf(args[i]);
     char fn[64];
-    snprintf(fn, sizeof fn, "nnlrt_%s_%s", name, cg->elem_size == 4 ? "f32" : "f64");
+    snprintf(fn, sizeof fn, "nnlrt_%s_%s", call->symbol, cg->elem_size == 4 ? "f32" : "f64");
     LLVMValueRef f = cg_extern(cg, fn, cg->vd, types, n);
     LLVMBuildCall2(cg->b, LLVMFunctionType(cg->vd, types, (unsigned)n, false), f, args,
                    (unsigned)n, "");
@@ -917,6 +634,7 @@ static void cg_kernels(Cg *cg, const Entry *e, int from, int to)
         case K_ARGMAX: cg_kernel_argmax(cg, k); break;
         case K_CALL: cg_kernel_call(cg, k); break;
         case K_SUMOUT: cg_kernel_sumout(cg, k); break;
+        case K_NONE: break; /* fuse.c schedules no such kernel */
         }
     }
 }
@@ -1105,7 +823,6 @@ static void cg_forward(Cg *cg)
 }
 
 /* Builds the module in `ctx`; NULL after reporting an internal error. */
-LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx);
 LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx)
 {
     Cg cg = {.nnl = nnl, .p = p, .plan = plan, .ctx = ctx, .elem_size = elem_size};

@@ -64,12 +64,6 @@ static void fuse_mark(Fuse *f, IrNode **roots, int nroots)
     }
 }
 
-static bool needs_memory_operands(const IrNode *n)
-{
-    OpClass c = ir_op_class(n->op);
-    return c == OPC_MATMUL || c == OPC_GATHER || c == OPC_VIEW || c == OPC_CALL;
-}
-
 /* Counts the uses of the marked nodes; an operand that must be in memory counts many. */
 static void fuse_count_uses(Fuse *f)
 {
@@ -83,9 +77,9 @@ static void fuse_count_uses(Fuse *f)
         for (int k = 0; k < 3 && n->in[k]; k++) {
             IrNode *x = n->in[k];
             x->uses++;
-            /* the index of pick may be computed inline; everything else must be in memory */
-            bool memory = needs_memory_operands(n) && !(n->op == OP_PICK && k == 1);
-            if (memory && !is_memory_leaf(x) && x->buf < 0 && ir_op_class(x->op) == OPC_ELEM)
+            /* ops.def's MEMORY: the operands that must be in memory (pick's index need not) */
+            if (ir_op_in_memory(n->op, k) && !is_memory_leaf(x) && x->buf < 0 &&
+                ir_op_class(x->op) == OPC_ELEM)
                 x->uses += 1000; /* forces it to be materialized */
         }
     }
@@ -188,13 +182,11 @@ static void fuse_compute_kernels(Fuse *f, Entry *e, int first_buf)
             continue;
         if (is_memory_leaf(n))
             continue;
-        switch (ir_op_class(n->op)) {
-        case OPC_REDUCE: fuse_add(e, K_REDUCE, n); break;
-        case OPC_MATMUL: fuse_add(e, K_MATMUL, n); break;
-        case OPC_GATHER: fuse_add(e, n->op == OP_PICK ? K_PICK : K_ARGMAX, n); break;
-        case OPC_CALL: fuse_add(e, K_CALL, n); break;
-        default: kernel_out(fuse_add(e, K_ELEM, n), n, n->buf, n->buf_off);
-        }
+        KernelKind kind = ir_op_kernel(n->op); /* ops.def's KERNEL */
+        if (kind == K_ELEM)
+            kernel_out(fuse_add(e, K_ELEM, n), n, n->buf, n->buf_off);
+        else
+            fuse_add(e, kind, n);
     }
 }
 

@@ -9,19 +9,96 @@
 
 #include "nnlc_int.h"
 
+/* ---- ops.def's columns ---- */
+
 static const struct {
     const char *name;
     int arity;
     OpClass cls;
+    KernelKind kernel;
+    unsigned memory;
+    bool script;        /* FN: SCRIPT */
 } op_info[] = {
-#define OP(name, text, arity, cls) {text, arity, OPC_##cls},
+#define SCRIPT true
+#define INTERNAL false
+#define OP(name, text, arity, cls, kernel, memory, fn, how) \
+    {text, arity, OPC_##cls, K_##kernel, memory, fn},
 #include "ops.def"
 #undef OP
+#undef INTERNAL
+#undef SCRIPT
 };
 
 OpClass ir_op_class(Op op) { return op_info[op].cls; }
 const char *ir_op_name(Op op) { return op_info[op].name; }
 int ir_op_arity(Op op) { return op_info[op].arity; }
+KernelKind ir_op_kernel(Op op) { return op_info[op].kernel; }
+bool ir_op_in_memory(Op op, int operand) { return op_info[op].memory >> operand & 1; }
+
+Op ir_op_function(const char *name)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_info[op].script && strcmp(op_info[op].name, name) == 0)
+            return (Op)op;
+    return OP_COUNT;
+}
+
+/* HOW's ROUTINE(...) as an OpCall; every other HOW as none */
+#define INTRINSIC(f) {0}
+#define LIBM(f) {0}
+#define CODE {0}
+#define ROUTINE(symbol, sig, image, weights, out) \
+    {#symbol, CALL_##sig, ROLE_##image, ROLE_##weights, ROLE_##out}
+static const OpCall op_calls[] = {
+#define OP(name, text, arity, cls, kernel, memory, fn, how) how,
+#include "ops.def"
+#undef OP
+};
+#undef ROUTINE
+#undef CODE
+#undef LIBM
+#undef INTRINSIC
+
+const OpCall *ir_op_call(Op op)
+{
+    return op_calls[op].symbol ? &op_calls[op] : NULL;
+}
+
+const IrNode *ir_call_role(const IrNode *n, int role)
+{
+    return role == ROLE_OUT ? n : role >= 0 ? n->in[role] : NULL;
+}
+
+/* Constant folding of the ops whose HOW names a libm function f (INTRINSIC(f), LIBM(f)):
+ * f itself, of one or of two arguments as the op's arity. */
+typedef double Fold1(double);
+typedef double Fold2(double, double);
+#define INTRINSIC(f) f
+#define LIBM(f) f
+#define CODE 0
+#define ROUTINE(symbol, sig, image, weights, out) 0
+#define FOLD_ARITY1_0(how) 0
+#define FOLD_ARITY1_1(how) how
+#define FOLD_ARITY1_2(how) 0
+#define FOLD_ARITY1_3(how) 0
+#define FOLD_ARITY2_0(how) 0
+#define FOLD_ARITY2_1(how) 0
+#define FOLD_ARITY2_2(how) how
+#define FOLD_ARITY2_3(how) 0
+static Fold1 *const op_fold1[] = {
+#define OP(name, text, arity, cls, kernel, memory, fn, how) FOLD_ARITY1_##arity(how),
+#include "ops.def"
+#undef OP
+};
+static Fold2 *const op_fold2[] = {
+#define OP(name, text, arity, cls, kernel, memory, fn, how) FOLD_ARITY2_##arity(how),
+#include "ops.def"
+#undef OP
+};
+#undef ROUTINE
+#undef CODE
+#undef LIBM
+#undef INTRINSIC
 
 /* ---- shapes ---- */
 
@@ -139,21 +216,13 @@ static bool is_const(const IrNode *n, double v)
     return n->op == OP_CONST && n->value == v;
 }
 
+/* The ops of HOW CODE here; the others from their libm function (op_fold1, op_fold2). */
 double ir_fold_unary(Op op, double a)
 {
     switch (op) {
     case OP_NEG: return -a;
-    case OP_EXP: return exp(a);
-    case OP_LOG: return log(a);
-    case OP_SQRT: return sqrt(a);
-    case OP_ABS: return fabs(a);
     case OP_SIGN: return (a > 0) - (a < 0);
-    case OP_TANH: return tanh(a);
-    case OP_ERF: return erf(a);
-    case OP_SIN: return sin(a);
-    case OP_COS: return cos(a);
-    case OP_FLOOR: return floor(a);
-    default: return a;
+    default: return op_fold1[op] ? op_fold1[op](a) : a;
     }
 }
 
@@ -164,7 +233,6 @@ double ir_fold_binary(Op op, double a, double b)
     case OP_SUB: return a - b;
     case OP_MUL: return a * b;
     case OP_DIV: return a / b;
-    case OP_POW: return pow(a, b);
     case OP_MAX: return isnan(a) || a > b ? a : b;
     case OP_MIN: return isnan(a) || a < b ? a : b;
     case OP_LT: return a < b;
@@ -173,7 +241,7 @@ double ir_fold_binary(Op op, double a, double b)
     case OP_GE: return a >= b;
     case OP_EQ: return a == b;
     case OP_NE: return a != b;
-    default: return a;
+    default: return op_fold2[op] ? op_fold2[op](a, b) : a;
     }
 }
 
@@ -374,7 +442,7 @@ IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride)
     return r;
 }
 
-IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux)
+IrNode *ir_call(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux)
 {
     IrNode *r = ir_op(p, op, shape, a, b, NULL);
     r->aux = aux;

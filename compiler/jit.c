@@ -7,7 +7,7 @@
  * code model (the JIT's default is the large one), which changes how addresses are
  * formed, not the arithmetic.
  *
- * Facts from shared/notes/llvm.md: default<O3> needs the host TargetMachine to vectorize;
+ * Facts this file rests on: default<O3> needs the host TargetMachine to vectorize;
  * the runtime and BLAS reach JIT code through an explicit absolute-symbol table (Debian
  * links with --as-needed); adding a module hands it over even on error; every error is
  * turned into an internal-error diagnostic, never an abort.
@@ -27,38 +27,37 @@
 
 #include "nnlc_int.h"
 
-LLVMModuleRef cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, LLVMContextRef ctx);
-
 struct Jit {
     LLVMOrcLLJITRef lljit;
 };
 
-/* Every external function generated code may call. */
+/* Every external function generated code may call: the runtime's (NNLRT_ENTRY_POINTS in
+ * runtime/nnlrt.h), the libm functions ops.def names (INTRINSIC(f): what llvm.f may lower
+ * to; LIBM(f)), both in float and double, and, written out here, BLAS's GEMM and what
+ * LLVM itself may emit calls to (memset and its kin, fmax and fmin). A name may come
+ * twice (two ops of one function); jit_define_symbols defines it once. */
 static const struct {
     const char *name;
     void *addr;
 } jit_symbols[] = {
+#define X(ret, name, params) {#name, (void *)name},
+    NNLRT_ENTRY_POINTS(X)
+#undef X
+#define INTRINSIC(fn) {#fn "f", (void *)fn##f}, {#fn, (void *)fn},
+#define LIBM(fn) {#fn "f", (void *)fn##f}, {#fn, (void *)fn},
+#define CODE
+#define ROUTINE(symbol, sig, image, weights, out)
+#define OP(name, text, arity, cls, kernel, memory, fn, how) how
+#include "ops.def"
+#undef OP
+#undef ROUTINE
+#undef CODE
+#undef LIBM
+#undef INTRINSIC
     {"cblas_sgemm", (void *)cblas_sgemm}, {"cblas_dgemm", (void *)cblas_dgemm},
-    {"nnlrt_rand_uniform", (void *)nnlrt_rand_uniform},
-    {"nnlrt_rand_normal", (void *)nnlrt_rand_normal},
-    {"expf", (void *)expf}, {"exp", (void *)exp}, {"logf", (void *)logf}, {"log", (void *)log},
-    {"sinf", (void *)sinf}, {"sin", (void *)sin}, {"cosf", (void *)cosf}, {"cos", (void *)cos},
-    {"powf", (void *)powf}, {"pow", (void *)pow}, {"tanhf", (void *)tanhf},
-    {"tanh", (void *)tanh}, {"erff", (void *)erff}, {"erf", (void *)erf},
-    {"floorf", (void *)floorf}, {"floor", (void *)floor}, {"sqrtf", (void *)sqrtf},
-    {"sqrt", (void *)sqrt}, {"fmaxf", (void *)fmaxf}, {"fmax", (void *)fmax},
-    {"fminf", (void *)fminf}, {"fmin", (void *)fmin}, {"memset", (void *)memset},
-    {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
-#define JIT_CONV(SFX)                                                                         \
-    {"nnlrt_conv2d_" #SFX, (void *)nnlrt_conv2d_##SFX},                                       \
-    {"nnlrt_conv2d_dx_" #SFX, (void *)nnlrt_conv2d_dx_##SFX},                                 \
-    {"nnlrt_conv2d_dw_" #SFX, (void *)nnlrt_conv2d_dw_##SFX},                                 \
-    {"nnlrt_maxpool_" #SFX, (void *)nnlrt_maxpool_##SFX},                                     \
-    {"nnlrt_maxpool_dx_" #SFX, (void *)nnlrt_maxpool_dx_##SFX},                               \
-    {"nnlrt_avgpool_" #SFX, (void *)nnlrt_avgpool_##SFX},                                     \
-    {"nnlrt_avgpool_dx_" #SFX, (void *)nnlrt_avgpool_dx_##SFX},
-    JIT_CONV(f32) JIT_CONV(f64)
-#undef JIT_CONV
+    {"memset", (void *)memset}, {"memcpy", (void *)memcpy}, {"memmove", (void *)memmove},
+    {"fmaxf", (void *)fmaxf}, {"fmax", (void *)fmax},
+    {"fminf", (void *)fminf}, {"fmin", (void *)fmin},
 };
 
 static bool jit_error(Nnl *nnl, const char *what, LLVMErrorRef err)
@@ -147,14 +146,21 @@ static bool jit_define_symbols(Nnl *nnl, Jit *jit)
 {
     enum { N = sizeof jit_symbols / sizeof jit_symbols[0] };
     LLVMOrcCSymbolMapPair pairs[N];
+    int n = 0;
     for (int i = 0; i < N; i++) {
-        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(jit->lljit, jit_symbols[i].name);
-        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)jit_symbols[i].addr;
-        pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported |
+        bool seen = false;
+        for (int k = 0; k < i && !seen; k++)
+            seen = strcmp(jit_symbols[k].name, jit_symbols[i].name) == 0;
+        if (seen)
+            continue;
+        pairs[n].Name = LLVMOrcLLJITMangleAndIntern(jit->lljit, jit_symbols[i].name);
+        pairs[n].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)jit_symbols[i].addr;
+        pairs[n].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported |
                                           LLVMJITSymbolGenericFlagsCallable;
-        pairs[i].Sym.Flags.TargetFlags = 0;
+        pairs[n].Sym.Flags.TargetFlags = 0;
+        n++;
     }
-    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, N);
+    LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, (size_t)n);
     LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(jit->lljit), mu);
     return err ? jit_error(nnl, "defining runtime symbols", err) : true;
 }

@@ -221,13 +221,38 @@ AstNode *parse_return(ParseState *ps, Token kw, AstNode *value);
 /* ---- ir.c: the tensor graph ---- */
 
 typedef enum {
-#define OP(name, text, arity, cls) OP_##name,
+#define OP(name, text, arity, cls, kernel, memory, fn, how) OP_##name,
 #include "ops.def"
 #undef OP
     OP_COUNT
 } Op;
 
 typedef enum { OPC_LEAF, OPC_ELEM, OPC_REDUCE, OPC_MATMUL, OPC_GATHER, OPC_VIEW, OPC_CALL } OpClass;
+
+/* The kernel that computes a node (ops.def's KERNEL; fuse.c, codegen_llvm.c). SUMOUT is no
+ * op's: it adds a per-sample scalar over the batch into the entry's sums. NONE: no kernel
+ * computes the op (a leaf in memory, a view). */
+typedef enum {
+    K_NONE = -1, K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL
+} KernelKind;
+
+/* The arguments codegen passes to an OPC_CALL op's runtime routine (ops.def's ROUTINE),
+ * after the operands' pointers:
+ *   CONV_BIAS  the bias or NULL, the result, the activation (IrNode.index), B, then the
+ *              geometry C, H, W, F, KH, KW, stride, pad (nnlrt_conv2d_f32)
+ *   CONV       the result, B, C, H, W, F, KH, KW, stride, pad
+ *   POOL       the result, planes (B times the image's leading dims), H, W, size, stride
+ * C, H, W are the image's last three dims, F, KH, KW the filters' dims 0, 2, 3; aux packs
+ * the last two numbers (ir.c). */
+typedef enum { CALL_CONV_BIAS, CALL_CONV, CALL_POOL } OpCallSig;
+
+enum { ROLE_NONE = -2, ROLE_OUT = -1, ROLE_IN0 = 0, ROLE_IN1 = 1 };
+
+typedef struct {
+    const char *symbol;   /* "conv2d": the routines nnlrt_conv2d_f32 and nnlrt_conv2d_f64 */
+    OpCallSig sig;
+    int image, weights, out; /* ROLE_*: an operand, the result (OUT), or none */
+} OpCall;
 
 enum { IR_MAX_RANK = 4 };
 
@@ -305,9 +330,17 @@ Shape shape_scalar(bool batched);
 /* Broadcast of two shapes (numpy rules, aligned at the right); false if incompatible. */
 bool shape_broadcast(const Shape *a, const Shape *b, Shape *out);
 
+/* ops.def's columns */
 OpClass ir_op_class(Op op);
 const char *ir_op_name(Op op);
 int ir_op_arity(Op op);
+KernelKind ir_op_kernel(Op op);
+bool ir_op_in_memory(Op op, int operand);  /* whether the operand must be in memory */
+/* The op scripts call as the function `name` of one tensor (FN SCRIPT), or OP_COUNT. */
+Op ir_op_function(const char *name);
+const OpCall *ir_op_call(Op op);           /* the runtime routine of an OPC_CALL op, or NULL */
+/* The tensor a ROLE_* of OpCall stands for in node n: an operand, n itself, or NULL. */
+const IrNode *ir_call_role(const IrNode *n, int role);
 
 double ir_fold_unary(Op op, double a);
 double ir_fold_binary(Op op, double a, double b);
@@ -334,8 +367,9 @@ IrNode *ir_dropout(IrProgram *p, IrNode *x, double prob, int salt);
 IrNode *ir_conv2d(IrProgram *p, IrNode *x, IrNode *w, int stride, int pad);
 /* OP_MAXPOOL or OP_AVGPOOL over the last two dims of x (at least size each). */
 IrNode *ir_pool(IrProgram *p, Op op, IrNode *x, int size, int stride);
-/* A gradient op of those (OP_CONV2D_DX, _DW, OP_MAXPOOL_DX, OP_AVGPOOL_DX) of `shape`. */
-IrNode *ir_window_grad(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux);
+/* Any runtime-routine op (OPC_CALL: the gradients OP_CONV2D_DX, _DW, OP_MAXPOOL_DX,
+ * OP_AVGPOOL_DX, or a new routine's) of `shape`, which the caller computes; b may be NULL. */
+IrNode *ir_call(IrProgram *p, Op op, Shape shape, IrNode *a, IrNode *b, int aux);
 /* Sums all per-sample dims (and the batch when `batch`), giving a scalar per sample. */
 IrNode *ir_sum_all(IrProgram *p, IrNode *a, bool batch);
 /* The 2-D matrix an operand of MATMUL stands for: rows (-1 for B) and columns. */
@@ -453,8 +487,6 @@ void ad_backward(IrProgram *p);
 
 /* ---- fuse.c: which nodes live in memory, and the kernels of each entry point ---- */
 
-typedef enum { K_ELEM, K_REDUCE, K_MATMUL, K_PICK, K_ARGMAX, K_SUMOUT, K_CALL } KernelKind;
-
 enum { BUF_STATE = 1000,      /* buffer ids from here on are optimizer state arenas */
        BUF_OUT = 999 };      /* the predict entry's output argument */
 
@@ -504,7 +536,7 @@ void fuse_free(Plan *plan);
 void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const Plan *plan,
                    int forward, int64_t batch, int64_t samples, int elem_size);
 
-/* ---- codegen_llvm.c and jit.c ---- */
+/* ---- codegen_llvm.c, codegen_elem.c (their shared types: codegen_int.h) and jit.c ---- */
 
 typedef struct Jit Jit;
 typedef struct {
@@ -520,6 +552,15 @@ typedef struct {
 NnlResult cg_compile(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, StrBuf *dump,
                      Jit **jit, JitEntries *entries);
 void jit_free(Jit *jit);
+
+/* The module for `plan` in the LLVM context `ctx` (LLVMModuleRef, LLVMContextRef: the
+ * LLVM C API's types, named by their struct tags so that this header needs no LLVM
+ * header); NULL after reporting an internal error. cg_compile and cg_emit_object (jit.c)
+ * optimize and compile it. */
+struct LLVMOpaqueModule;
+struct LLVMOpaqueContext;
+struct LLVMOpaqueModule *cg_module(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size,
+                                   struct LLVMOpaqueContext *ctx);
 
 /* The same module, optimized and compiled for `cpu` ("native": the host's CPU and
  * features, exactly as cg_compile; else an LLVM CPU name such as "x86-64-v3", with its

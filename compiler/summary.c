@@ -40,22 +40,23 @@ static void summary_node_flops(const IrNode *n, Flops *f)
     case OPC_REDUCE:
         work = (double)shape_size(&n->in[0]->shape);
         break;
-    case OPC_CALL:
-        if (n->op == OP_CONV2D || n->op == OP_CONV2D_DX || n->op == OP_CONV2D_DW) {
-            /* 2 FLOPs per kernel element per output element: dy's size times C·KH·KW */
-            const IrNode *w = n->op == OP_CONV2D_DW ? n : n->in[1];
-            const IrNode *out = n->op == OP_CONV2D ? n : n->op == OP_CONV2D_DX ? n->in[0]
-                                                                                : n->in[1];
-            work = 2.0 * (double)shape_size(&out->shape) *
-                   (double)(shape_size(&w->shape) / w->shape.dim[0]);
-            if (n->in[2]) /* a bias fused in: one add per output */
-                work += (double)shape_size(&n->shape);
-            if (n->op == OP_CONV2D)
-                f->matmul += work;
-        } else {
-            work = (double)shape_size(&(n->op == OP_AVGPOOL_DX ? n : n->in[0])->shape);
+    case OPC_CALL: {
+        const OpCall *call = ir_op_call(n->op);
+        const IrNode *image = ir_call_role(n, call->image);
+        if (call->sig == CALL_POOL) { /* one operation per element of the image */
+            work = (double)shape_size(&image->shape);
+            break;
         }
+        /* 2 FLOPs per kernel element per output element: dy's size times C·KH·KW */
+        const IrNode *w = ir_call_role(n, call->weights), *out = ir_call_role(n, call->out);
+        work = 2.0 * (double)shape_size(&out->shape) *
+               (double)(shape_size(&w->shape) / w->shape.dim[0]);
+        if (n->in[2]) /* a bias fused in: one add per output */
+            work += (double)shape_size(&n->shape);
+        if (call->sig == CALL_CONV_BIAS) /* the forward pass */
+            f->matmul += work;
         break;
+    }
     default:
         work = (double)shape_size(&n->shape);
     }
@@ -109,7 +110,9 @@ static const IrNode *summary_layer_output(const IrProgram *p, int i, int forward
 {
     for (int k = 0; k < forward; k++) {
         const IrNode *n = p->nodes[k];
-        if ((ir_op_class(n->op) == OPC_MATMUL || n->op == OP_CONV2D) &&
+        const OpCall *call = ir_op_call(n->op);
+        bool forward_conv = call && call->sig == CALL_CONV_BIAS;
+        if ((ir_op_class(n->op) == OPC_MATMUL || forward_conv) &&
             (n->in[0] == p->params[i].node || n->in[1] == p->params[i].node))
             return n;
     }

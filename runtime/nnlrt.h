@@ -39,8 +39,8 @@ typedef struct {
 
 void nnlrt_rng_seed(NnlrtRng *rng, uint64_t seed);
 uint64_t nnlrt_rng_next(NnlrtRng *rng);
-double nnlrt_rand_uniform(NnlrtRng *rng);        /* [0, 1), 53 bits */
-double nnlrt_rand_normal(NnlrtRng *rng);         /* N(0, 1) */
+/* nnlrt_rand_uniform ([0, 1), 53 bits) and nnlrt_rand_normal (N(0, 1)) are declared with
+ * the other functions compiled models call: NNLRT_ENTRY_POINTS, below. */
 uint64_t nnlrt_rand_below(NnlrtRng *rng, uint64_t n); /* uniform on [0, n), unbiased */
 
 /* ---- errors ---- */
@@ -271,23 +271,36 @@ enum {
     NNLRT_BUF_FIRST = 4,
 };
 
-typedef void (*NnlrtInitFn)(void **bufs, NnlrtRng *rng);
-/* Forward and backward on a batch of B samples: writes the gradients of the batch's mean
- * loss, and ADDS the batch's sums of the loss and of each metric to sums[0], sums[1..].
- * `key` draws the step's random numbers (dropout masks): nnlrt_step_key of the run's seed
- * and the step, so that a resumed run draws the same ones. */
-typedef void (*NnlrtGradFn)(void **bufs, int64_t B, double *sums, uint64_t key);
+/* The model's entry points (codegen_llvm.c generates them), each as X(Type, name, return
+ * type, (parameters)): the types NnlrtInitFn, NnlrtGradFn, NnlrtEvalFn, NnlrtUpdateFn,
+ * NnlrtPredictFn, and the functions nnl_init ... a trainer's object file defines (nnlc
+ * build declares them from this list, compiler/aot.c).
+ *   init     the initializers: the parameters' first values, drawn from `rng`
+ *   grad     forward and backward on a batch of B samples: writes the gradients of the
+ *            batch's mean loss, and ADDS the batch's sums of the loss and of each metric to
+ *            sums[0], sums[1..]. `key` draws the step's random numbers (dropout masks):
+ *            nnlrt_step_key of the run's seed and the step, so that a resumed run draws the
+ *            same ones.
+ *   eval     forward only: adds the batch's sums of the loss and of each metric to sums[0],
+ *            sums[1..].
+ *   update   one update of every parameter from the gradients; step counts from 1, epoch
+ *            from 0. Returns the sum of the squares of the gradient arena (computed in the
+ *            same loop, in double): not finite when a gradient is NaN or infinite.
+ *   predict  forward only, inputs alone (bufs[NNLRT_BUF_Y] is not read): writes the
+ *            model's output for each of the B samples, out_size elements each, to out. */
+#define NNLRT_MODEL_ENTRY_POINTS(X)                                                          \
+    X(Init, init, void, (void **bufs, NnlrtRng *rng))                                        \
+    X(Grad, grad, void, (void **bufs, int64_t B, double *sums, uint64_t key))                \
+    X(Eval, eval, void, (void **bufs, int64_t B, double *sums))                              \
+    X(Update, update, double, (void **bufs, void **states, int64_t step, int64_t epoch))     \
+    X(Predict, predict, void, (void **bufs, int64_t B, void *out))
+
+#define NNLRT_ENTRY_TYPE_(Type, name, ret, params) typedef ret(*Nnlrt##Type##Fn) params;
+NNLRT_MODEL_ENTRY_POINTS(NNLRT_ENTRY_TYPE_)
+#undef NNLRT_ENTRY_TYPE_
+
 /* The key of training step `step` (from 1) of a run seeded with `seed`. */
 uint64_t nnlrt_step_key(uint64_t seed, int64_t step);
-/* One update of every parameter from the gradients; step counts from 1, epoch from 0.
- * Returns the sum of the squares of the gradient arena (computed in the same loop, in
- * double): not finite when a gradient is NaN or infinite. */
-typedef double (*NnlrtUpdateFn)(void **bufs, void **states, int64_t step, int64_t epoch);
-/* Forward only: adds the batch's sums of the loss and of each metric to sums[0], sums[1..]. */
-typedef void (*NnlrtEvalFn)(void **bufs, int64_t B, double *sums);
-/* Forward only, inputs alone (bufs[NNLRT_BUF_Y] is not read): writes the model's output
- * for each of the B samples, out_size elements each, to out. */
-typedef void (*NnlrtPredictFn)(void **bufs, int64_t B, void *out);
 
 enum { NNLRT_TARGET_VALUES = 0, NNLRT_TARGET_CLASS = 1 };
 
@@ -313,15 +326,6 @@ typedef struct {
     NnlrtPredictFn predict;   /* NULL: the model cannot predict (a hand-written test model) */
 } NnlrtModel;
 
-/* ---- convolutions and pooling (runtime/conv.c), called by compiled models ----
- *
- * Channels-first images, B of them: x[B][C][H][W]. conv2d: w[F][C][KH][KW] gives
- * y[B][F][OH][OW] with OH = (H + 2·pad − KH) / stride + 1 (likewise OW), zero padding,
- * plus bias[f] on every output of filter f (bias NULL: none), then the activation `act`
- * (0 none, 1 relu: v > 0 or NaN kept, else +0, as the standard library's relu);
- * _dx the gradient of x (overwritten), _dw that of w summed over the batch (overwritten).
- * Pooling works on `planes` = B·C images of H×W, windows of size×size every `stride`, no
- * padding: OH = (H − size) / stride + 1. _f64 variants are the same in double. */
 /* Reads NNL_THREADS (the runtime's threads, docs/cli.md) and exits with a message and
  * status 2 when it is not a whole number from 1 to 16. nnlc and trainers call it first. */
 void nnlrt_threads_check(void);
@@ -330,27 +334,52 @@ void nnlrt_threads_check(void);
  * where the CPU has AVX2 and FMA: -1 where that measured faster (the default), 0 never
  * (im2col + GEMM), 1 wherever possible. For tests and bench/conv_rate.c. */
 void nnlrt_conv_set_direct(int mode);
-#define NNLRT_CONV_PROTOS(T, SFX)                                                            \
-    void nnlrt_conv2d_##SFX(const T *x, const T *w, const T *bias, T *y, int64_t act,        \
-                            int64_t B, int64_t C, int64_t H, int64_t W, int64_t F,           \
-                            int64_t KH, int64_t KW, int64_t stride, int64_t pad);            \
-    void nnlrt_conv2d_dx_##SFX(const T *dy, const T *w, T *dx, int64_t B, int64_t C,         \
-                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,      \
-                               int64_t stride, int64_t pad);                                 \
-    void nnlrt_conv2d_dw_##SFX(const T *x, const T *dy, T *dw, int64_t B, int64_t C,         \
-                               int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW,      \
-                               int64_t stride, int64_t pad);                                 \
-    void nnlrt_maxpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,         \
-                             int64_t size, int64_t stride);                                  \
-    void nnlrt_maxpool_dx_##SFX(const T *x, const T *dy, T *dx, int64_t planes, int64_t H,   \
-                                int64_t W, int64_t size, int64_t stride);                    \
-    void nnlrt_avgpool_##SFX(const T *x, T *y, int64_t planes, int64_t H, int64_t W,         \
-                             int64_t size, int64_t stride);                                  \
-    void nnlrt_avgpool_dx_##SFX(const T *dy, T *dx, int64_t planes, int64_t H, int64_t W,    \
-                                int64_t size, int64_t stride);
-NNLRT_CONV_PROTOS(float, f32)
-NNLRT_CONV_PROTOS(double, f64)
-#undef NNLRT_CONV_PROTOS
+
+/* ---- what compiled models call ----
+ *
+ * NNLRT_ENTRY_POINTS(X) lists every runtime function generated code calls, each as
+ * X(return type, name, (parameters)). The prototypes below and the JIT's symbol table
+ * (compiler/jit.c) are made from it; codegen calls nnlrt_rand_* for initializers and each
+ * runtime-routine op's nnlrt_SYMBOL_f32 / _f64 as compiler/ops.def names it; a trainer's
+ * object file is linked against libnnlrt.a for them.
+ *
+ * nnlrt_rand_uniform: U[0, 1), 53 bits; nnlrt_rand_normal: N(0, 1) (rng.c).
+ *
+ * Convolutions (conv.c): channels-first images, B of them: x[B][C][H][W]. conv2d:
+ * w[F][C][KH][KW] gives y[B][F][OH][OW] with OH = (H + 2·pad − KH) / stride + 1 (likewise
+ * OW), zero padding, plus bias[f] on every output of filter f (bias NULL: none), then the
+ * activation `act` (0 none, 1 relu: v > 0 or NaN kept, else +0, as the standard library's
+ * relu); _dx the gradient of x (overwritten), _dw that of w summed over the batch
+ * (overwritten). Pooling (pool.c) works on `planes` = B·C images of H×W, windows of
+ * size×size every `stride`, no padding: OH = (H − size) / stride + 1. _f64 variants are
+ * the same in double. */
+#define NNLRT_WINDOW_ROUTINES(X, T, SFX)                                                     \
+    X(void, nnlrt_conv2d_##SFX, (const T *x, const T *w, const T *bias, T *y, int64_t act,   \
+                                 int64_t B, int64_t C, int64_t H, int64_t W, int64_t F,      \
+                                 int64_t KH, int64_t KW, int64_t stride, int64_t pad))       \
+    X(void, nnlrt_conv2d_dx_##SFX, (const T *dy, const T *w, T *dx, int64_t B, int64_t C,    \
+                                    int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, \
+                                    int64_t stride, int64_t pad))                            \
+    X(void, nnlrt_conv2d_dw_##SFX, (const T *x, const T *dy, T *dw, int64_t B, int64_t C,    \
+                                    int64_t H, int64_t W, int64_t F, int64_t KH, int64_t KW, \
+                                    int64_t stride, int64_t pad))                            \
+    X(void, nnlrt_maxpool_##SFX, (const T *x, T *y, int64_t planes, int64_t H, int64_t W,    \
+                                  int64_t size, int64_t stride))                             \
+    X(void, nnlrt_maxpool_dx_##SFX, (const T *x, const T *dy, T *dx, int64_t planes,         \
+                                     int64_t H, int64_t W, int64_t size, int64_t stride))    \
+    X(void, nnlrt_avgpool_##SFX, (const T *x, T *y, int64_t planes, int64_t H, int64_t W,    \
+                                  int64_t size, int64_t stride))                             \
+    X(void, nnlrt_avgpool_dx_##SFX, (const T *dy, T *dx, int64_t planes, int64_t H,          \
+                                     int64_t W, int64_t size, int64_t stride))
+#define NNLRT_ENTRY_POINTS(X)                                                                \
+    X(double, nnlrt_rand_uniform, (NnlrtRng *rng))                                           \
+    X(double, nnlrt_rand_normal, (NnlrtRng *rng))                                            \
+    NNLRT_WINDOW_ROUTINES(X, float, f32)                                                     \
+    NNLRT_WINDOW_ROUTINES(X, double, f64)
+
+#define NNLRT_PROTOTYPE_(ret, name, params) ret name params;
+NNLRT_ENTRY_POINTS(NNLRT_PROTOTYPE_)
+#undef NNLRT_PROTOTYPE_
 
 /* ---- training ---- */
 
