@@ -1,8 +1,9 @@
 /* test_runtime.c — unit tests of libnnlrt: CSV loading and its messages, split,
  * standardize, the rng, the training driver and the gradient check.
  *
- *   test_runtime GROUP DATA_DIR WORK_DIR      GROUP: a name in the table at the end
+ *   test_runtime GROUP DATA_DIR      GROUP: a name in the table at the end
  *
+ * The files it writes go to the temporary directory of tests/check.h, removed at the end.
  * Error messages are captured (tests/check.h) and compared whole. The model trained here is
  * tests/toy_model.h's, written by hand in C, standing in for a compiled one.
  */
@@ -14,7 +15,7 @@
 #include "nnlrt.h"
 #include "toy_model.h"
 
-static const char *data_dir, *work_dir;
+static const char *data_dir;
 
 /* ---- helpers ---- */
 
@@ -35,15 +36,6 @@ static const char *data_path(const char *name)
     static int next;
     char *p = buf[next++ % 4];
     snprintf(p, sizeof buf[0], "%s/%s", data_dir, name);
-    return p;
-}
-
-static const char *work_path(const char *name)
-{
-    static char buf[4][1024];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", work_dir, name);
     return p;
 }
 
@@ -440,8 +432,8 @@ static void test_train_converges(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(60);
-    cfg.log_path = work_path("converge.log");
-    cfg.dump_path = work_path("converge.params");
+    cfg.log_path = check_tmp_path("converge.log");
+    cfg.dump_path = check_tmp_path("converge.params");
     check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
     double p[3] = {0};
@@ -474,17 +466,18 @@ static void test_train_reproducible(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(5);
-    cfg.log_path = work_path("run1.log");
+    cfg.log_path = check_tmp_path("run1.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 1: %s", check_message);
     m = tm_model(4);
-    cfg.log_path = work_path("run2.log");
+    cfg.log_path = check_tmp_path("run2.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 2: %s", check_message);
-    EXPECT(check_same_file(work_path("run1.log"), work_path("run2.log")), "same seed, same log");
+    EXPECT(check_same_file(check_tmp_path("run1.log"), check_tmp_path("run2.log")),
+           "same seed, same log");
     m = tm_model(4);
     cfg.seed = 2;
-    cfg.log_path = work_path("run3.log");
+    cfg.log_path = check_tmp_path("run3.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 3: %s", check_message);
-    EXPECT(!check_same_file(work_path("run1.log"), work_path("run3.log")),
+    EXPECT(!check_same_file(check_tmp_path("run1.log"), check_tmp_path("run3.log")),
            "another seed, another log");
 }
 
@@ -501,7 +494,7 @@ static void test_train_step_log(void)
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(2);
     cfg.log_every = 1;
-    cfg.log_path = work_path("steps.log");
+    cfg.log_path = check_tmp_path("steps.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
     char *log = check_read_file(cfg.log_path, NULL), line[256];
     EXPECT(count_lines(log) == 17, "16 steps: %d lines", count_lines(log));
@@ -513,7 +506,7 @@ static void test_train_step_log(void)
 
     m = tm_model(4);
     cfg.log_every = 3;
-    cfg.log_path = work_path("steps3.log");
+    cfg.log_path = check_tmp_path("steps3.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
     char *log3 = check_read_file(cfg.log_path, NULL);
     EXPECT(count_lines(log3) == 6, "every 3 of 16 steps: %d lines", count_lines(log3));
@@ -554,7 +547,7 @@ static void test_train_diverges(void)
     NnlrtModel m = tm_model(4);
     toy.nan_at = 11;
     NnlrtTrainConfig cfg = quiet_config(5);
-    cfg.log_path = work_path("diverged.log");
+    cfg.log_path = check_tmp_path("diverged.log");
     check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 3, "exit code 3");
     const char *want = "nnlc: error: training diverged: the loss is nan at epoch 2, step 11 "
@@ -579,32 +572,32 @@ static void test_train_params_files(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(3);
-    cfg.dump_path = work_path("dump1.params");
+    cfg.dump_path = check_tmp_path("dump1.params");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train: %s", check_message);
     cfg.epochs = 0;
     cfg.init_path = cfg.dump_path;
-    cfg.dump_path = work_path("dump2.params");
+    cfg.dump_path = check_tmp_path("dump2.params");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload: %s", check_message);
-    EXPECT(check_same_file(work_path("dump1.params"), work_path("dump2.params")),
+    EXPECT(check_same_file(check_tmp_path("dump1.params"), check_tmp_path("dump2.params")),
            "float round trip");
 
     m = tm_model(8);
     cfg.epochs = 3;
     cfg.init_path = NULL;
-    cfg.dump_path = work_path("dump3.params");
+    cfg.dump_path = check_tmp_path("dump3.params");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train f64: %s", check_message);
     cfg.epochs = 0;
     cfg.init_path = cfg.dump_path;
-    cfg.dump_path = work_path("dump4.params");
+    cfg.dump_path = check_tmp_path("dump4.params");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload f64: %s", check_message);
-    EXPECT(check_same_file(work_path("dump3.params"), work_path("dump4.params")),
+    EXPECT(check_same_file(check_tmp_path("dump3.params"), check_tmp_path("dump4.params")),
            "double round trip");
 
     /* starting from the exact solution, the loss stays at (almost) zero */
     m = tm_model(4);
     cfg = quiet_config(1);
     cfg.init_path = data_path("init_good.csv");
-    cfg.log_path = work_path("from_init.log");
+    cfg.log_path = check_tmp_path("from_init.log");
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "init_good: %s", check_message);
     char *log = check_read_file(cfg.log_path, NULL);
     EXPECT(log && log_loss(log, 1) < 1e-10, "loss from the exact parameters: %g",
@@ -644,7 +637,7 @@ static void test_train_io_errors(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(1);
-    cfg.log_path = work_path("no/such/dir/train.log");
+    cfg.log_path = check_tmp_path("no/such/dir/train.log");
     check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "log in a missing directory");
     EXPECT_ONE_MESSAGE(cfg.log_path,
@@ -877,10 +870,9 @@ static const CheckGroup groups[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc != 4)
-        return check_usage("test_runtime", groups, CHECK_COUNT(groups), "DATA_DIR WORK_DIR");
+    if (argc != 3)
+        return check_usage("test_runtime", groups, CHECK_COUNT(groups), "DATA_DIR");
     data_dir = argv[2];
-    work_dir = argv[3];
     check_capture_messages();
     return check_run(groups, CHECK_COUNT(groups), "test_runtime", argv[1]);
 }
