@@ -232,30 +232,7 @@ Token lex_next(Lexer *lx)
             TOK(TK_STRING);
         }
 
-        "("  { TOK(TK_LPAREN); }
-        ")"  { TOK(TK_RPAREN); }
-        "["  { TOK(TK_LBRACKET); }
-        "]"  { TOK(TK_RBRACKET); }
-        "{"  { TOK(TK_LBRACE); }
-        "}"  { TOK(TK_RBRACE); }
-        ","  { TOK(TK_COMMA); }
-        "="  { TOK(TK_ASSIGN); }
-        "+=" { TOK(TK_PLUSEQ); }
-        "-=" { TOK(TK_MINUSEQ); }
-        "*=" { TOK(TK_STAREQ); }
-        "/=" { TOK(TK_SLASHEQ); }
-        "==" { TOK(TK_EQ); }
-        "!=" { TOK(TK_NE); }
-        "<"  { TOK(TK_LT); }
-        "<=" { TOK(TK_LE); }
-        ">"  { TOK(TK_GT); }
-        ">=" { TOK(TK_GE); }
-        "+"  { TOK(TK_PLUS); }
-        "-"  { TOK(TK_MINUS); }
-        "*"  { TOK(TK_STAR); }
-        "/"  { TOK(TK_SLASH); }
-        "@"  { TOK(TK_AT); }
-        "^"  { TOK(TK_CARET); }
+        !include "punct.re"; /* the operators and delimiters of tokens.def */
 
         *    { lx->cur = start + lex_bad_char(lx, start); continue; }
     */

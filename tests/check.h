@@ -9,7 +9,7 @@
  *         CHECK_GROUP(rng, test_rng),
  *     };
  *
- * and main ends with `return check_run(groups, CHECK_COUNT(groups), argv[0], group);`.
+ * and main ends with `return check_run(groups, CHECK_COUNT(groups), "PROGRAM", argv[1]);`.
  * tests/CMakeLists.txt's check_groups() reads the CHECK_GROUP lines of the source to
  * register one ctest per group, so a group is added in the table alone.
  */
