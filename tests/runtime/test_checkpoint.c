@@ -1187,7 +1187,7 @@ static void test_signal(void)
 }
 
 /* kill -9 at random moments of a run that checkpoints after every step, restarted with
- * --resume each time (T5 of shared/notes/reliability.md): every restart finds a checkpoint
+ * --resume each time (docs/checkpoints.md): every restart finds a checkpoint
  * that verifies, and the run, once it gets to the end, has the parameters and log of one
  * that was never killed. */
 static void test_kill(void)
