@@ -44,28 +44,11 @@ const char *ast_kind_name(AstKind kind)
     return names[kind];
 }
 
+/* An operator's spelling: "+", "+=" … */
 static const char *ast_op_text(int op)
 {
-    switch (op) {
-    case TK_ASSIGN: return "=";
-    case TK_PLUSEQ: return "+=";
-    case TK_MINUSEQ: return "-=";
-    case TK_STAREQ: return "*=";
-    case TK_SLASHEQ: return "/=";
-    case TK_EQ: return "==";
-    case TK_NE: return "!=";
-    case TK_LT: return "<";
-    case TK_LE: return "<=";
-    case TK_GT: return ">";
-    case TK_GE: return ">=";
-    case TK_PLUS: return "+";
-    case TK_MINUS: return "-";
-    case TK_STAR: return "*";
-    case TK_SLASH: return "/";
-    case TK_AT: return "@";
-    case TK_CARET: return "^";
-    default: return "?";
-    }
+    const char *text = lex_token_text(op);
+    return text ? text : "?";
 }
 
 /* A string literal's value, escaped back so that the dump is one line of ASCII. */

@@ -232,30 +232,7 @@ Token lex_next(Lexer *lx)
             TOK(TK_STRING);
         }
 
-        "("  { TOK(TK_LPAREN); }
-        ")"  { TOK(TK_RPAREN); }
-        "["  { TOK(TK_LBRACKET); }
-        "]"  { TOK(TK_RBRACKET); }
-        "{"  { TOK(TK_LBRACE); }
-        "}"  { TOK(TK_RBRACE); }
-        ","  { TOK(TK_COMMA); }
-        "="  { TOK(TK_ASSIGN); }
-        "+=" { TOK(TK_PLUSEQ); }
-        "-=" { TOK(TK_MINUSEQ); }
-        "*=" { TOK(TK_STAREQ); }
-        "/=" { TOK(TK_SLASHEQ); }
-        "==" { TOK(TK_EQ); }
-        "!=" { TOK(TK_NE); }
-        "<"  { TOK(TK_LT); }
-        "<=" { TOK(TK_LE); }
-        ">"  { TOK(TK_GT); }
-        ">=" { TOK(TK_GE); }
-        "+"  { TOK(TK_PLUS); }
-        "-"  { TOK(TK_MINUS); }
-        "*"  { TOK(TK_STAR); }
-        "/"  { TOK(TK_SLASH); }
-        "@"  { TOK(TK_AT); }
-        "^"  { TOK(TK_CARET); }
+        !include "punct.re"; /* the operators and delimiters of tokens.def */
 
         *    { lx->cur = start + lex_bad_char(lx, start); continue; }
     */
@@ -267,77 +244,68 @@ done:
     }
 }
 
+/* ---- the token table (tokens.def) ---- */
+
+/* tokens.def and parser.y's %token line list the same kinds in the same order. */
+#define TOKEN(kind, name)                                                                  \
+    _Static_assert(LEX_ORDER_##kind == TK_##kind,                                          \
+                   "tokens.def and parser.y's %token line differ at " #kind);
+#include "tokens.def"
+
 /* Names of token kinds as messages show them. */
 const char *lex_token_name(int kind)
 {
-    switch (kind) {
-    case TK_EOF: return "end of file";
-    case TK_NEWLINE: return "a new line or ';'";
-    case TK_IMPORT: return "'import'";
-    case TK_FN: return "'fn'";
-    case TK_LOSS: return "'loss'";
-    case TK_METRIC: return "'metric'";
-    case TK_LAYER: return "'layer'";
-    case TK_OPTIMIZER: return "'optimizer'";
-    case TK_MODEL: return "'model'";
-    case TK_DATA: return "'data'";
-    case TK_TRAIN: return "'train'";
-    case TK_PARAM: return "'param'";
-    case TK_STATE: return "'state'";
-    case TK_RETURN: return "'return'";
-    case TK_TRUE: return "'true'";
-    case TK_FALSE: return "'false'";
-    case TK_IDENT: return "a name";
-    case TK_INT: return "an integer";
-    case TK_FLOAT: return "a number";
-    case TK_STRING: return "a string";
-    case TK_LPAREN: return "'('";
-    case TK_RPAREN: return "')'";
-    case TK_LBRACKET: return "'['";
-    case TK_RBRACKET: return "']'";
-    case TK_LBRACE: return "'{'";
-    case TK_RBRACE: return "'}'";
-    case TK_COMMA: return "','";
-    case TK_ASSIGN: return "'='";
-    case TK_PLUSEQ: return "'+='";
-    case TK_MINUSEQ: return "'-='";
-    case TK_STAREQ: return "'*='";
-    case TK_SLASHEQ: return "'/='";
-    case TK_EQ: return "'=='";
-    case TK_NE: return "'!='";
-    case TK_LT: return "'<'";
-    case TK_LE: return "'<='";
-    case TK_GT: return "'>'";
-    case TK_GE: return "'>='";
-    case TK_PLUS: return "'+'";
-    case TK_MINUS: return "'-'";
-    case TK_STAR: return "'*'";
-    case TK_SLASH: return "'/'";
-    case TK_AT: return "'@'";
-    case TK_CARET: return "'^'";
-    default: return "a token";
-    }
+    static const char *const names[] = {
+#define TOKEN(kind, name) [TK_##kind] = name,
+#include "tokens.def"
+    };
+    if (kind < 0 || (size_t)kind >= NNL_COUNTOF(names))
+        return "a token";
+    return names[kind];
 }
 
 /* The short, stable name of a token kind used by `nnlc dump --stage=tokens`. */
 const char *lex_kind_tag(int kind)
 {
     static const char *const tags[] = {
-        [TK_EOF] = "EOF", [TK_NEWLINE] = "NEWLINE", [TK_IMPORT] = "IMPORT", [TK_FN] = "FN",
-        [TK_LOSS] = "LOSS", [TK_METRIC] = "METRIC", [TK_LAYER] = "LAYER",
-        [TK_OPTIMIZER] = "OPTIMIZER", [TK_MODEL] = "MODEL", [TK_DATA] = "DATA",
-        [TK_TRAIN] = "TRAIN", [TK_PARAM] = "PARAM", [TK_STATE] = "STATE",
-        [TK_RETURN] = "RETURN", [TK_TRUE] = "TRUE", [TK_FALSE] = "FALSE",
-        [TK_IDENT] = "IDENT", [TK_INT] = "INT", [TK_FLOAT] = "FLOAT", [TK_STRING] = "STRING",
-        [TK_LPAREN] = "LPAREN", [TK_RPAREN] = "RPAREN", [TK_LBRACKET] = "LBRACKET",
-        [TK_RBRACKET] = "RBRACKET", [TK_LBRACE] = "LBRACE", [TK_RBRACE] = "RBRACE",
-        [TK_COMMA] = "COMMA", [TK_ASSIGN] = "ASSIGN", [TK_PLUSEQ] = "PLUSEQ",
-        [TK_MINUSEQ] = "MINUSEQ", [TK_STAREQ] = "STAREQ", [TK_SLASHEQ] = "SLASHEQ",
-        [TK_EQ] = "EQ", [TK_NE] = "NE", [TK_LT] = "LT", [TK_LE] = "LE", [TK_GT] = "GT",
-        [TK_GE] = "GE", [TK_PLUS] = "PLUS", [TK_MINUS] = "MINUS", [TK_STAR] = "STAR",
-        [TK_SLASH] = "SLASH", [TK_AT] = "AT", [TK_CARET] = "CARET",
+#define TOKEN(kind, name) [TK_##kind] = #kind,
+#include "tokens.def"
     };
-    if (kind < 0 || (size_t)kind >= NNL_COUNTOF(tags) || !tags[kind])
+    if (kind < 0 || (size_t)kind >= NNL_COUNTOF(tags))
         return "?";
     return tags[kind];
+}
+
+const char *lex_token_text(int kind)
+{
+    static const char *const texts[LEX_TOKEN_COUNT] = {
+#define TOKEN(kind, name)
+#define KEYWORD(kind, word, class) [TK_##kind] = word,
+#define PUNCT(kind, text) [TK_##kind] = text,
+#include "tokens.def"
+    };
+    if (kind < 0 || kind >= LEX_TOKEN_COUNT)
+        return NULL;
+    return texts[kind];
+}
+
+int lex_keyword(const char *s, uint32_t len, bool *reserved)
+{
+    enum { RESERVED = 1, CONTEXTUAL = 0 };
+    static const struct {
+        const char *word;
+        int kind;
+        bool reserved;
+    } words[] = {
+#define TOKEN(kind, name)
+#define KEYWORD(kind, word, class) {word, TK_##kind, class},
+#include "tokens.def"
+    };
+    for (size_t i = 0; i < NNL_COUNTOF(words); i++)
+        if (strlen(words[i].word) == len && memcmp(words[i].word, s, len) == 0) {
+            *reserved = words[i].reserved;
+            return words[i].kind;
+        }
+    *reserved = false;
+    return TK_IDENT;
 }

@@ -58,7 +58,7 @@ static inline void sb_free(StrBuf *b) { nnlrt_str_free(b); }
 /* Number of bytes of the UTF-8 sequence starting at s (at most n), or 0 if invalid. */
 int utf8_seq_len(const unsigned char *s, size_t n);
 
-/* ---- source.c: loaded scripts and positions ---- */
+/* ---- loaded scripts and positions (nnl.c loads them, diag.c's source_linecol) ---- */
 
 typedef struct {
     const char *path;   /* display name */
@@ -87,7 +87,7 @@ bool diag_stopped(const Nnl *nnl);
 /* "L:C" of an offset, for messages that point back ("to close '(' at 3:14"). */
 const char *diag_at(Nnl *nnl, Source *src, uint32_t off);
 
-/* ---- lex.c (generated from lexer.re): bytes to tokens ---- */
+/* ---- lexer.re (re2c writes lexer.c in the build tree): bytes to tokens ---- */
 
 typedef struct {
     int kind;       /* TK_* from parser.h; TK_EOF (0) at the end */
@@ -110,6 +110,18 @@ void lex_init(Lexer *lx, Nnl *nnl, Source *src);
 Token lex_next(Lexer *lx);
 const char *lex_token_name(int kind);  /* "a name", "'('", "end of file" … */
 const char *lex_kind_tag(int kind);    /* "IDENT", "LPAREN" … for token dumps */
+const char *lex_token_text(int kind);  /* "(", "+=", "fn" …; NULL for a name, a number … */
+/* The kind of the keyword spelled s[0..len), or TK_IDENT; *reserved says whether it is a
+ * keyword everywhere or only at a statement's start. */
+int lex_keyword(const char *s, uint32_t len, bool *reserved);
+
+/* The token kinds in the order of tokens.def. lexer.re asserts that each is the TK_ number
+ * Lemon gave it, parser.y that the grammar has LEX_TOKEN_COUNT terminals ($ included). */
+enum {
+#define TOKEN(kind, name) LEX_ORDER_##kind,
+#include "tokens.def"
+    LEX_TOKEN_COUNT
+};
 /* Validates the whole source (UTF-8, no NUL bytes); reports the first problem. */
 bool lex_check_encoding(Nnl *nnl, Source *src);
 /* Literal values; with `report`, bad escapes, overflow and overlong strings are diagnosed. */

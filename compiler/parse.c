@@ -393,39 +393,22 @@ static bool parse_at_statement_start(int last)
     return last == TK_EOF || last == TK_NEWLINE || last == TK_LBRACE;
 }
 
-static bool parse_word_is(ParseState *ps, Token t, const char *w)
-{
-    return t.len == strlen(w) && memcmp(ps->src->text + t.off, w, t.len) == 0;
-}
-
 /* Reserved words everywhere; contextual keywords by position and the next token. */
 static int parse_keyword(ParseState *ps, void *parser, Token t, int last, Token next)
 {
-    static const struct {
-        const char *word;
-        int kind;
-    } decls[] = {
-        {"fn", TK_FN}, {"loss", TK_LOSS}, {"metric", TK_METRIC}, {"layer", TK_LAYER},
-        {"optimizer", TK_OPTIMIZER}, {"model", TK_MODEL}, {"data", TK_DATA},
-        {"train", TK_TRAIN}, {"param", TK_PARAM}, {"state", TK_STATE},
-    };
-    if (parse_word_is(ps, t, "return"))
-        return TK_RETURN;
-    if (parse_word_is(ps, t, "true"))
-        return TK_TRUE;
-    if (parse_word_is(ps, t, "false"))
-        return TK_FALSE;
+    bool reserved;
+    int kind = lex_keyword(ps->src->text + t.off, t.len, &reserved);
+    if (reserved)
+        return kind;
     if (!parse_at_statement_start(last))
         return TK_IDENT;
     Token open;
     parse_snapshot(parser, ps);
     bool top = !parse_innermost_open(ps, &open);
-    if (parse_word_is(ps, t, "import") && (next.kind == TK_STRING || top))
-        return TK_IMPORT;
-    for (size_t i = 0; i < NNL_COUNTOF(decls); i++)
-        if (parse_word_is(ps, t, decls[i].word))
-            return next.kind == TK_IDENT || (top && parse_is_decl_word(decls[i].kind))
-                       ? decls[i].kind : TK_IDENT;
+    if (kind == TK_IMPORT)
+        return next.kind == TK_STRING || top ? TK_IMPORT : TK_IDENT;
+    if (kind != TK_IDENT)
+        return next.kind == TK_IDENT || (top && parse_is_decl_word(kind)) ? kind : TK_IDENT;
     return TK_IDENT;
 }
 

@@ -30,7 +30,8 @@
     diag_error(ps->nnl, ps->src, ps->src->len, "internal error: parser stack overflow");
 }
 
-/* Every terminal, in one place; their order is the TK_ numbering. */
+/* Every terminal, in one place; their order is the TK_ numbering, and tokens.def lists
+ * the same names in the same order (lexer.re and this file check it). */
 %token NEWLINE IMPORT FN LOSS METRIC LAYER OPTIMIZER MODEL DATA TRAIN PARAM STATE RETURN
        TRUE FALSE IDENT INT FLOAT STRING LPAREN RPAREN LBRACKET RBRACKET LBRACE RBRACE
        COMMA ASSIGN PLUSEQ MINUSEQ STAREQ SLASHEQ EQ NE LT LE GT GE PLUS MINUS STAR
@@ -277,4 +278,8 @@ int parse_token_count(void)
 {
     return YYNTOKEN;
 }
+
+/* tokens.def lists every terminal of the %token line (lexer.re checks names and order). */
+_Static_assert(YYNTOKEN == LEX_TOKEN_COUNT,
+               "parser.y's %token line and tokens.def have different numbers of tokens");
 }

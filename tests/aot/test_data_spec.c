@@ -7,40 +7,13 @@
  *
  * The CSV files are written by the test into WORK_DIR.
  */
+#include "check.h"
+
 #include <math.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "nnlrt.h"
 
-static int failures;
 static const char *work_dir;
-
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
-
-static char last_error[2048];
-static int n_errors;
-
-static void capture_error(void *ctx, const char *message)
-{
-    (void)ctx;
-    snprintf(last_error, sizeof last_error, "%s", message);
-    n_errors++;
-}
-
-static void clear_errors(void)
-{
-    last_error[0] = 0;
-    n_errors = 0;
-}
 
 /* data/ten.csv: x1,x2,y with ten rows; x1 = i, x2 = 10 i + 3, y = i % 2 */
 static void write_files(void)
@@ -82,7 +55,7 @@ static void test_split_parts(void)
     NnlrtDataset *a = nnlrt_data_load(&d, 1);
     NnlrtDataset *parent = d.sets[0];
     NnlrtDataset *b = nnlrt_data_load(&d, 2);
-    EXPECT(a && b && parent, "loading failed: %s", last_error);
+    EXPECT(a && b && parent, "loading failed: %s", check_message);
     if (!a || !b || !parent) {
         nnlrt_data_free(&d);
         return;
@@ -119,7 +92,7 @@ static void test_prepare_standardize(void)
     NnlrtData d;
     nnlrt_data_init(&d, specs, 3);
     NnlrtDataset *t, *v;
-    EXPECT(nnlrt_data_prepare(&d, 1, 2, &t, &v), "prepare failed: %s", last_error);
+    EXPECT(nnlrt_data_prepare(&d, 1, 2, &t, &v), "prepare failed: %s", check_message);
     if (!t || !v) {
         nnlrt_data_free(&d);
         return;
@@ -154,7 +127,7 @@ static void test_prepare_same_set(void)
     NnlrtData d;
     nnlrt_data_init(&d, specs, 3);
     NnlrtDataset *t, *v;
-    EXPECT(nnlrt_data_prepare(&d, 0, 0, &t, &v), "prepare failed: %s", last_error);
+    EXPECT(nnlrt_data_prepare(&d, 0, 0, &t, &v), "prepare failed: %s", check_message);
     EXPECT(t == v, "two data sets");
     if (t) {
         double sd = 0;
@@ -174,23 +147,23 @@ static void test_missing_file(void)
     NnlrtData d;
     nnlrt_data_init(&d, specs, 3);
     d.hint = "; HINT";
-    clear_errors();
+    check_clear();
     NnlrtDataset *t, *v;
     EXPECT(!nnlrt_data_prepare(&d, 1, 2, &t, &v), "a missing file prepared");
-    EXPECT(n_errors == 1, "%d messages", n_errors);
+    EXPECT(check_messages == 1, "%d messages", check_messages);
     char want[2048];
     snprintf(want, sizeof want, "test: error: data 'ten': cannot find the data file "
              "'data/none.csv' (looked in: %s", work_dir);
-    EXPECT(strncmp(last_error, want, strlen(want)) == 0, "message '%s'", last_error);
-    EXPECT(strstr(last_error, "); HINT") != NULL, "no hint in '%s'", last_error);
+    EXPECT(strncmp(check_message, want, strlen(want)) == 0, "message '%s'", check_message);
+    EXPECT(strstr(check_message, "); HINT") != NULL, "no hint in '%s'", check_message);
     /* a file given instead is read as it is */
     char given[1024];
     snprintf(given, sizeof given, "%s/data/ten.csv", work_dir);
     nnlrt_data_free(&d);
     nnlrt_data_init(&d, specs, 3);
     d.files[0] = given;
-    clear_errors();
-    EXPECT(nnlrt_data_prepare(&d, 1, 2, &t, &v), "a given file: %s", last_error);
+    check_clear();
+    EXPECT(nnlrt_data_prepare(&d, 1, 2, &t, &v), "a given file: %s", check_message);
     char text[512];
     EXPECT(strstr(nnlrt_data_describe(&d, 0, text, sizeof text), given) != NULL,
            "description '%s'", text);
@@ -203,13 +176,13 @@ static void test_empty_part(void)
     make_specs(false, 0.99);
     NnlrtData d;
     nnlrt_data_init(&d, specs, 3);
-    clear_errors();
+    check_clear();
     NnlrtDataset *t, *v;
     EXPECT(nnlrt_data_load(&d, 2) != NULL && d.sets[2]->n == 0, "the empty part loads");
-    EXPECT(n_errors == 0, "load reported '%s'", last_error);
+    EXPECT(check_messages == 0, "load reported '%s'", check_message);
     EXPECT(!nnlrt_data_prepare(&d, 1, 2, &t, &v), "an empty part prepared");
-    EXPECT(strcmp(last_error, "test: error: split leaves no samples in part 2 of 'test' "
-                  "(10 samples in all)") == 0, "message '%s'", last_error);
+    EXPECT(strcmp(check_message, "test: error: split leaves no samples in part 2 of 'test' "
+                  "(10 samples in all)") == 0, "message '%s'", check_message);
     nnlrt_data_free(&d);
 }
 
@@ -236,14 +209,14 @@ int main(int argc, char **argv)
     work_dir = argv[1];
     nnlrt_set_program_name("test");
     write_files();
-    nnlrt_set_error_handler(capture_error, NULL);
+    check_capture_messages();
     test_split_parts();
     test_prepare_standardize();
     test_prepare_same_set();
     test_missing_file();
     test_empty_part();
     test_describe();
-    if (failures)
-        fprintf(stderr, "%d failures\n", failures);
-    return failures != 0;
+    if (check_failures)
+        fprintf(stderr, "%d failures\n", check_failures);
+    return check_failures != 0;
 }

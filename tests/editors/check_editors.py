@@ -4,11 +4,10 @@
             and the grammar, with paths that exist
   regex     every regex of the TextMate grammar compiles with Python's re (the grammar
             uses no Oniguruma-only syntax)
-  keywords  the keywords of compiler/lexer.re (the token names) are those of
-            compiler/parse.c (reserved and contextual), and both the grammar and the Vim
-            file give each one a keyword's scope/group at a statement's start; every
-            builtin of compiler/sema.c and every name stdlib/*.nnl declares gets a
-            function's or a value's scope/group
+  keywords  every keyword of compiler/tokens.def (reserved and contextual) gets a
+            keyword's scope/group from both the grammar and the Vim file at a
+            statement's start; every builtin of compiler/sema.c and every name
+            stdlib/*.nnl declares gets a function's or a value's scope/group
   sample    tests/editors/sample.nnl: given words get the scope and the group they must
   vim       Vim loads ftdetect and syntax with no error, and sets filetype nnl
 
@@ -40,18 +39,10 @@ def read(path):
 
 # ---- the compiler's words ----
 
-def lexer_keywords():
-    """Token names of lexer.re that are words: "case TK_FN: return "'fn'";"."""
-    return set(re.findall(r"case TK_[A-Z]+: return \"'([a-z]+)'\";", read("compiler/lexer.re")))
-
-
-def parser_keywords():
-    src = read("compiler/parse.c")
-    body = src[src.index("static int parse_keyword("):]
-    body = body[:body.index("\n}\n")]
-    words = set(re.findall(r'parse_word_is\(ps, t, "([a-z]+)"\)', body))
-    words |= set(re.findall(r'\{"([a-z]+)", TK_[A-Z]+\}', body))
-    return words
+def compiler_keywords():
+    """The words of compiler/tokens.def: 'KEYWORD(FN, "fn", CONTEXTUAL)'."""
+    return set(re.findall(r'^KEYWORD\([A-Z]+, "([a-z]+)", [A-Z]+\)$', read("compiler/tokens.def"),
+                          re.M))
 
 
 def sema_builtins():
@@ -210,9 +201,9 @@ def check_regexes(grammar):
 
 
 def check_keywords(rules):
-    lex, parse = lexer_keywords(), parser_keywords()
-    if lex != parse or len(lex) < 10:
-        fail(f"lexer.re names {sorted(lex)}, parse.c {sorted(parse)}")
+    lex = compiler_keywords()
+    if len(lex) < 10:
+        fail(f"too few keywords found in compiler/tokens.def: {sorted(lex)}")
     fns, values = sema_builtins()
     lib = stdlib_names()
     if len(fns) < 20 or len(values) < 5 or len(lib) < 30:

@@ -1,6 +1,6 @@
 /* fuzz_files.c — temporary files, two-file inputs, gzip and message checks for the
- * harnesses of the file readers (fuzz_files.h). */
-#define _DEFAULT_SOURCE /* mkdtemp */
+ * harnesses of the file readers (fuzz_files.h), on tests/check.h and tests/toy_model.h. */
+#include "check.h"
 #include "fuzz_files.h"
 
 #include <math.h>
@@ -8,21 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
-enum { FUZZ_NAMES = 16 };
-
-static char fuzz_dir[1024];
-static char fuzz_names[FUZZ_NAMES][64], fuzz_paths[FUZZ_NAMES][1200];
-static int fuzz_n_paths;
-
-static void fuzz_cleanup(void)
-{
-    for (int i = 0; i < fuzz_n_paths; i++)
-        unlink(fuzz_paths[i]);
-    rmdir(fuzz_dir);
-}
+#include "toy_model.h"
 
 static void fuzz_die(const char *what)
 {
@@ -32,29 +20,12 @@ static void fuzz_die(const char *what)
 
 const char *fuzz_path(const char *name)
 {
-    if (!fuzz_dir[0]) {
-        const char *base = getenv("TMPDIR");
-        snprintf(fuzz_dir, sizeof fuzz_dir, "%s/nnl-fuzz-XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(fuzz_dir))
-            fuzz_die("cannot create a temporary directory");
-        atexit(fuzz_cleanup);
-    }
-    for (int i = 0; i < fuzz_n_paths; i++)
-        if (strcmp(fuzz_names[i], name) == 0)
-            return fuzz_paths[i];
-    if (fuzz_n_paths == FUZZ_NAMES)
-        fuzz_die("too many temporary names");
-    snprintf(fuzz_names[fuzz_n_paths], sizeof fuzz_names[0], "%s", name);
-    snprintf(fuzz_paths[fuzz_n_paths], sizeof fuzz_paths[0], "%s/%s", fuzz_dir, name);
-    return fuzz_paths[fuzz_n_paths++];
+    return check_tmp_path(name);
 }
 
 void fuzz_write(const char *path, const void *p, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    bool ok = f && (n == 0 || fwrite(p, 1, n, f) == n);
-    ok = f && fclose(f) == 0 && ok;
-    if (!ok)
+    if (!check_write_file(path, p, n))
         fuzz_die("cannot write a temporary file");
 }
 
@@ -154,79 +125,11 @@ void fuzz_check_result(bool ok, const char *what, ...)
 
 /* ---- the checkpoint harness's model ---- */
 
-static const NnlrtTensor fuzz_tensors[] = {
-    {"lin.W", 2, {3, 2}, 0, 6, false},
-    {"lin.b", 1, {2}, 6, 2, false},
-};
-static const char *const fuzz_metric_names[] = {"mae"};
-
-/* float32 only: y = x W + b, loss the sum of squares over 2, metric the sum of |error|;
- * SGD with momentum (the state). */
-static void fuzz_init(void **bufs, NnlrtRng *rng)
-{
-    float *p = bufs[NNLRT_BUF_PARAMS];
-    for (int i = 0; i < 8; i++)
-        p[i] = (float)(nnlrt_rand_uniform(rng) - 0.5);
-}
-
-static void fuzz_forward(void **bufs, int64_t B, double *sums, bool grads)
-{
-    const float *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
-    float *g = bufs[NNLRT_BUF_GRADS];
-    if (grads)
-        memset(g, 0, 8 * sizeof(float));
-    for (int64_t k = 0; k < B; k++) {
-        for (int j = 0; j < 2; j++) {
-            double e = p[6 + j] - y[2 * k + j];
-            for (int i = 0; i < 3; i++)
-                e += (double)x[3 * k + i] * p[2 * i + j];
-            sums[0] += e * e / 2;
-            sums[1] += fabs(e);
-            for (int i = 0; grads && i < 3; i++)
-                g[2 * i + j] += (float)(e * x[3 * k + i] / (double)B);
-            if (grads)
-                g[6 + j] += (float)(e / (double)B);
-        }
-    }
-}
-
-static void fuzz_grad(void **bufs, int64_t B, double *sums, uint64_t key)
-{
-    (void)key;
-    fuzz_forward(bufs, B, sums, true);
-}
-
-static void fuzz_eval(void **bufs, int64_t B, double *sums)
-{
-    fuzz_forward(bufs, B, sums, false);
-}
-
-static double fuzz_update(void **bufs, void **states, int64_t step, int64_t epoch)
-{
-    (void)step;
-    (void)epoch;
-    float *p = bufs[NNLRT_BUF_PARAMS], *g = bufs[NNLRT_BUF_GRADS], *m = states[0];
-    double g2 = 0;
-    for (int i = 0; i < 8; i++) {
-        m[i] = 0.9f * m[i] + g[i];
-        p[i] -= 0.05f * m[i];
-        g2 += (double)g[i] * g[i];
-    }
-    return g2;
-}
-
 NnlrtModel fuzz_model(int elem)
 {
-    NnlrtModel m = {.elem_size = elem, .n_params = 8, .n_tensors = 2,
-                    .tensors = fuzz_tensors, .n_states = 1, .x_size = 3, .y_size = 2,
-                    .n_metrics = 1, .metric_names = fuzz_metric_names,
-                    .n_bufs = NNLRT_BUF_FIRST};
-    if (elem == 4) {
-        m.init = fuzz_init;
-        m.grad = fuzz_grad;
-        m.update = fuzz_update;
-        m.eval = fuzz_eval;
-    }
+    NnlrtModel m = toy_model(elem, 3, 2);
+    toy.lr = 0.05;
+    toy.momentum = 0.9;
     return m;
 }
 

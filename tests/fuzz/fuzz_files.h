@@ -37,9 +37,9 @@ uint8_t *fuzz_gzip(const void *p, size_t n, int level, size_t *out_n);
 void fuzz_begin(void);
 void fuzz_check_result(bool ok, const char *what, ...);
 
-/* The fixed small model of the checkpoint harness: tensors "lin.W" [3, 2] and "lin.b" [2]
- * (8 parameters), one optimizer state, one metric; float32, or float64 when elem is 8
- * (which cannot train: it is there for its signature). */
+/* The fixed small model of the checkpoint harness: tests/toy_model.h with 3 inputs and 2
+ * outputs, tensors "lin.W" [3, 2] and "lin.b" [2] (8 parameters), one optimizer state, one
+ * metric; float32, or float64 when elem is 8. */
 NnlrtModel fuzz_model(int elem);
 /* Its training set, made here: FUZZ_TRAIN_N samples, in batches of FUZZ_TRAIN_BATCH
  * (x and y malloc'ed). */

@@ -3,120 +3,36 @@
  * checkpoint, atomic writes under injected and real failures, stale temp files, rotation
  * (keep), and SIGINT/SIGTERM delivered to a training child.
  *
- *   test_checkpoint GROUP    GROUP: resume truncate bitflip model failure stale keep signal
- *                                   kill config table
+ *   test_checkpoint GROUP    GROUP: a name in the table at the end
  *
- * The model is written here by hand (linear regression with a momentum state and an
- * update that depends on the step and the epoch), trained on a data set made here with
- * shuffling and a last batch shorter than the others. Every file is written into a fresh
- * directory under $TMPDIR (or /tmp), removed at the end. Messages are captured with
- * nnlrt_set_error_handler and compared whole where they are fixed.
+ * The model is tests/toy_model.h's (linear regression with a momentum state), with an
+ * update that depends on the step and the epoch, trained on a data set made here with
+ * shuffling and a last batch shorter than the others. Every file is written into the
+ * temporary directory of tests/check.h, removed at the end. Messages are captured and
+ * compared whole where they are fixed.
  */
-#define _DEFAULT_SOURCE /* mkdtemp, nanosleep */
-#include <dirent.h>
+#define _DEFAULT_SOURCE /* nanosleep */
+#include "check.h"
+
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "nnlrt.h"
 #include "nnlrt_int.h"
-
-static int failures;
-static char tmp_dir[1024];
-
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
+#include "toy_model.h"
 
 /* ---- helpers ---- */
 
-static char last_error[2048];
-static int n_errors;
-
-static void capture_error(void *ctx, const char *message)
-{
-    (void)ctx;
-    snprintf(last_error, sizeof last_error, "%s", message);
-    n_errors++;
-}
-
-static void clear_errors(void)
-{
-    last_error[0] = 0;
-    n_errors = 0;
-}
-
-/* A path in the temporary directory: the same pointer for the same name, for as long as
- * the test runs (configs keep them). */
-static const char *tmp_path(const char *name)
-{
-    static char names[64][64], paths[64][1200];
-    static int n;
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return paths[i];
-    if (n == 64) {
-        fprintf(stderr, "test_checkpoint: too many temporary names\n");
-        exit(2);
-    }
-    snprintf(names[n], sizeof names[0], "%s", name);
-    snprintf(paths[n], sizeof paths[0], "%s/%s", tmp_dir, name);
-    return paths[n++];
-}
-
-/* The whole file, with a NUL after it (caller frees), and its length; or NULL. */
+/* The whole file (with a NUL after it; caller frees) and its length, or NULL. */
 static uint8_t *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, got;
-    uint8_t *s = malloc(cap);
-    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n == cap - 1)
-            s = realloc(s, cap *= 2);
-    }
-    fclose(f);
-    if (s)
-        s[n] = 0;
-    *len = n;
-    return s;
-}
-
-static bool spill(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return false;
-    bool ok = fwrite(data, 1, len, f) == len;
-    return fclose(f) == 0 && ok;
-}
-
-static bool same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
-    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
+    return (uint8_t *)check_read_file(path, len);
 }
 
 static bool exists(const char *path)
@@ -129,7 +45,7 @@ static void copy_file(const char *from, const char *to)
 {
     size_t n;
     uint8_t *data = slurp(from, &n);
-    EXPECT(data && spill(to, data, n), "copy %s to %s", from, to);
+    EXPECT(data && check_write_file(to, data, n), "copy %s to %s", from, to);
     free(data);
 }
 
@@ -151,14 +67,6 @@ static bool ends_with(const char *s, const char *tail)
     return a >= b && strcmp(s + a - b, tail) == 0;
 }
 
-/* The message was reported for `path` and reads `tail` after it. */
-static void expect_message(const char *path, const char *tail)
-{
-    char want[2048];
-    snprintf(want, sizeof want, "%s%s", path, tail);
-    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
-}
-
 /* The step recorded in a checkpoint's header (i64 at byte 48), or -1. */
 static int64_t ckpt_step(const char *path)
 {
@@ -175,68 +83,12 @@ static int64_t ckpt_step(const char *path)
     return step;
 }
 
-/* ---- the model: y = W·x + b, squared error, metric mae ----
- *
- * Buffers: 4 = pred (1 per sample, batched). Parameters lin.W (2) then lin.b (1). Update:
- * SGD with momentum (state 0) and a learning rate that depends on the step and the epoch,
- * so that a resume with either wrong shows. Works in float or double. */
+/* ---- the model: tests/toy_model.h, two inputs and one output, with a learning rate that
+ * depends on the step and the epoch (so that a resume with either wrong shows) ---- */
 
-static int tm_elem = 4;
 static int64_t tm_notify_step; /* update of this step writes a byte to tm_notify_fd, waits */
 static int tm_notify_fd = -1;
-static int64_t tm_nan_at, tm_grad_calls; /* grad call (of the run) whose loss is NaN */
-static long tm_sleep_ns;                  /* each update takes this long at least */
-
-static double tm_get(const void *buf, int64_t i)
-{
-    return tm_elem == 4 ? ((const float *)buf)[i] : ((const double *)buf)[i];
-}
-
-static void tm_set(void *buf, int64_t i, double v)
-{
-    if (tm_elem == 4)
-        ((float *)buf)[i] = (float)v;
-    else
-        ((double *)buf)[i] = v;
-}
-
-static void tm_init(void **bufs, NnlrtRng *rng)
-{
-    for (int i = 0; i < 3; i++)
-        tm_set(bufs[NNLRT_BUF_PARAMS], i, 2 * nnlrt_rand_uniform(rng) - 1);
-}
-
-static void tm_forward(void **bufs, int64_t B, double *sums)
-{
-    void *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
-    for (int64_t k = 0; k < B; k++) {
-        double pred = tm_get(p, 0) * tm_get(x, 2 * k) + tm_get(p, 1) * tm_get(x, 2 * k + 1) +
-                      tm_get(p, 2);
-        tm_set(bufs[4], k, pred);
-        double e = pred - tm_get(y, k);
-        sums[0] += e * e;
-        sums[1] += fabs(e);
-    }
-}
-
-static void tm_grad(void **bufs, int64_t B, double *sums, uint64_t key)
-{
-    (void)key;
-    tm_forward(bufs, B, sums);
-    if (++tm_grad_calls == tm_nan_at)
-        sums[0] = NAN;
-    void *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y], *g = bufs[NNLRT_BUF_GRADS];
-    double d0 = 0, d1 = 0, d2 = 0;
-    for (int64_t k = 0; k < B; k++) {
-        double d = 2 * (tm_get(bufs[4], k) - tm_get(y, k)) / (double)B;
-        d0 += d * tm_get(x, 2 * k);
-        d1 += d * tm_get(x, 2 * k + 1);
-        d2 += d;
-    }
-    tm_set(g, 0, d0);
-    tm_set(g, 1, d1);
-    tm_set(g, 2, d2);
-}
+static long tm_sleep_ns;       /* each update takes this long at least */
 
 static void tm_wait(void)
 {
@@ -247,59 +99,23 @@ static void tm_wait(void)
     nanosleep(&ts, NULL); /* a signal ends it early */
 }
 
-static double tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
+static void tm_before_update(int64_t step)
 {
     if (step == tm_notify_step && tm_notify_fd >= 0)
         tm_wait();
     if (tm_sleep_ns > 0)
         nanosleep(&(struct timespec){0, tm_sleep_ns}, NULL);
-    double lr = 0.1 / (1 + 0.05 * (double)step) * (epoch % 2 ? 0.7 : 1);
-    for (int i = 0; i < 3; i++) {
-        double v = 0.5 * tm_get(states[0], i) + tm_get(bufs[NNLRT_BUF_GRADS], i);
-        tm_set(states[0], i, v);
-        tm_set(bufs[NNLRT_BUF_PARAMS], i, tm_get(bufs[NNLRT_BUF_PARAMS], i) - lr * v);
-    }
-    return 0; /* the gradients are always finite here */
 }
 
-static void tm_eval(void **bufs, int64_t B, double *sums)
-{
-    tm_forward(bufs, B, sums);
-}
-
-static const NnlrtTensor tm_tensors[] = {
-    {"lin.W", 2, {2, 1}, 0, 2, false},
-    {"lin.b", 1, {1}, 2, 1, false},
-};
 /* their table in a checkpoint: 4 + (4 + 5 + 4 + 16 + 16) + (4 + 5 + 4 + 8 + 16) bytes */
 enum { TM_TABLE = 86 };
-static const char *const tm_metrics[] = {"mae", "mae2"};
-static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1};
-static const bool tm_buf_batched[] = {false, false, false, false, true};
 
 static NnlrtModel tm_model(int elem_size)
 {
-    tm_elem = elem_size;
-    tm_nan_at = tm_grad_calls = 0;
-    return (NnlrtModel){
-        .elem_size = elem_size,
-        .n_params = 3,
-        .n_tensors = 2,
-        .tensors = tm_tensors,
-        .n_states = 1,
-        .x_size = 2,
-        .y_size = 1,
-        .target_kind = NNLRT_TARGET_VALUES,
-        .n_metrics = 1,
-        .metric_names = tm_metrics,
-        .n_bufs = 5,
-        .buf_elems = tm_buf_elems,
-        .buf_batched = tm_buf_batched,
-        .init = tm_init,
-        .grad = tm_grad,
-        .update = tm_update,
-        .eval = tm_eval,
-    };
+    NnlrtModel m = toy_model(elem_size, 2, 1);
+    toy.schedule = true;
+    toy.before_update = tm_before_update;
+    return m;
 }
 
 /* ---- data: 37 training samples (5 batches of 8, the last of 5), 11 for validation ---- */
@@ -339,35 +155,36 @@ static NnlrtTrainConfig base_config(void)
 /* An uninterrupted run's parameters and log, into ref.params and ref.log. */
 static bool reference(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDataset *val)
 {
-    remove(tmp_path("ref.log"));
-    cfg.log_path = tmp_path("ref.log");
-    cfg.dump_path = tmp_path("ref.params");
-    clear_errors();
+    remove(check_tmp_path("ref.log"));
+    cfg.log_path = check_tmp_path("ref.log");
+    cfg.dump_path = check_tmp_path("ref.params");
+    check_clear();
     int rc = nnlrt_train(m, &cfg, &train_set, val);
-    EXPECT(rc == 0, "reference run: %d %s", rc, last_error);
+    EXPECT(rc == 0, "reference run: %d %s", rc, check_message);
     return rc == 0;
 }
 
 /* The run's parameters and log are the reference's, byte for byte. */
 static void expect_reference(const char *what)
 {
-    EXPECT(same_file(tmp_path("run.params"), tmp_path("ref.params")), "%s: parameters", what);
-    EXPECT(same_file(tmp_path("run.log"), tmp_path("ref.log")), "%s: log", what);
+    EXPECT(check_same_file(check_tmp_path("run.params"), check_tmp_path("ref.params")),
+           "%s: parameters", what);
+    EXPECT(check_same_file(check_tmp_path("run.log"), check_tmp_path("ref.log")), "%s: log", what);
 }
 
 static void remove_run_files(void)
 {
-    remove(tmp_path("ck"));
-    remove(tmp_path("run.log"));
-    remove(tmp_path("run.params"));
+    remove(check_tmp_path("ck"));
+    remove(check_tmp_path("run.log"));
+    remove(check_tmp_path("run.params"));
 }
 
 /* The reference's config, writing run.log and run.params, checkpoints in ck. */
 static NnlrtTrainConfig run_config(NnlrtTrainConfig cfg)
 {
-    cfg.log_path = tmp_path("run.log");
-    cfg.dump_path = tmp_path("run.params");
-    cfg.checkpoint_path = tmp_path("ck");
+    cfg.log_path = check_tmp_path("run.log");
+    cfg.dump_path = check_tmp_path("run.params");
+    cfg.checkpoint_path = check_tmp_path("ck");
     return cfg;
 }
 
@@ -376,21 +193,21 @@ static bool stop_at(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDatase
                     int64_t k)
 {
     cfg.stop_after_steps = k;
-    clear_errors();
+    check_clear();
     int rc = nnlrt_train(m, &cfg, &train_set, val);
-    EXPECT(rc == NNLRT_EINT, "stop after %lld: exit code %d (%s)", (long long)k, rc, last_error);
+    EXPECT(rc == NNLRT_EINT, "stop after %lld: exit code %d (%s)", (long long)k, rc, check_message);
     char want[128];
     snprintf(want, sizeof want, "nnlc: error: stopped by stop_after_steps after step %lld ",
              (long long)k);
-    EXPECT(strncmp(last_error, want, strlen(want)) == 0, "stop message '%s'", last_error);
+    EXPECT(strncmp(check_message, want, strlen(want)) == 0, "stop message '%s'", check_message);
     EXPECT(!exists(cfg.dump_path), "stop after %lld: no parameters written", (long long)k);
     return rc == NNLRT_EINT;
 }
 
 static int resume(const NnlrtModel *m, NnlrtTrainConfig cfg, const NnlrtDataset *val)
 {
-    cfg.resume_path = tmp_path("ck");
-    clear_errors();
+    cfg.resume_path = check_tmp_path("ck");
+    check_clear();
     return nnlrt_train(m, &cfg, &train_set, val);
 }
 
@@ -409,7 +226,7 @@ static void test_resume_every_step(int elem, int64_t log_every, const NnlrtDatas
         if (!stop_at(&m, run, val, k))
             continue;
         int rc = resume(&m, run, val);
-        EXPECT(rc == 0, "resume after step %lld: %d %s", (long long)k, rc, last_error);
+        EXPECT(rc == 0, "resume after step %lld: %d %s", (long long)k, rc, check_message);
         char what[128];
         snprintf(what, sizeof what, "float%d, log_every %lld, %s validation, stop after %lld",
                  elem * 8, (long long)log_every, val ? "with" : "no", (long long)k);
@@ -430,21 +247,21 @@ static void test_resume_chained(void)
     NnlrtTrainConfig run = run_config(cfg);
     run.resume_path = NULL;
     stop_at(&m, run, &val_set, 3);
-    run.resume_path = tmp_path("ck");
+    run.resume_path = check_tmp_path("ck");
     stop_at(&m, run, &val_set, 8);
     stop_at(&m, run, &val_set, 14);
     run.resume_path = NULL;
-    EXPECT(resume(&m, run, &val_set) == 0, "chained: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "chained: %s", check_message);
     expect_reference("stops after 3, 8, 14");
 
     remove_run_files();
     stop_at(&m, run, &val_set, 4);
-    copy_file(tmp_path("ck"), tmp_path("ck4"));
-    run.resume_path = tmp_path("ck");
+    copy_file(check_tmp_path("ck"), check_tmp_path("ck4"));
+    run.resume_path = check_tmp_path("ck");
     stop_at(&m, run, &val_set, 11);
-    copy_file(tmp_path("ck4"), tmp_path("ck"));
+    copy_file(check_tmp_path("ck4"), check_tmp_path("ck"));
     run.resume_path = NULL;
-    EXPECT(resume(&m, run, &val_set) == 0, "older checkpoint: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "older checkpoint: %s", check_message);
     expect_reference("log rows after the checkpoint cut off");
 }
 
@@ -464,23 +281,23 @@ static void test_resume_log(void)
     if (!log)
         return;
     log[n - 3] ^= 1;
-    spill(run.log_path, log, n);
+    check_write_file(run.log_path, log, n);
     EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "changed log refused");
     char want[256];
     snprintf(want, sizeof want, ": error: is not the log of the run being resumed: it had %zu "
              "bytes when the checkpoint was written, and its first ones differ now; give another "
              "log file (one that does not exist is started afresh)", n);
-    expect_message(run.log_path, want);
+    EXPECT_MESSAGE(run.log_path, want);
     EXPECT(!exists(run.dump_path), "nothing trained");
-    spill(run.log_path, log, 10);
+    check_write_file(run.log_path, log, 10);
     EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "short log refused");
-    EXPECT(strstr(last_error, "and now has fewer;"), "message '%s'", last_error);
+    EXPECT(strstr(check_message, "and now has fewer;"), "message '%s'", check_message);
     free(log);
 
     remove(run.log_path);
-    EXPECT(resume(&m, run, &val_set) == 0, "missing log: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "missing log: %s", check_message);
     size_t nr, nl;
-    uint8_t *ref = slurp(tmp_path("ref.log"), &nr), *got = slurp(run.log_path, &nl);
+    uint8_t *ref = slurp(check_tmp_path("ref.log"), &nr), *got = slurp(run.log_path, &nl);
     size_t header = ref ? strcspn((char *)ref, "\n") + 1 : 0;
     EXPECT(ref && got && nl > header && nl < nr && memcmp(got, ref, header) == 0 &&
                memcmp(got + header, ref + nr - (nl - header), nl - header) == 0,
@@ -501,20 +318,20 @@ static void test_resume_longer(void)
     remove_run_files();
     NnlrtTrainConfig run = run_config(cfg);
     run.epochs = 3;
-    EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "3 epochs: %s", last_error);
+    EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "3 epochs: %s", check_message);
     EXPECT(ckpt_step(run.checkpoint_path) == 15, "final checkpoint at step 15");
     run.epochs = 5;
-    EXPECT(resume(&m, run, &val_set) == 0, "to 5 epochs: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "to 5 epochs: %s", check_message);
     expect_reference("3 epochs, then resumed to 5");
 
     run.epochs = 4;
     EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "fewer epochs refused");
-    expect_message(run.checkpoint_path,
+    EXPECT_MESSAGE(run.checkpoint_path,
                    ": error: was written at the end of epoch 5, beyond the 4 epochs of this run");
     run.epochs = 5;
     run.batch = 16;
     EXPECT(resume(&m, run, &val_set) == NNLRT_EUSER, "another batch refused");
-    expect_message(run.checkpoint_path,
+    EXPECT_MESSAGE(run.checkpoint_path,
                    ": error: was written by a run with batches of 8 out of 37 training "
                    "samples, shuffled; this run has batches of 16 out of 37, shuffled: resume "
                    "with the same data, batch and shuffle");
@@ -526,20 +343,20 @@ static void test_resume_diverged(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = base_config();
-    tm_nan_at = 12;
-    clear_errors();
+    toy.nan_at = 12;
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EDIVERGED, "diverges");
     char want[1024];
-    snprintf(want, sizeof want, "%s", last_error);
+    snprintf(want, sizeof want, "%s", check_message);
     EXPECT(strstr(want, "at epoch 3, step 12 (last finite loss "), "message '%s'", want);
     m = tm_model(4);
     remove_run_files();
     NnlrtTrainConfig run = run_config(cfg);
     stop_at(&m, run, NULL, 11);
-    tm_nan_at = 1;
-    tm_grad_calls = 0;
+    toy.nan_at = 1;
+    toy.grad_calls = 0;
     EXPECT(resume(&m, run, NULL) == NNLRT_EDIVERGED, "diverges after the resume");
-    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
+    EXPECT_MESSAGE(NULL, want);
     EXPECT(ckpt_step(run.checkpoint_path) == 11, "the last checkpoint is the finite one");
 }
 
@@ -572,23 +389,23 @@ static uint8_t *good_checkpoint(const NnlrtModel *m, size_t *n)
  * resumed run and by nnlrt_checkpoint_verify, with the same message. */
 static bool refused(const NnlrtModel *m, const uint8_t *data, size_t n)
 {
-    const char *bad = tmp_path("bad");
-    spill(bad, data, n);
-    remove(tmp_path("run.params"));
+    const char *bad = check_tmp_path("bad");
+    check_write_file(bad, data, n);
+    remove(check_tmp_path("run.params"));
     NnlrtTrainConfig run = run_config(base_config());
     run.log_path = NULL;
     run.checkpoint_path = NULL;
     run.resume_path = bad;
-    clear_errors();
+    check_clear();
     int rc = nnlrt_train(m, &run, &train_set, NULL);
     char first[2048];
-    snprintf(first, sizeof first, "%s", last_error);
-    clear_errors();
+    snprintf(first, sizeof first, "%s", check_message);
+    check_clear();
     int vrc = nnlrt_checkpoint_verify(m, bad);
     bool ok = rc == NNLRT_EUSER && vrc == NNLRT_EUSER && !exists(run.dump_path) &&
-              strcmp(first, last_error) == 0 && strncmp(last_error, bad, strlen(bad)) == 0 &&
-              strncmp(last_error + strlen(bad), ": error: ", 9) == 0;
-    EXPECT(ok, "refused: rc %d, verify %d, '%s' / '%s'", rc, vrc, first, last_error);
+              strcmp(first, check_message) == 0 && strncmp(check_message, bad, strlen(bad)) == 0 &&
+              strncmp(check_message + strlen(bad), ": error: ", 9) == 0;
+    EXPECT(ok, "refused: rc %d, verify %d, '%s' / '%s'", rc, vrc, first, check_message);
     return ok;
 }
 
@@ -601,7 +418,7 @@ static void test_truncate(void)
            "checkpoint of %zu bytes", n);
     if (!data)
         return;
-    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("ck")) == 0, "verifies: %s", last_error);
+    EXPECT(nnlrt_checkpoint_verify(&m, check_tmp_path("ck")) == 0, "verifies: %s", check_message);
     int wrong = 0;
     for (size_t k = 0; k < n; k++) {
         if (!refused(&m, data, k))
@@ -613,9 +430,9 @@ static void test_truncate(void)
         else
             snprintf(want, sizeof want, ": error: truncated at byte %zu (the header promises "
                      "%zu bytes)", k, n);
-        wrong += !ends_with(last_error, want);
-        if (!ends_with(last_error, want) && wrong < 4)
-            EXPECT(false, "truncated at %zu: '%s'", k, last_error);
+        wrong += !ends_with(check_message, want);
+        if (!ends_with(check_message, want) && wrong < 4)
+            EXPECT(false, "truncated at %zu: '%s'", k, check_message);
     }
     EXPECT(wrong == 0, "%d truncations with another message", wrong);
 
@@ -626,17 +443,17 @@ static void test_truncate(void)
         char want[256];
         snprintf(want, sizeof want, ": error: 3 bytes of unexpected data after byte %zu, where "
                  "the header says the checkpoint ends", n);
-        EXPECT(ends_with(last_error, want), "'%s'", last_error);
+        EXPECT(ends_with(check_message, want), "'%s'", check_message);
     }
-    spill(tmp_path("text"), "epoch,step,loss\n1,5,0.5\n", 24);
-    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("text")) == NNLRT_EUSER, "a text file");
-    expect_message(tmp_path("text"),
+    check_write_file(check_tmp_path("text"), "epoch,step,loss\n1,5,0.5\n", 24);
+    EXPECT(nnlrt_checkpoint_verify(&m, check_tmp_path("text")) == NNLRT_EUSER, "a text file");
+    EXPECT_MESSAGE(check_tmp_path("text"),
                    ": error: not an nnlc checkpoint (it does not start with \"NNLCKPT\")");
-    EXPECT(nnlrt_checkpoint_verify(&m, tmp_path("missing")) == NNLRT_EIO, "missing");
-    expect_message(tmp_path("missing"),
+    EXPECT(nnlrt_checkpoint_verify(&m, check_tmp_path("missing")) == NNLRT_EIO, "missing");
+    EXPECT_MESSAGE(check_tmp_path("missing"),
                    ": error: cannot open the checkpoint: No such file or directory");
-    EXPECT(nnlrt_checkpoint_verify(&m, tmp_dir) == NNLRT_EUSER, "a directory");
-    expect_message(tmp_dir, ": error: not a checkpoint: not a regular file");
+    EXPECT(nnlrt_checkpoint_verify(&m, check_tmp_dir()) == NNLRT_EUSER, "a directory");
+    EXPECT_MESSAGE(check_tmp_dir(), ": error: not a checkpoint: not a regular file");
     free(longer);
     free(data);
 }
@@ -675,10 +492,10 @@ static void test_bitflip(void)
         data[bit / 8] ^= (uint8_t)(1u << bit % 8);
         if (refused(&m, data, n)) {
             const char *want = flip_message(bit / 8, n);
-            bool ok = want[0] == '|' ? size_message(last_error, n)
-                                     : strstr(last_error, want) != NULL;
+            bool ok = want[0] == '|' ? size_message(check_message, n)
+                                     : strstr(check_message, want) != NULL;
             if (!ok && wrong++ < 4)
-                EXPECT(false, "bit %zu flipped: '%s'", bit, last_error);
+                EXPECT(false, "bit %zu flipped: '%s'", bit, check_message);
         }
         data[bit / 8] ^= (uint8_t)(1u << bit % 8);
     }
@@ -711,14 +528,14 @@ static void expect_other_model(const NnlrtModel *m, const char *tail)
     NnlrtTrainConfig run = run_config(base_config());
     run.log_path = NULL;
     run.checkpoint_path = NULL;
-    run.resume_path = tmp_path("ck");
+    run.resume_path = check_tmp_path("ck");
     remove(run.dump_path);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(m, &run, &train_set, NULL) == NNLRT_EUSER, "other model refused");
     EXPECT(!exists(run.dump_path), "not loaded");
     char want[512];
     snprintf(want, sizeof want, ": error: belongs to another model: %s", tail);
-    expect_message(run.resume_path, want);
+    EXPECT_MESSAGE(run.resume_path, want);
 }
 
 static void test_model(void)
@@ -731,7 +548,7 @@ static void test_model(void)
 
     NnlrtModel other = tm_model(8);
     expect_other_model(&other, "its parameters are float32, this model's are float64");
-    tm_elem = 4;
+    toy.elem = 4;
     other = m;
     static const NnlrtTensor wider[] = {{"lin.W", 2, {3, 1}, 0, 3, false}, {"lin.b", 1, {1}, 3, 1, false}};
     other.tensors = wider;
@@ -827,21 +644,21 @@ static uint8_t *case_table(const TableCase *c, size_t *tn)
 
 static void expect_table_refused(const uint8_t *file, size_t n, const char *what)
 {
-    const char *bad = tmp_path("table");
-    spill(bad, file, n);
+    const char *bad = check_tmp_path("table");
+    check_write_file(bad, file, n);
     NnlrtModel m = tm_model(4);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_checkpoint_verify(&m, bad) == NNLRT_EUSER, "%s: verify refuses", what);
     char first[2048];
-    snprintf(first, sizeof first, "%s", last_error);
+    snprintf(first, sizeof first, "%s", check_message);
     NnlrtCheckpointTensors t;
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_checkpoint_read_tensors(bad, &t) == NNLRT_EUSER && t.tensors == NULL &&
            t.params == NULL, "%s: read_tensors refuses", what);
     char want[512];
     snprintf(want, sizeof want, ": error: corrupt: its tensor table%s", what);
-    EXPECT(ends_with(last_error, want) && strcmp(first, last_error) == 0, "'%s' / '%s', not '%s'",
-           first, last_error, want);
+    EXPECT(ends_with(check_message, want) && strcmp(first, check_message) == 0,
+           "'%s' / '%s', not '%s'", first, check_message, want);
 }
 
 static void test_table_malformed(const uint8_t *good, size_t n)
@@ -896,15 +713,15 @@ static void test_table_disagrees(const uint8_t *good, size_t n)
     size_t tn, fn;
     const uint8_t *table0 = case_table(&renamed, &tn);
     uint8_t *f = with_table(good, n, table0, tn, &fn);
-    const char *path = tmp_path("table");
-    spill(path, f, fn);
+    const char *path = check_tmp_path("table");
+    check_write_file(path, f, fn);
     NnlrtModel m = tm_model(4);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_checkpoint_verify(&m, path) == NNLRT_EUSER, "a table of another model");
-    expect_message(path, ": error: corrupt: its tensor table disagrees with its model signature");
+    EXPECT_MESSAGE(path, ": error: corrupt: its tensor table disagrees with its model signature");
     NnlrtCheckpointTensors t;
     EXPECT(nnlrt_checkpoint_read_tensors(path, &t) == 0 && t.n_tensors == 2 &&
-           strcmp(t.tensors[0].name, "lin.X") == 0, "read without a model: %s", last_error);
+           strcmp(t.tensors[0].name, "lin.X") == 0, "read without a model: %s", check_message);
     nnlrt_checkpoint_tensors_free(&t);
     free(f);
 
@@ -916,9 +733,9 @@ static void test_table_disagrees(const uint8_t *good, size_t n)
     table_entry(table, &len, "s", 1, 0, NULL, 1, 1);
     table_entry(table, &len, "lin.b", 5, 1, (const int64_t[]){1}, 2, 1);
     f = with_table(good, n, table, len, &fn);
-    spill(path, f, fn);
+    check_write_file(path, f, fn);
     EXPECT(nnlrt_checkpoint_read_tensors(path, &t) == 0 && t.n_tensors == 3 &&
-           t.tensors[1].rank == 0 && t.tensors[1].size == 1, "a scalar: %s", last_error);
+           t.tensors[1].rank == 0 && t.tensors[1].size == 1, "a scalar: %s", check_message);
     nnlrt_checkpoint_tensors_free(&t);
     free(f);
 }
@@ -929,18 +746,18 @@ static void test_table_read(int elem)
     NnlrtModel m = tm_model(elem);
     NnlrtTrainConfig cfg = base_config();
     cfg.log_path = NULL;
-    cfg.checkpoint_path = tmp_path("ck");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", last_error);
+    cfg.checkpoint_path = check_tmp_path("ck");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", check_message);
     size_t n;
     uint8_t *data = slurp(cfg.checkpoint_path, &n);
     NnlrtCheckpointTensors t;
-    EXPECT(nnlrt_checkpoint_read_tensors(cfg.checkpoint_path, &t) == 0, "read: %s", last_error);
+    EXPECT(nnlrt_checkpoint_read_tensors(cfg.checkpoint_path, &t) == 0, "read: %s", check_message);
     EXPECT(t.elem_size == elem && t.n_params == 3 && t.n_states == 1 && t.epoch == 3 &&
            t.step == 15 && t.n_tensors == 2, "elem %d: %d %lld %d %lld %lld %d", elem,
            t.elem_size, (long long)t.n_params, t.n_states, (long long)t.epoch,
            (long long)t.step, t.n_tensors);
     for (int i = 0; i < t.n_tensors && i < 2; i++) {
-        const NnlrtTensor *a = &t.tensors[i], *b = &tm_tensors[i];
+        const NnlrtTensor *a = &t.tensors[i], *b = &toy.tensors[i];
         EXPECT(strcmp(a->name, b->name) == 0 && a->rank == b->rank && a->dims[0] == b->dims[0] &&
                (a->rank < 2 || a->dims[1] == b->dims[1]) && a->offset == b->offset &&
                a->size == b->size, "tensor %d: %s", i, a->name);
@@ -975,25 +792,25 @@ static void test_table(void)
 
     /* every truncation and every single bit flip: refused without a model too, with the
      * message the model's reader gives (a flip is a size or the CRC, before the model) */
-    const char *bad = tmp_path("bad");
+    const char *bad = check_tmp_path("bad");
     int wrong = 0;
     for (size_t k = 0; k < 8 * n + n; k++) {
         size_t len2 = k < n ? k : n;
         if (k >= n)
             data[(k - n) / 8] ^= (uint8_t)(1u << (k - n) % 8);
-        spill(bad, data, len2);
-        clear_errors();
+        check_write_file(bad, data, len2);
+        check_clear();
         int vrc = nnlrt_checkpoint_verify(&m, bad);
         char first[2048];
-        snprintf(first, sizeof first, "%s", last_error);
+        snprintf(first, sizeof first, "%s", check_message);
         NnlrtCheckpointTensors t;
-        clear_errors();
+        check_clear();
         int rc = nnlrt_checkpoint_read_tensors(bad, &t);
-        bool ok = rc == NNLRT_EUSER && vrc == NNLRT_EUSER && strcmp(first, last_error) == 0;
+        bool ok = rc == NNLRT_EUSER && vrc == NNLRT_EUSER && strcmp(first, check_message) == 0;
         if (rc == 0)
             nnlrt_checkpoint_tensors_free(&t);
         if (!ok && wrong++ < 4)
-            EXPECT(false, "case %zu: %d '%s' / %d '%s'", k, vrc, first, rc, last_error);
+            EXPECT(false, "case %zu: %d '%s' / %d '%s'", k, vrc, first, rc, check_message);
         if (k >= n)
             data[(k - n) / 8] ^= (uint8_t)(1u << (k - n) % 8);
     }
@@ -1010,7 +827,7 @@ static void expect_failed_write(const char *dir, NnlrtCkptStep step, int64_t kee
 {
     char ck[1200], prev[1200];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    snprintf(prev, sizeof prev, "%s/previous", tmp_dir);
+    snprintf(prev, sizeof prev, "%s/previous", check_tmp_dir());
     bool had = exists(ck);
     if (had)
         copy_file(ck, prev);
@@ -1020,18 +837,19 @@ static void expect_failed_write(const char *dir, NnlrtCkptStep step, int64_t kee
     cfg.checkpoint_every_steps = 1;
     cfg.keep = keep;
     nnlrt_checkpoint_fail_at(step, step == NNLRT_CKPT_FSYNC ? EIO : ENOSPC);
-    clear_errors();
+    check_clear();
     int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
     nnlrt_checkpoint_fail_at(NNLRT_CKPT_NONE, 0);
     EXPECT(rc == NNLRT_EIO, "step %d: exit code %d", (int)step, rc);
-    expect_message(ck, tail);
-    EXPECT(had ? same_file(ck, prev) : !exists(ck), "step %d: previous checkpoint", (int)step);
+    EXPECT_MESSAGE(ck, tail);
+    EXPECT(had ? check_same_file(ck, prev) : !exists(ck), "step %d: previous checkpoint",
+           (int)step);
     EXPECT(count_tmp(dir) == 0, "step %d: a temp file left", (int)step);
 }
 
 static void test_failure_injected(void)
 {
-    const char *dir = tmp_path("fail");
+    const char *dir = check_tmp_path("fail");
     mkdir(dir, 0777);
     char ck[1200];
     snprintf(ck, sizeof ck, "%s/ck", dir);
@@ -1041,7 +859,7 @@ static void test_failure_injected(void)
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = base_config();
     cfg.checkpoint_path = ck;
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", check_message);
     static const struct {
         NnlrtCkptStep step;
         const char *what;
@@ -1063,15 +881,15 @@ static void test_failure_injected(void)
                      "checkpoint is unchanged", steps[i].what);
             expect_failed_write(dir, steps[i].step, keep, tail);
         }
-    EXPECT(nnlrt_checkpoint_verify(&m, ck) == 0, "still verifies: %s", last_error);
+    EXPECT(nnlrt_checkpoint_verify(&m, ck) == 0, "still verifies: %s", check_message);
 
     /* the directory cannot be synced: the new checkpoint is in place, and said to be */
     cfg.checkpoint_every_steps = 1;
     nnlrt_checkpoint_fail_at(NNLRT_CKPT_DIRSYNC, EIO);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "directory sync fails");
     nnlrt_checkpoint_fail_at(NNLRT_CKPT_NONE, 0);
-    expect_message(ck, ": error: the checkpoint was written, but its directory cannot be "
+    EXPECT_MESSAGE(ck, ": error: the checkpoint was written, but its directory cannot be "
                        "synced: Input/output error (fsync of the directory); it may not "
                        "survive a power loss");
     EXPECT(ckpt_step(ck) == 1 && nnlrt_checkpoint_verify(&m, ck) == 0, "the new one");
@@ -1082,16 +900,16 @@ static void test_failure_injected(void)
  * EFBIG partway through the checkpoint. */
 static void test_failure_fsize(void)
 {
-    const char *dir = tmp_path("fsize");
+    const char *dir = check_tmp_path("fsize");
     mkdir(dir, 0777);
     char ck[1200], msg[1200];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    snprintf(msg, sizeof msg, "%s/message", tmp_dir);
+    snprintf(msg, sizeof msg, "%s/message", check_tmp_dir());
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = base_config();
     cfg.checkpoint_path = ck;
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
-    copy_file(ck, tmp_path("previous"));
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", check_message);
+    copy_file(ck, check_tmp_path("previous"));
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -1103,11 +921,11 @@ static void test_failure_fsize(void)
         rl.rlim_cur = 100;
         setrlimit(RLIMIT_FSIZE, &rl);
         cfg.checkpoint_every_steps = 1;
-        clear_errors();
+        check_clear();
         int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
         rl.rlim_cur = soft;
         setrlimit(RLIMIT_FSIZE, &rl);
-        fprintf(out, "%s", last_error);
+        fprintf(out, "%s", check_message);
         fclose(out);
         _exit(rc);
     }
@@ -1122,7 +940,7 @@ static void test_failure_fsize(void)
                ends_with(text, "); the previous checkpoint is unchanged"),
            "child's message '%s'", text ? text : "(none)");
     free(text);
-    EXPECT(same_file(ck, tmp_path("previous")), "previous checkpoint unchanged");
+    EXPECT(check_same_file(ck, check_tmp_path("previous")), "previous checkpoint unchanged");
     EXPECT(count_tmp(dir) == 0, "no temp file");
 }
 
@@ -1133,22 +951,22 @@ static void test_failure_readonly(void)
         fprintf(stderr, "failure: running as root, the read-only directory case is skipped\n");
         return;
     }
-    const char *dir = tmp_path("readonly");
+    const char *dir = check_tmp_path("readonly");
     mkdir(dir, 0777);
     char ck[1200];
     snprintf(ck, sizeof ck, "%s/ck", dir);
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = base_config();
     cfg.checkpoint_path = ck;
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", last_error);
-    copy_file(ck, tmp_path("previous"));
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "good run: %s", check_message);
+    copy_file(ck, check_tmp_path("previous"));
     chmod(dir, 0555);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "read-only directory");
-    expect_message(ck, ": error: cannot write the checkpoint: Permission denied (creating the "
+    EXPECT_MESSAGE(ck, ": error: cannot write the checkpoint: Permission denied (creating the "
                        "temporary file); the previous checkpoint is unchanged");
     chmod(dir, 0777);
-    EXPECT(same_file(ck, tmp_path("previous")), "previous checkpoint unchanged");
+    EXPECT(check_same_file(ck, check_tmp_path("previous")), "previous checkpoint unchanged");
     EXPECT(count_tmp(dir) == 0, "no temp file");
 }
 
@@ -1165,7 +983,7 @@ static void touch(const char *dir, const char *name)
 {
     char path[1400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    spill(path, "x", 1);
+    check_write_file(path, "x", 1);
 }
 
 static bool in_dir(const char *dir, const char *name)
@@ -1177,7 +995,7 @@ static bool in_dir(const char *dir, const char *name)
 
 static void test_stale(void)
 {
-    const char *dir = tmp_path("stale");
+    const char *dir = check_tmp_path("stale");
     mkdir(dir, 0777);
     char ck[1200], mine[64], parent[64];
     snprintf(ck, sizeof ck, "%s/ck", dir);
@@ -1202,7 +1020,7 @@ static void test_stale(void)
     NnlrtTrainConfig cfg = base_config();
     cfg.epochs = 1;
     cfg.checkpoint_path = ck;
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", last_error);
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", check_message);
     EXPECT(!in_dir(dir, "ck.tmp.999999998"), "removed by the run");
     EXPECT(count_tmp(dir) == 5, "only the kept ones stay");
 
@@ -1224,7 +1042,7 @@ static void test_keep(void)
     NnlrtTrainConfig cfg = base_config();
     if (!reference(&m, cfg, NULL))
         return;
-    const char *dir = tmp_path("keep");
+    const char *dir = check_tmp_path("keep");
     mkdir(dir, 0777);
     char ck[1200], name[1300];
     snprintf(ck, sizeof ck, "%s/ck", dir);
@@ -1232,7 +1050,7 @@ static void test_keep(void)
     run.checkpoint_path = ck;
     run.checkpoint_every_steps = 1;
     run.keep = 3;
-    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 3: %s", last_error);
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 3: %s", check_message);
     for (int i = 0; i < 3; i++) {
         if (i)
             snprintf(name, sizeof name, "%s.%d", ck, i);
@@ -1240,7 +1058,7 @@ static void test_keep(void)
             snprintf(name, sizeof name, "%s", ck);
         EXPECT(ckpt_step(name) == STEPS - i, "%s holds step %lld", name,
                (long long)ckpt_step(name));
-        EXPECT(nnlrt_checkpoint_verify(&m, name) == 0, "%s verifies: %s", name, last_error);
+        EXPECT(nnlrt_checkpoint_verify(&m, name) == 0, "%s verifies: %s", name, check_message);
     }
     snprintf(name, sizeof name, "%s.3", ck);
     EXPECT(!exists(name), "no fourth");
@@ -1251,18 +1069,18 @@ static void test_keep(void)
     NnlrtTrainConfig again = cfg;
     again.resume_path = name;
     again.log_path = NULL;
-    again.dump_path = tmp_path("run.params");
-    EXPECT(nnlrt_train(&m, &again, &train_set, NULL) == 0, "resume from .1: %s", last_error);
-    EXPECT(same_file(again.dump_path, tmp_path("ref.params")), "same parameters");
+    again.dump_path = check_tmp_path("run.params");
+    EXPECT(nnlrt_train(&m, &again, &train_set, NULL) == 0, "resume from .1: %s", check_message);
+    EXPECT(check_same_file(again.dump_path, check_tmp_path("ref.params")), "same parameters");
 
     /* every 2 epochs of 3, keep 3: after epoch 2 (step 10) and at the end (15) */
-    const char *dir2 = tmp_path("keep2");
+    const char *dir2 = check_tmp_path("keep2");
     mkdir(dir2, 0777);
     snprintf(ck, sizeof ck, "%s/ck", dir2);
     run.checkpoint_path = ck;
     run.checkpoint_every_steps = 0;
     run.checkpoint_every = 2;
-    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "every 2 epochs: %s", last_error);
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "every 2 epochs: %s", check_message);
     snprintf(name, sizeof name, "%s.1", ck);
     EXPECT(ckpt_step(ck) == 15 && ckpt_step(name) == 10, "steps %lld, %lld",
            (long long)ckpt_step(ck), (long long)ckpt_step(name));
@@ -1270,12 +1088,12 @@ static void test_keep(void)
     EXPECT(!exists(name), "two checkpoints only");
 
     /* keep 1 (the default) leaves no .1 */
-    const char *dir3 = tmp_path("keep1");
+    const char *dir3 = check_tmp_path("keep1");
     mkdir(dir3, 0777);
     snprintf(ck, sizeof ck, "%s/ck", dir3);
     run.checkpoint_path = ck;
     run.keep = 0;
-    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 1: %s", last_error);
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == 0, "keep 1: %s", check_message);
     snprintf(name, sizeof name, "%s.1", ck);
     EXPECT(exists(ck) && !exists(name), "one checkpoint");
 }
@@ -1290,7 +1108,7 @@ static int signalled_child(NnlrtTrainConfig run, int sig, char *buf, size_t size
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
-    const char *msg = tmp_path("child.message");
+    const char *msg = check_tmp_path("child.message");
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -1298,9 +1116,9 @@ static int signalled_child(NnlrtTrainConfig run, int sig, char *buf, size_t size
         tm_notify_fd = fds[1];
         tm_notify_step = 6;
         NnlrtModel m = tm_model(4);
-        clear_errors();
+        check_clear();
         int rc = nnlrt_train(&m, &run, &train_set, &val_set);
-        spill(msg, last_error, strlen(last_error));
+        check_write_file(msg, check_message, strlen(check_message));
         _exit(rc);
     }
     close(fds[1]);
@@ -1335,14 +1153,14 @@ static void test_signal(void)
     EXPECT(strcmp(msg, want) == 0, "message\n  got  '%s'\n  want '%s'", msg, want);
     EXPECT(!exists(run.dump_path), "no parameters after a stop");
     EXPECT(ckpt_step(run.checkpoint_path) == 6, "checkpoint after step 6");
-    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", check_message);
     expect_reference("SIGTERM after step 6, resumed");
 
     remove_run_files();
     status = signalled_child(run, SIGINT, msg, sizeof msg);
     EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 130, "SIGINT: status %d", status);
     EXPECT(strstr(msg, "stopped by SIGINT after step 6 "), "message '%s'", msg);
-    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", last_error);
+    EXPECT(resume(&m, run, &val_set) == 0, "resume: %s", check_message);
     expect_reference("SIGINT after step 6, resumed");
 
     remove_run_files();
@@ -1361,15 +1179,15 @@ static void test_signal(void)
     /* a path that needs quoting, in the hint */
     remove_run_files();
     run = run_config(cfg);
-    run.checkpoint_path = tmp_path("it's a ck");
+    run.checkpoint_path = check_tmp_path("it's a ck");
     stop_at(&m, run, &val_set, 2);
-    snprintf(want, sizeof want, "; to resume: --resume '%s/it'\\''s a ck'", tmp_dir);
-    EXPECT(ends_with(last_error, want), "quoted: '%s'", last_error);
+    snprintf(want, sizeof want, "; to resume: --resume '%s/it'\\''s a ck'", check_tmp_dir());
+    EXPECT(ends_with(check_message, want), "quoted: '%s'", check_message);
     remove(run.checkpoint_path);
 }
 
 /* kill -9 at random moments of a run that checkpoints after every step, restarted with
- * --resume each time (T5 of shared/notes/reliability.md): every restart finds a checkpoint
+ * --resume each time (docs/checkpoints.md): every restart finds a checkpoint
  * that verifies, and the run, once it gets to the end, has the parameters and log of one
  * that was never killed. */
 static void test_kill(void)
@@ -1404,18 +1222,18 @@ static void test_kill(void)
         killed += WIFSIGNALED(status);
         if (exists(run.checkpoint_path) && nnlrt_checkpoint_verify(&m, run.checkpoint_path) != 0 &&
             bad++ < 3)
-            EXPECT(false, "cycle %d: %s", cycles, last_error);
+            EXPECT(false, "cycle %d: %s", cycles, check_message);
     }
     EXPECT(bad == 0, "%d checkpoints that do not verify", bad);
     if (!WIFEXITED(status)) { /* the last cycles were all killed: finish here */
         run.resume_path = exists(run.checkpoint_path) ? run.checkpoint_path : NULL;
         status = 0;
-        EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "finish: %s", last_error);
+        EXPECT(nnlrt_train(&m, &run, &train_set, &val_set) == 0, "finish: %s", check_message);
     }
     EXPECT(WEXITSTATUS(status) == 0, "the run's exit code %d", WEXITSTATUS(status));
     EXPECT(killed >= 50, "only %d of %d cycles killed mid-run", killed, cycles);
     expect_reference("killed with SIGKILL and resumed");
-    EXPECT(count_tmp(tmp_dir) <= 1, "stale temp files");
+    EXPECT(count_tmp(check_tmp_dir()) <= 1, "stale temp files");
 }
 
 /* ---- settings that do not go together ---- */
@@ -1423,15 +1241,15 @@ static void test_kill(void)
 static void expect_config_error(NnlrtTrainConfig cfg, const char *want)
 {
     NnlrtModel m = tm_model(4);
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EUSER, "refused: %s", want);
-    EXPECT(strcmp(last_error, want) == 0, "message\n  got  '%s'\n  want '%s'", last_error, want);
+    EXPECT_MESSAGE(NULL, want);
 }
 
 static void test_config(void)
 {
     NnlrtTrainConfig cfg = base_config();
-    cfg.checkpoint_path = tmp_path("ck");
+    cfg.checkpoint_path = check_tmp_path("ck");
     cfg.checkpoint_every = 1;
     cfg.checkpoint_every_steps = 2;
     expect_config_error(cfg, "nnlc: error: checkpoint_every and checkpoint_every_steps cannot "
@@ -1445,91 +1263,55 @@ static void test_config(void)
     expect_config_error(cfg, "nnlc: error: checkpoint_every, checkpoint_every_steps, keep and "
                              "stop_after_steps cannot be negative");
     cfg = base_config();
-    cfg.checkpoint_path = tmp_path("ck");
+    cfg.checkpoint_path = check_tmp_path("ck");
     cfg.keep = 1001;
     expect_config_error(cfg, "nnlc: error: keep is at most 1000");
     cfg = base_config();
-    cfg.init_path = tmp_path("p");
-    cfg.resume_path = tmp_path("ck");
+    cfg.init_path = check_tmp_path("p");
+    cfg.resume_path = check_tmp_path("ck");
     expect_config_error(cfg, "nnlc: error: a run starts from a parameter file (init) or goes on "
                              "from a checkpoint (resume), not both");
     NnlrtModel m = tm_model(4);
     cfg = base_config();
-    cfg.resume_path = tmp_path("no-such-checkpoint");
-    clear_errors();
+    cfg.resume_path = check_tmp_path("no-such-checkpoint");
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EIO, "missing checkpoint");
-    expect_message(cfg.resume_path,
+    EXPECT_MESSAGE(cfg.resume_path,
                    ": error: cannot open the checkpoint: No such file or directory");
 
     /* no checkpoint settings: the files a run writes are those it always wrote */
     cfg = base_config();
-    cfg.log_path = tmp_path("plain.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "plain run: %s", last_error);
-    EXPECT(count_tmp(tmp_dir) == 0 && !exists(tmp_path("ck")), "no checkpoint written");
+    cfg.log_path = check_tmp_path("plain.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "plain run: %s", check_message);
+    EXPECT(count_tmp(check_tmp_dir()) == 0 && !exists(check_tmp_path("ck")),
+           "no checkpoint written");
 }
 
 /* ---- main ---- */
 
-/* Removes the temporary directory and what is left in it. */
-static void remove_tree(const char *dir, int depth)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (depth < 3 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path, depth + 1);
-        else
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
-static const struct {
-    const char *name;
-    void (*run)(void);
-} groups[] = {
-    {"resume", test_resume}, {"truncate", test_truncate}, {"bitflip", test_bitflip},
-    {"model", test_model},   {"failure", test_failure},   {"stale", test_stale},
-    {"keep", test_keep},     {"signal", test_signal},     {"kill", test_kill},
-    {"config", test_config}, {"table", test_table},
+static const CheckGroup groups[] = {
+    CHECK_GROUP(resume, test_resume),
+    CHECK_GROUP(truncate, test_truncate),
+    CHECK_GROUP(bitflip, test_bitflip),
+    CHECK_GROUP(model, test_model),
+    CHECK_GROUP(failure, test_failure),
+    CHECK_GROUP(stale, test_stale),
+    CHECK_GROUP(keep, test_keep),
+    CHECK_GROUP(signal, test_signal),
+    CHECK_GROUP(kill, test_kill),
+    CHECK_GROUP(config, test_config),
+    CHECK_GROUP(table, test_table),
 };
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_checkpoint resume|truncate|bitflip|model|failure|stale|"
-                        "keep|signal|kill|config|table\n");
-        return 2;
-    }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/nnlrt-ckpt-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        fprintf(stderr, "test_checkpoint: cannot create a directory in %s\n",
-                base ? base : "/tmp");
-        return 2;
-    }
-    nnlrt_set_error_handler(capture_error, NULL);
+    if (argc != 2)
+        return check_usage("test_checkpoint", groups, CHECK_COUNT(groups), NULL);
+    check_capture_messages();
     make_set(&train_set, 37, 1);
     make_set(&val_set, 11, 2);
-    int rc = 2;
-    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
-        if (strcmp(argv[1], groups[i].name) == 0) {
-            groups[i].run();
-            rc = 0;
-        }
-    if (rc)
-        fprintf(stderr, "test_checkpoint: unknown group '%s'\n", argv[1]);
+    int rc = check_run(groups, CHECK_COUNT(groups), "test_checkpoint", argv[1]);
     nnlrt_dataset_free(&train_set);
     nnlrt_dataset_free(&val_set);
-    remove_tree(tmp_dir, 0);
-    if (failures)
-        fprintf(stderr, "%s: %d failure%s\n", argv[1], failures, failures == 1 ? "" : "s");
-    return rc ? rc : failures ? 1 : 0;
+    return rc;
 }

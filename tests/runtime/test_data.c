@@ -1,69 +1,26 @@
 /* test_data.c — unit tests of libnnlrt's data sets: the IDX and NPY loaders (good files,
  * every message, a truncation at every byte and random bit flips, plain and .gz), damaged
- * CSV files checked against an independent reading of the text, finding data files, and stored types (conversion in batches, memory, split,
- * standardize, range checks).
+ * CSV files checked against an independent reading of the text, finding data files, and
+ * stored types (conversion in batches, memory, split, standardize, range checks).
  *
- *   test_data GROUP      GROUP: idx npy csv find types
+ *   test_data GROUP      GROUP: a name in the table at the end
  *
- * Every file is generated here, into a fresh directory under $TMPDIR (or /tmp) that is
- * removed at the end. Messages are captured with nnlrt_set_error_handler.
+ * Every file is generated here, into the temporary directory of tests/check.h (removed at
+ * the end). Messages are captured by tests/check.h.
  */
-#define _DEFAULT_SOURCE /* mkdtemp, setenv, malloc_usable_size */
+#define _DEFAULT_SOURCE /* setenv, malloc_usable_size */
+#include "check.h"
+
 #include <ctype.h>
-#include <dirent.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "nnlrt.h"
 #include "nnlrt_int.h"
 
-static int failures;
-static char tmp_dir[1024];
-
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
-
 /* ---- helpers ---- */
-
-static char last_error[2048];
-static int n_errors;
-
-static void capture_error(void *ctx, const char *message)
-{
-    (void)ctx;
-    snprintf(last_error, sizeof last_error, "%s", message);
-    n_errors++;
-}
-
-static void clear_errors(void)
-{
-    last_error[0] = 0;
-    n_errors = 0;
-}
-
-/* A path in the temporary directory (sixteen in use at once). */
-static const char *tmp_path(const char *name)
-{
-    static char buf[16][1200];
-    static int next;
-    char *p = buf[next++ % 16];
-    snprintf(p, sizeof buf[0], "%s/%s", tmp_dir, name);
-    return p;
-}
 
 typedef struct {
     unsigned char *p;
@@ -84,10 +41,7 @@ static void bytes_add(Bytes *b, const void *p, size_t n)
 
 static void write_file(const char *path, const void *p, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(p, 1, n, f) == n;
-    ok = f && fclose(f) == 0 && ok;
-    if (!ok) {
+    if (!check_write_file(path, p, n)) {
         fprintf(stderr, "test_data: cannot write %s\n", path);
         exit(2);
     }
@@ -96,13 +50,7 @@ static void write_file(const char *path, const void *p, size_t n)
 static Bytes read_file(const char *path)
 {
     Bytes b = {0};
-    FILE *f = fopen(path, "rb");
-    char chunk[4096];
-    size_t got;
-    while (f && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        bytes_add(&b, chunk, got);
-    if (f)
-        fclose(f);
+    b.p = (unsigned char *)check_read_file(path, &b.n);
     return b;
 }
 
@@ -110,7 +58,7 @@ static Bytes read_file(const char *path)
 static Bytes gz_bytes(Bytes b, int level)
 {
     static char path[1200];
-    snprintf(path, sizeof path, "%s/compress.tmp", tmp_dir);
+    snprintf(path, sizeof path, "%s/compress.tmp", check_tmp_dir());
     char mode[8];
     snprintf(mode, sizeof mode, "wb%d", level);
     gzFile gz = gzopen(path, mode);
@@ -132,18 +80,11 @@ static void write_gz(const char *path, Bytes b)
     free(z.p);
 }
 
-static void expect_message(const char *path, const char *tail)
-{
-    char want[2048];
-    snprintf(want, sizeof want, "%s%s", path ? path : "", tail);
-    EXPECT(strcmp(last_error, want) == 0, "\n  got  '%s'\n  want '%s'", last_error, want);
-    EXPECT(n_errors == 1, "%d messages for one error", n_errors);
-}
-
 /* A refused file: one message, naming the file and a byte offset. */
 static bool refused_well(const char *path)
 {
-    return n_errors == 1 && strstr(last_error, path) && strstr(last_error, ": error: at byte ");
+    return check_messages == 1 && strstr(check_message, path) &&
+           strstr(check_message, ": error: at byte ");
 }
 
 static void be32(unsigned char *p, uint32_t v)
@@ -202,8 +143,9 @@ static void expect_idx_good(const NnlrtDataset *ds, const char *images, const ch
 
 static void test_idx_good(void)
 {
-    const char *images = tmp_path("images.idx"), *labels = tmp_path("labels.idx");
-    const char *images_gz = tmp_path("images.idx.gz"), *labels_gz = tmp_path("labels.idx.gz");
+    const char *images = check_tmp_path("images.idx"), *labels = check_tmp_path("labels.idx");
+    const char *images_gz = check_tmp_path("images.idx.gz");
+    const char *labels_gz = check_tmp_path("labels.idx.gz");
     Bytes im = idx_images_good(), lb = idx_labels_good();
     write_file(images, im.p, im.n);
     write_file(labels, lb.p, lb.n);
@@ -212,16 +154,16 @@ static void test_idx_good(void)
     const char *pairs[][2] = {{images, labels}, {images_gz, labels_gz}, {images_gz, labels}};
     for (int i = 0; i < 3; i++) {
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         bool ok = nnlrt_idx_load(pairs[i][0], pairs[i][1], 1.0 / 255, &ds);
-        EXPECT(ok, "%s: %s", pairs[i][0], last_error);
+        EXPECT(ok, "%s: %s", pairs[i][0], check_message);
         if (ok)
             expect_idx_good(&ds, pairs[i][0], pairs[i][1]);
         nnlrt_dataset_free(&ds);
         /* the shape alone: the same sizes and labels, no pixels */
-        clear_errors();
+        check_clear();
         ok = nnlrt_idx_load_shape(pairs[i][0], pairs[i][1], 1.0 / 255, &ds);
-        EXPECT(ok, "%s (shape): %s", pairs[i][0], last_error);
+        EXPECT(ok, "%s (shape): %s", pairs[i][0], check_message);
         EXPECT(ds.x == NULL && ds.n == 3 && ds.x_size == 6 && ds.y_size == 1 &&
                    ds.x_type == NNLRT_U8 && ds.x_scale == 1.0 / 255,
                "%s (shape): x %p, sizes %lld %lld", pairs[i][0], ds.x, (long long)ds.n,
@@ -237,7 +179,7 @@ static void test_idx_good(void)
     NnlrtDataset ds;
     EXPECT(nnlrt_idx_load(images, labels, 2, &ds) && ds.x_size == 1 && ds.n == 3 &&
                nnlrt_dataset_x(&ds, 1) == 2 * 'b',
-           "1-D images: %s", last_error);
+           "1-D images: %s", check_message);
     nnlrt_dataset_free(&ds);
     free(flat.p);
     free(im.p);
@@ -255,8 +197,8 @@ typedef struct {
 
 static void idx_error_case(const IdxCase *c, bool gz)
 {
-    const char *images = tmp_path(gz ? "e_images.gz" : "e_images");
-    const char *labels = tmp_path(gz ? "e_labels.gz" : "e_labels");
+    const char *images = check_tmp_path(gz ? "e_images.gz" : "e_images");
+    const char *labels = check_tmp_path(gz ? "e_labels.gz" : "e_labels");
     if (gz) {
         write_gz(images, c->images);
         write_gz(labels, c->labels);
@@ -265,7 +207,7 @@ static void idx_error_case(const IdxCase *c, bool gz)
         write_file(labels, c->labels.p, c->labels.n);
     }
     NnlrtDataset ds;
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(images, labels, 1, &ds), "%s: should fail", c->name);
     EXPECT(ds.x == NULL && ds.y == NULL && ds.n == 0, "%s: left allocated", c->name);
     char want[512];
@@ -277,13 +219,13 @@ static void idx_error_case(const IdxCase *c, bool gz)
         snprintf(rest, sizeof rest, "%s", colon);
         snprintf(colon, sizeof want - (size_t)(colon - want), " (uncompressed)%s", rest);
     }
-    expect_message(c->labels_wrong ? labels : images, want);
+    EXPECT_ONE_MESSAGE(c->labels_wrong ? labels : images, want);
     /* the shape alone: the same error, unless it is in the pixels of a .gz file */
-    clear_errors();
+    check_clear();
     bool ok = nnlrt_idx_load_shape(images, labels, 1, &ds);
-    EXPECT(ok == (gz && c->in_pixels), "%s (shape): %s", c->name, ok ? "accepted" : last_error);
+    EXPECT(ok == (gz && c->in_pixels), "%s (shape): %s", c->name, ok ? "accepted" : check_message);
     if (!ok)
-        expect_message(c->labels_wrong ? labels : images, want);
+        EXPECT_ONE_MESSAGE(c->labels_wrong ? labels : images, want);
     nnlrt_dataset_free(&ds);
 }
 
@@ -333,7 +275,8 @@ static void test_idx_errors(void)
         for (int gz = 0; gz < 2; gz++) {
             IdxCase c = cases[i];
             char expect[512];
-            snprintf(expect, sizeof expect, c.expect, tmp_path(gz ? "e_images.gz" : "e_images"));
+            snprintf(expect, sizeof expect, c.expect,
+                     check_tmp_path(gz ? "e_images.gz" : "e_images"));
             c.expect = expect;
             idx_error_case(&c, gz);
         }
@@ -342,22 +285,22 @@ static void test_idx_errors(void)
     }
 
     /* no file, a directory, a bad scale */
-    const char *labels = tmp_path("labels.idx"), *missing = tmp_path("missing.idx");
+    const char *labels = check_tmp_path("labels.idx"), *missing = check_tmp_path("missing.idx");
     write_file(labels, lb.p, lb.n);
     NnlrtDataset ds;
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(missing, labels, 1, &ds), "missing file");
-    expect_message(missing, ": error: cannot open the file: No such file or directory");
-    clear_errors();
-    EXPECT(!nnlrt_idx_load(tmp_dir, labels, 1, &ds), "directory");
-    expect_message(tmp_dir, ": error: cannot read the file: Is a directory");
-    clear_errors();
+    EXPECT_ONE_MESSAGE(missing, ": error: cannot open the file: No such file or directory");
+    check_clear();
+    EXPECT(!nnlrt_idx_load(check_tmp_dir(), labels, 1, &ds), "directory");
+    EXPECT_ONE_MESSAGE(check_tmp_dir(), ": error: cannot read the file: Is a directory");
+    check_clear();
     EXPECT(!nnlrt_idx_load(labels, labels, 0, &ds), "scale 0");
-    expect_message(NULL, "nnlc: error: the scale of a data set must be a finite number other "
+    EXPECT_ONE_MESSAGE(NULL, "nnlc: error: the scale of a data set must be a finite number other "
                          "than 0, not 0");
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(labels, labels, NAN, &ds), "scale nan");
-    EXPECT(strstr(last_error, "not nan") != NULL, "'%s'", last_error);
+    EXPECT(strstr(check_message, "not nan") != NULL, "'%s'", check_message);
     free(im.p);
     free(lb.p);
 }
@@ -366,33 +309,33 @@ static void test_idx_errors(void)
 static void test_idx_gz_damage(void)
 {
     Bytes im = idx_images_good(), lb = idx_labels_good();
-    const char *images = tmp_path("g_images.gz"), *labels = tmp_path("g_labels.idx");
+    const char *images = check_tmp_path("g_images.gz"), *labels = check_tmp_path("g_labels.idx");
     write_file(labels, lb.p, lb.n);
     Bytes z = gz_bytes(im, 6);
     NnlrtDataset ds;
 
     write_file(images, z.p, z.n - 4); /* the length in the trailer is missing */
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(images, labels, 1, &ds), "no trailer length");
-    expect_message(images, ": error: at byte 34 (uncompressed): the compressed stream is cut "
+    EXPECT_ONE_MESSAGE(images, ": error: at byte 34 (uncompressed): the compressed stream is cut "
                            "short after the data");
 
     z.p[z.n - 6] ^= 0x10; /* the CRC */
     write_file(images, z.p, z.n);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(images, labels, 1, &ds), "bad crc");
     /* zlib inflates a small stream whole on the first read, and drops it: the place is
      * where reading stood */
-    expect_message(images, ": error: at byte 0 (uncompressed): corrupt gzip data (incorrect "
+    EXPECT_ONE_MESSAGE(images, ": error: at byte 0 (uncompressed): corrupt gzip data (incorrect "
                            "data check)");
     z.p[z.n - 6] ^= 0x10;
 
     write_file(images, z.p, 20); /* cut inside the deflate data */
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_idx_load(images, labels, 1, &ds), "cut stream");
-    EXPECT(refused_well(images) && (strstr(last_error, "cut short") ||
-                                    strstr(last_error, "truncated in the header")),
-           "'%s'", last_error);
+    EXPECT(refused_well(images) && (strstr(check_message, "cut short") ||
+                                    strstr(check_message, "truncated in the header")),
+           "'%s'", check_message);
     free(z.p);
     free(im.p);
     free(lb.p);
@@ -412,7 +355,7 @@ static void expect_mutation_ok(const Mutation *m, bool ok, const NnlrtDataset *d
                                const char *what, size_t at, Bytes file)
 {
     if (!ok) {
-        EXPECT(refused_well(m->path), "%s at %zu of %s: '%s'", what, at, m->path, last_error);
+        EXPECT(refused_well(m->path), "%s at %zu of %s: '%s'", what, at, m->path, check_message);
         EXPECT(ds->x == NULL && ds->y == NULL, "%s at %zu: left allocated", what, at);
         return;
     }
@@ -435,7 +378,7 @@ static void truncate_every_byte(LoadFn load, const Mutation *m, Bytes file, cons
     for (size_t k = 0; k < file.n; k++) {
         write_file(m->path, file.p, k);
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         bool ok = load(x, y, 0.5, &ds);
         EXPECT(!ok, "truncated at %zu of %zu: %s loaded", k, file.n, m->path);
         expect_mutation_ok(m, ok, &ds, "truncated", k, file);
@@ -460,7 +403,7 @@ static void flip_bits(LoadFn load, const Mutation *m, Bytes file, const char *x,
         copy.p[at] ^= bit;
         write_file(m->path, copy.p, copy.n);
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         bool ok = load(x, y, 0.5, &ds);
         expect_mutation_ok(m, ok, &ds, "bit flip", at, copy);
         *loaded += ok;
@@ -496,8 +439,9 @@ static int mutate_all(LoadFn load, const MutationTarget *targets, int64_t n, int
 static void test_idx_mutations(void)
 {
     Bytes im = idx_images_good(), lb = idx_labels_good();
-    const char *images = tmp_path("m_images"), *labels = tmp_path("m_labels");
-    const char *images_gz = tmp_path("m_images.gz"), *labels_gz = tmp_path("m_labels.gz");
+    const char *images = check_tmp_path("m_images"), *labels = check_tmp_path("m_labels");
+    const char *images_gz = check_tmp_path("m_images.gz");
+    const char *labels_gz = check_tmp_path("m_labels.gz");
     Bytes zim = gz_bytes(im, 9), zlb = gz_bytes(lb, 9);
     write_file(images, im.p, im.n);
     write_file(labels, lb.p, lb.n);
@@ -533,8 +477,8 @@ static void test_idx_memory(void)
         labels[i] = (unsigned char)(i % 10);
     Bytes im = idx_file(0x08, 3, dims, pixels, (size_t)N * D);
     Bytes lb = idx_file(0x08, 1, &n, labels, N);
-    const char *im_path = tmp_path("big_images"), *lb_path = tmp_path("big_labels");
-    const char *im_gz = tmp_path("big_images.gz");
+    const char *im_path = check_tmp_path("big_images"), *lb_path = check_tmp_path("big_labels");
+    const char *im_gz = check_tmp_path("big_images.gz");
     write_file(im_path, im.p, im.n);
     write_file(lb_path, lb.p, lb.n);
     Bytes z = gz_bytes(im, 1);
@@ -542,9 +486,9 @@ static void test_idx_memory(void)
     const char *paths[] = {im_path, im_gz};
     for (int i = 0; i < 2; i++) {
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         bool ok = nnlrt_idx_load(paths[i], lb_path, 1.0 / 255, &ds);
-        EXPECT(ok, "%s: %s", paths[i], last_error);
+        EXPECT(ok, "%s: %s", paths[i], check_message);
         if (!ok)
             continue;
         EXPECT(ds.n == N && ds.x_size == D && ds.x_type == NNLRT_U8, "MNIST sizes");
@@ -615,7 +559,8 @@ static Bytes npy_y_good(void)
 
 static bool npy_load_pair(Bytes x, Bytes y, bool gz, double scale, NnlrtDataset *ds)
 {
-    const char *xp = tmp_path(gz ? "x.npy.gz" : "x.npy"), *yp = tmp_path(gz ? "y.npy.gz" : "y.npy");
+    const char *xp = check_tmp_path(gz ? "x.npy.gz" : "x.npy");
+    const char *yp = check_tmp_path(gz ? "y.npy.gz" : "y.npy");
     if (gz) {
         write_gz(xp, x);
         write_gz(yp, y);
@@ -623,16 +568,16 @@ static bool npy_load_pair(Bytes x, Bytes y, bool gz, double scale, NnlrtDataset 
         write_file(xp, x.p, x.n);
         write_file(yp, y.p, y.n);
     }
-    clear_errors();
+    check_clear();
     bool ok = nnlrt_npy_load(xp, yp, scale, ds);
-    EXPECT(ok, "%s: %s", xp, last_error);
+    EXPECT(ok, "%s: %s", xp, check_message);
     if (ok)
         EXPECT(strcmp(ds->source, xp) == 0 && strcmp(ds->y_source, yp) == 0, "sources");
     /* the shape alone: the same sizes, types and targets, no inputs */
     NnlrtDataset shape;
-    clear_errors();
+    check_clear();
     bool shaped = nnlrt_npy_load_shape(xp, yp, scale, &shape);
-    EXPECT(shaped == ok, "%s (shape): %s", xp, last_error);
+    EXPECT(shaped == ok, "%s (shape): %s", xp, check_message);
     if (ok && shaped) {
         size_t yb = (size_t)ds->n * (size_t)ds->y_size * nnlrt_type_size(ds->y_type);
         EXPECT(shape.x == NULL && shape.n == ds->n && shape.x_size == ds->x_size &&
@@ -777,8 +722,8 @@ static void npy_error_case(const NpyCase *c, bool gz)
     memcpy(data, npy_x4, sizeof npy_x4);
     Bytes x = c->dict ? npy_file(c->version, c->dict, data, c->bytes) : npy_x_good();
     Bytes y = c->y_dict ? npy_file(1, c->y_dict, npy_u4, c->bytes) : npy_y_good();
-    const char *xp = tmp_path(gz ? "ex.npy.gz" : "ex.npy");
-    const char *yp = tmp_path(gz ? "ey.npy.gz" : "ey.npy");
+    const char *xp = check_tmp_path(gz ? "ex.npy.gz" : "ex.npy");
+    const char *yp = check_tmp_path(gz ? "ey.npy.gz" : "ey.npy");
     if (gz) {
         write_gz(xp, x);
         write_gz(yp, y);
@@ -796,10 +741,10 @@ static void npy_error_case(const NpyCase *c, bool gz)
     }
     snprintf(want, sizeof want, fmt, xp);
     NnlrtDataset ds;
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "%s: should fail", c->name);
     EXPECT(ds.x == NULL && ds.y == NULL && ds.n == 0, "%s: left allocated", c->name);
-    expect_message(c->y_dict ? yp : xp, want);
+    EXPECT_ONE_MESSAGE(c->y_dict ? yp : xp, want);
     free(x.p);
     free(y.p);
 }
@@ -810,37 +755,38 @@ static void test_npy_errors(void)
         for (int gz = 0; gz < 2; gz++)
             npy_error_case(&npy_cases[i], gz);
 
-    const char *xp = tmp_path("p.npy"), *yp = tmp_path("q.npy");
+    const char *xp = check_tmp_path("p.npy"), *yp = check_tmp_path("q.npy");
     Bytes y = npy_y_good();
     write_file(yp, y.p, y.n);
     NnlrtDataset ds;
     write_file(xp, "\x93NUMPZ\x01\x00", 8);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "magic");
-    expect_message(xp, ": error: at byte 0: not an NPY file: it does not start with \\x93NUMPY");
+    EXPECT_ONE_MESSAGE(xp,
+                       ": error: at byte 0: not an NPY file: it does not start with \\x93NUMPY");
 
     write_file(xp, "\x93NUMPY\x01\x01\x10\x00", 10);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "version 1.1");
-    expect_message(xp, ": error: at byte 6: NPY version 1.1 is not supported (1.0, 2.0 and "
+    EXPECT_ONE_MESSAGE(xp, ": error: at byte 6: NPY version 1.1 is not supported (1.0, 2.0 and "
                        "3.0 are)");
 
     write_file(xp, "\x93NUMPY\x02\x00\x00\x00\x20\x00", 12);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "header length");
-    expect_message(xp, ": error: at byte 8: the header length 2097152 is more than the 1 MB "
+    EXPECT_ONE_MESSAGE(xp, ": error: at byte 8: the header length 2097152 is more than the 1 MB "
                        "an NPY header can have here");
 
     write_file(xp, "\x93NUMPY\x01\x00\x40\x00{'descr'", 17);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "header cut");
-    expect_message(xp, ": error: at byte 17: file truncated in the header (the header length "
+    EXPECT_ONE_MESSAGE(xp, ": error: at byte 17: file truncated in the header (the header length "
                        "says 64 bytes of header from byte 10)");
 
     write_file(xp, "\x93NUM", 4);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "preamble cut");
-    expect_message(xp, ": error: at byte 4: file truncated in the header (an NPY file starts "
+    EXPECT_ONE_MESSAGE(xp, ": error: at byte 4: file truncated in the header (an NPY file starts "
                        "with 10 bytes: magic, version, header length)");
 
     /* a non-finite value, with its place */
@@ -850,9 +796,9 @@ static void test_npy_errors(void)
     Bytes x = npy_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }", bad,
                        sizeof bad);
     write_file(xp, x.p, x.n);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "nan");
-    expect_message(xp, ": error: at byte 156: value nan is not a finite number (sample 3, "
+    EXPECT_ONE_MESSAGE(xp, ": error: at byte 156: value nan is not a finite number (sample 3, "
                        "element 2)");
     free(x.p);
     double inf[4] = {0, 1, -INFINITY, 3};
@@ -862,9 +808,9 @@ static void test_npy_errors(void)
     free(x.p);
     x = npy_x_good();
     write_file(xp, x.p, x.n);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_npy_load(xp, yp, 1, &ds), "-inf");
-    expect_message(yp, ": error: at byte 144: value -inf is not a finite number (sample 3, "
+    EXPECT_ONE_MESSAGE(yp, ": error: at byte 144: value -inf is not a finite number (sample 3, "
                        "element 1)");
     free(x.p);
     free(y.p);
@@ -873,8 +819,8 @@ static void test_npy_errors(void)
 static void test_npy_mutations(void)
 {
     Bytes x = npy_x_good(), y = npy_y_good();
-    const char *xp = tmp_path("m_x.npy"), *yp = tmp_path("m_y.npy");
-    const char *xz = tmp_path("m_x.npy.gz"), *yz = tmp_path("m_y.npy.gz");
+    const char *xp = check_tmp_path("m_x.npy"), *yp = check_tmp_path("m_y.npy");
+    const char *xz = check_tmp_path("m_x.npy.gz"), *yz = check_tmp_path("m_y.npy.gz");
     Bytes zx = gz_bytes(x, 9), zy = gz_bytes(y, 9);
     write_file(xp, x.p, x.n);
     write_file(yp, y.p, y.n);
@@ -1049,10 +995,10 @@ static void oracle_free(CsvOracle *o)
 static long message_line(const char *path)
 {
     size_t n = strlen(path);
-    if (strncmp(last_error, path, n) != 0 || last_error[n] != ':')
+    if (strncmp(check_message, path, n) != 0 || check_message[n] != ':')
         return 0;
     char *end;
-    long line = strtol(last_error + n + 1, &end, 10);
+    long line = strtol(check_message + n + 1, &end, 10);
     if (*end != ':')
         return 0;
     long col = strtol(end + 1, &end, 10);
@@ -1067,18 +1013,18 @@ static bool csv_damaged_case(const char *path, const char *text, size_t len, con
     write_file(path, text, len);
     NnlrtCsvOptions opt = {.path = path, .target = "y", .header = true};
     NnlrtDataset ds;
-    clear_errors();
+    check_clear();
     bool ok = nnlrt_csv_load(&opt, &ds);
     CsvOracle o = oracle_read(text, len);
     EXPECT(ok == o.ok, "%s at %zu: the loader %s, the rules say %s (line %ld): '%s'\n%.*s",
            what, at, ok ? "accepts" : "refuses", o.ok ? "accept" : "refuse", o.bad_line,
-           last_error, (int)len, text);
+           check_message, (int)len, text);
     if (!ok) {
         long line = message_line(path);
-        EXPECT(n_errors == 1 && line >= 1, "%s at %zu: %d messages, '%s'", what, at, n_errors,
-               last_error);
+        EXPECT(check_messages == 1 && line >= 1, "%s at %zu: %d messages, '%s'", what, at,
+               check_messages, check_message);
         EXPECT(o.ok || line == o.bad_line, "%s at %zu: refused at line %ld, the rules say %ld: "
-               "'%s'", what, at, line, o.bad_line, last_error);
+               "'%s'", what, at, line, o.bad_line, check_message);
         EXPECT(ds.x == NULL && ds.y == NULL && ds.rows == NULL, "%s at %zu: left allocated",
                what, at);
     } else if (o.ok) {
@@ -1120,10 +1066,10 @@ static const char csv_damage_text[] =
 
 static void test_csv_damage(void)
 {
-    const char *path = tmp_path("damaged.csv");
+    const char *path = check_tmp_path("damaged.csv");
     size_t len = sizeof csv_damage_text - 1;
     EXPECT(csv_damaged_case(path, csv_damage_text, len, "undamaged", 0), "the good file: %s",
-           last_error);
+           check_message);
 
     /* a cut at every byte */
     int cases = 0, loaded = 0;
@@ -1171,17 +1117,17 @@ static void make_dir(const char *path)
 static void test_find(void)
 {
     char script[1200], a[1200], b[1200], env[4000], buf[4096], want[4096];
-    snprintf(script, sizeof script, "%s/script", tmp_dir);
-    snprintf(a, sizeof a, "%s/a", tmp_dir);
-    snprintf(b, sizeof b, "%s/b/", tmp_dir); /* a trailing slash */
+    snprintf(script, sizeof script, "%s/script", check_tmp_dir());
+    snprintf(a, sizeof a, "%s/a", check_tmp_dir());
+    snprintf(b, sizeof b, "%s/b/", check_tmp_dir()); /* a trailing slash */
     make_dir(script);
     make_dir(a);
     make_dir(b);
-    write_file(tmp_path("script/here.csv"), "1\n", 2);
-    write_file(tmp_path("a/both.csv"), "1\n", 2);
-    write_file(tmp_path("b/both.csv"), "1\n", 2);
-    write_file(tmp_path("b/only_b.csv"), "1\n", 2);
-    make_dir(tmp_path("a/only_b.csv")); /* a directory is not a data file */
+    write_file(check_tmp_path("script/here.csv"), "1\n", 2);
+    write_file(check_tmp_path("a/both.csv"), "1\n", 2);
+    write_file(check_tmp_path("b/both.csv"), "1\n", 2);
+    write_file(check_tmp_path("b/only_b.csv"), "1\n", 2);
+    make_dir(check_tmp_path("a/only_b.csv")); /* a directory is not a data file */
     snprintf(env, sizeof env, ":%s::%s:", a, b);
     setenv("NNL_DATA_PATH", env, 1);
 
@@ -1195,9 +1141,11 @@ static void test_find(void)
     snprintf(want, sizeof want, "%sonly_b.csv", b);
     EXPECT(got && strcmp(got, want) == 0, "directories skipped: %s", got ? got : "NULL");
     EXPECT(!nnlrt_find_data("none.csv", script, buf, sizeof buf), "missing");
-    got = nnlrt_find_data(tmp_path("b/both.csv"), "/nowhere", buf, sizeof buf);
-    EXPECT(got && strcmp(got, tmp_path("b/both.csv")) == 0, "absolute: %s", got ? got : "NULL");
-    EXPECT(!nnlrt_find_data(tmp_path("b/none.csv"), script, buf, sizeof buf), "absolute, missing");
+    got = nnlrt_find_data(check_tmp_path("b/both.csv"), "/nowhere", buf, sizeof buf);
+    EXPECT(got && strcmp(got, check_tmp_path("b/both.csv")) == 0, "absolute: %s",
+           got ? got : "NULL");
+    EXPECT(!nnlrt_find_data(check_tmp_path("b/none.csv"), script, buf, sizeof buf),
+           "absolute, missing");
     EXPECT(!nnlrt_find_data("here.csv", script, buf, 8), "too long for the buffer");
 
     nnlrt_data_places("none.csv", script, buf, sizeof buf);
@@ -1361,16 +1309,16 @@ static void test_standardize_types(void)
     for (int i = 0; i < 4; i++)
         ((double *)f64.x)[i] = i;
     f64.x_scale = 10;
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_standardize(&u8, &u8), "bytes refused");
-    expect_message("made.npy", ": error: standardize needs floating-point data; the inputs "
+    EXPECT_ONE_MESSAGE("made.npy", ": error: standardize needs floating-point data; the inputs "
                                "are stored as uint8 (scale them instead, e.g. scale = 1/255 "
                                "for bytes)");
     EXPECT(((uint8_t *)u8.x)[1] == 2, "unchanged");
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_standardize(&f64, &u8), "a uint8 reference refused");
-    EXPECT(n_errors == 1, "one message");
-    EXPECT(nnlrt_standardize(&f64, &f64), "float64: %s", last_error);
+    EXPECT(check_messages == 1, "one message");
+    EXPECT(nnlrt_standardize(&f64, &f64), "float64: %s", check_message);
     double sd = sqrt(1.25);
     EXPECT(f64.x_scale == 1 && fabs(((double *)f64.x)[3] - 1.5 / sd) < 1e-12,
            "scaled then standardized: %g", ((double *)f64.x)[3]);
@@ -1388,19 +1336,19 @@ static void test_check_types(void)
     ((uint8_t *)ds.y)[0] = 1, ((uint8_t *)ds.y)[1] = 10;
     ds.y_source = nnlrt_strdup("labels.idx");
     NnlrtModel m = gather_model(4, 2, 1);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_check_dataset(&m, &ds), "1e300 in float32");
-    expect_message("made.npy", ": error: sample 2: input 2 is 1e+300, beyond the range of the "
+    EXPECT_ONE_MESSAGE("made.npy", ": error: sample 2: input 2 is 1e+300, beyond the range of the "
                                "model's float32");
     x[3] = 4;
     m.target_kind = NNLRT_TARGET_CLASS;
     m.n_classes = 10;
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_check_dataset(&m, &ds), "label 10 of 10");
-    expect_message("labels.idx", ": error: sample 2: label 10 is not a class of the model (0 "
+    EXPECT_ONE_MESSAGE("labels.idx", ": error: sample 2: label 10 is not a class of the model (0 "
                                  "to 9)");
     m.n_classes = 11;
-    EXPECT(nnlrt_check_dataset(&m, &ds), "labels in range: %s", last_error);
+    EXPECT(nnlrt_check_dataset(&m, &ds), "labels in range: %s", check_message);
     nnlrt_dataset_free(&ds);
 }
 
@@ -1418,58 +1366,18 @@ static void test_types(void)
 
 /* ---- main ---- */
 
-/* Removes the temporary directory and what is left in it (one level of subdirectories). */
-static void remove_tree(const char *dir, int depth)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (depth < 3 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path, depth + 1);
-        else
-            unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
+static const CheckGroup groups[] = {
+    CHECK_GROUP(idx, test_idx),
+    CHECK_GROUP(npy, test_npy),
+    CHECK_GROUP(csv, test_csv),
+    CHECK_GROUP(find, test_find),
+    CHECK_GROUP(types, test_types),
+};
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_data idx|npy|csv|find|types\n");
-        return 2;
-    }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/nnlrt-test-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
-        fprintf(stderr, "test_data: cannot create a directory in %s\n", base ? base : "/tmp");
-        return 2;
-    }
-    nnlrt_set_error_handler(capture_error, NULL);
-    const char *group = argv[1];
-    int rc = 0;
-    if (strcmp(group, "idx") == 0)
-        test_idx();
-    else if (strcmp(group, "npy") == 0)
-        test_npy();
-    else if (strcmp(group, "csv") == 0)
-        test_csv();
-    else if (strcmp(group, "find") == 0)
-        test_find();
-    else if (strcmp(group, "types") == 0)
-        test_types();
-    else {
-        fprintf(stderr, "test_data: unknown group '%s'\n", group);
-        rc = 2;
-    }
-    remove_tree(tmp_dir, 0);
-    if (failures)
-        fprintf(stderr, "%s: %d failure%s\n", group, failures, failures == 1 ? "" : "s");
-    return rc ? rc : failures ? 1 : 0;
+    if (argc != 2)
+        return check_usage("test_data", groups, CHECK_COUNT(groups), NULL);
+    check_capture_messages();
+    return check_run(groups, CHECK_COUNT(groups), "test_data", argv[1]);
 }

@@ -1,31 +1,21 @@
 /* test_runtime.c — unit tests of libnnlrt: CSV loading and its messages, split,
  * standardize, the rng, the training driver and the gradient check.
  *
- *   test_runtime GROUP DATA_DIR WORK_DIR      GROUP: csv rng split train gradcheck
+ *   test_runtime GROUP DATA_DIR      GROUP: a name in the table at the end
  *
- * Error messages are captured with nnlrt_set_error_handler and compared whole. The model
- * trained here is written by hand in C (linear regression), standing in for a compiled one.
+ * The files it writes go to the temporary directory of tests/check.h, removed at the end.
+ * Error messages are captured (tests/check.h) and compared whole. The model trained here is
+ * tests/toy_model.h's, written by hand in C, standing in for a compiled one.
  */
+#include "check.h"
+
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nnlrt.h"
+#include "toy_model.h"
 
-static int failures;
-static const char *data_dir, *work_dir;
-
-#define EXPECT(cond, ...)                                                                     \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);                  \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-            failures++;                                                                       \
-        }                                                                                     \
-    } while (0)
+static const char *data_dir;
 
 /* ---- helpers ---- */
 
@@ -40,22 +30,6 @@ static float *fy(const NnlrtDataset *ds)
     return ds->y;
 }
 
-static char last_error[2048];
-static int n_errors;
-
-static void capture_error(void *ctx, const char *message)
-{
-    (void)ctx;
-    snprintf(last_error, sizeof last_error, "%s", message);
-    n_errors++;
-}
-
-static void clear_errors(void)
-{
-    last_error[0] = 0;
-    n_errors = 0;
-}
-
 static const char *data_path(const char *name)
 {
     static char buf[4][1024];
@@ -63,43 +37,6 @@ static const char *data_path(const char *name)
     char *p = buf[next++ % 4];
     snprintf(p, sizeof buf[0], "%s/%s", data_dir, name);
     return p;
-}
-
-static const char *work_path(const char *name)
-{
-    static char buf[4][1024];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", work_dir, name);
-    return p;
-}
-
-/* The whole file, NUL-terminated (caller frees), or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *s = malloc(cap);
-    while (s && (got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0)
-            s = realloc(s, cap *= 2);
-    }
-    fclose(f);
-    if (s)
-        s[n] = 0;
-    return s;
-}
-
-static bool same_file(const char *a, const char *b)
-{
-    char *x = slurp(a), *y = slurp(b);
-    bool same = x && y && strcmp(x, y) == 0;
-    free(x);
-    free(y);
-    return same;
 }
 
 static int count_lines(const char *text)
@@ -136,9 +73,9 @@ static NnlrtCsvOptions csv_opts(const char *name, bool header)
 /* Loads a file that must load; false (after reporting) when it does not. */
 static bool load(const NnlrtCsvOptions *o, NnlrtDataset *ds)
 {
-    clear_errors();
+    check_clear();
     bool ok = nnlrt_csv_load(o, ds);
-    EXPECT(ok, "%s: %s", o->path, last_error);
+    EXPECT(ok, "%s: %s", o->path, check_message);
     return ok;
 }
 
@@ -258,14 +195,6 @@ static const CsvErrorCase csv_errors[] = {
     {".", false, NULL, -1, ": error: cannot read the file: Is a directory"},
 };
 
-static void expect_message(const char *path, const char *tail)
-{
-    char want[2048];
-    snprintf(want, sizeof want, "%s%s", path, tail);
-    EXPECT(strcmp(last_error, want) == 0, "\n  got  '%s'\n  want '%s'", last_error, want);
-    EXPECT(n_errors == 1, "%d messages for one error", n_errors);
-}
-
 static void test_csv_errors(void)
 {
     for (size_t i = 0; i < sizeof csv_errors / sizeof csv_errors[0]; i++) {
@@ -274,10 +203,10 @@ static void test_csv_errors(void)
         o.target = e->target;
         o.target_index = e->target_index;
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         EXPECT(!nnlrt_csv_load(&o, &ds), "%s should fail", e->file);
         EXPECT(ds.x == NULL && ds.n == 0, "%s: dataset left allocated", e->file);
-        expect_message(o.path, e->expect);
+        EXPECT_ONE_MESSAGE(o.path, e->expect);
     }
 }
 
@@ -303,9 +232,9 @@ static void test_csv_feature_errors(void)
         o.feature_names = cases[i].names;
         o.n_features = 2;
         NnlrtDataset ds;
-        clear_errors();
+        check_clear();
         EXPECT(!nnlrt_csv_load(&o, &ds), "feature case %zu should fail", i);
-        expect_message(o.path, cases[i].expect);
+        EXPECT_ONE_MESSAGE(o.path, cases[i].expect);
     }
 }
 
@@ -460,129 +389,11 @@ static void test_standardize(void)
     nnlrt_dataset_free(&other);
 }
 
-/* ---- a hand-written model: y = W·x + b over x[2], squared error, metric mae ----
- *
- * Buffers: 4 = pred (1 per sample, batched), 5 = scratch gradient (3, not batched).
- * Parameters: lin.W at 0 (2 elements), lin.b at 2. Update: SGD with momentum (state 0).
- * Works in float or double, as the model's elem_size says. */
-
-static int tm_elem = 4;
-static double tm_lr = 0.1, tm_momentum = 0.5;
-static int64_t tm_nan_at = 0;     /* grad call that returns a NaN loss, 0 for none */
-static bool tm_wrong_grad;        /* make lin.b's gradient wrong, for the gradient check */
-static int64_t tm_grad_calls, tm_last_step, tm_last_epoch;
-static bool tm_misaligned, tm_bad_state;
-
-static double tm_get(void *buf, int64_t i)
-{
-    return tm_elem == 4 ? ((float *)buf)[i] : ((double *)buf)[i];
-}
-
-static void tm_set(void *buf, int64_t i, double v)
-{
-    if (tm_elem == 4)
-        ((float *)buf)[i] = (float)v;
-    else
-        ((double *)buf)[i] = v;
-}
-
-static void tm_init(void **bufs, NnlrtRng *rng)
-{
-    tm_set(bufs[NNLRT_BUF_PARAMS], 0, 2 * nnlrt_rand_uniform(rng) - 1);
-    tm_set(bufs[NNLRT_BUF_PARAMS], 1, 2 * nnlrt_rand_uniform(rng) - 1);
-    tm_set(bufs[NNLRT_BUF_PARAMS], 2, 0);
-}
-
-/* pred[B] = x[B, 2] · W[2] + b; adds the loss and mae sums. */
-static void tm_forward(void **bufs, int64_t B, double *sums)
-{
-    void *p = bufs[NNLRT_BUF_PARAMS], *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y];
-    for (int i = 0; i < 6; i++)
-        tm_misaligned = tm_misaligned || (uintptr_t)bufs[i] % 64 != 0;
-    for (int64_t k = 0; k < B; k++) {
-        double pred = tm_get(p, 0) * tm_get(x, 2 * k) + tm_get(p, 1) * tm_get(x, 2 * k + 1) +
-                      tm_get(p, 2);
-        tm_set(bufs[4], k, pred);
-        double e = pred - tm_get(y, k);
-        sums[0] += e * e;
-        sums[1] += fabs(e);
-    }
-}
-
-static void tm_grad(void **bufs, int64_t B, double *sums, uint64_t key)
-{
-    (void)key;
-    tm_forward(bufs, B, sums);
-    if (++tm_grad_calls == tm_nan_at)
-        sums[0] = NAN;
-    void *x = bufs[NNLRT_BUF_X], *y = bufs[NNLRT_BUF_Y], *g = bufs[5];
-    for (int i = 0; i < 3; i++)
-        tm_set(g, i, 0);
-    for (int64_t k = 0; k < B; k++) {
-        double d = 2 * (tm_get(bufs[4], k) - tm_get(y, k)) / (double)B;
-        tm_set(g, 0, tm_get(g, 0) + d * tm_get(x, 2 * k));
-        tm_set(g, 1, tm_get(g, 1) + d * tm_get(x, 2 * k + 1));
-        tm_set(g, 2, tm_get(g, 2) + d);
-    }
-    for (int i = 0; i < 3; i++)
-        tm_set(bufs[NNLRT_BUF_GRADS], i, tm_get(g, i) * (tm_wrong_grad && i == 2 ? 1.1 : 1));
-}
-
-static double tm_update(void **bufs, void **states, int64_t step, int64_t epoch)
-{
-    tm_bad_state = tm_bad_state || step != tm_last_step + 1 || epoch < tm_last_epoch;
-    tm_last_step = step;
-    tm_last_epoch = epoch;
-    double g2 = 0;
-    for (int i = 0; i < 3; i++) {
-        double g = tm_get(bufs[NNLRT_BUF_GRADS], i);
-        double v = tm_momentum * tm_get(states[0], i) + g;
-        tm_set(states[0], i, v);
-        tm_set(bufs[NNLRT_BUF_PARAMS], i, tm_get(bufs[NNLRT_BUF_PARAMS], i) - tm_lr * v);
-        g2 += g * g;
-    }
-    return g2;
-}
-
-static void tm_eval(void **bufs, int64_t B, double *sums)
-{
-    tm_forward(bufs, B, sums);
-}
-
-static const NnlrtTensor tm_tensors[] = {
-    {"lin.W", 2, {2, 1}, 0, 2, false},
-    {"lin.b", 1, {1}, 2, 1, false},
-};
-static const char *const tm_metrics[] = {"mae"};
-static const int64_t tm_buf_elems[] = {0, 0, 0, 0, 1, 3};
-static const bool tm_buf_batched[] = {false, false, false, false, true, false};
+/* ---- the model: tests/toy_model.h with two inputs and one output ---- */
 
 static NnlrtModel tm_model(int elem_size)
 {
-    tm_elem = elem_size;
-    tm_lr = 0.1;
-    tm_nan_at = 0;
-    tm_wrong_grad = false;
-    tm_grad_calls = tm_last_step = tm_last_epoch = 0;
-    return (NnlrtModel){
-        .elem_size = elem_size,
-        .n_params = 3,
-        .n_tensors = 2,
-        .tensors = tm_tensors,
-        .n_states = 1,
-        .x_size = 2,
-        .y_size = 1,
-        .target_kind = NNLRT_TARGET_VALUES,
-        .n_metrics = 1,
-        .metric_names = tm_metrics,
-        .n_bufs = 6,
-        .buf_elems = tm_buf_elems,
-        .buf_batched = tm_buf_batched,
-        .init = tm_init,
-        .grad = tm_grad,
-        .update = tm_update,
-        .eval = tm_eval,
-    };
+    return toy_model(elem_size, 2, 1);
 }
 
 /* ---- training ---- */
@@ -611,7 +422,7 @@ static NnlrtTrainConfig quiet_config(int64_t epochs)
 /* The three parameters of a dump: lin.W's two values, then lin.b's. */
 static bool read_dump(const char *path, double p[3])
 {
-    char *text = slurp(path);
+    char *text = check_read_file(path, NULL);
     bool ok = text && sscanf(text, "lin.W,%lf,%lf\nlin.b,%lf\n", &p[0], &p[1], &p[2]) == 3;
     free(text);
     return ok;
@@ -621,19 +432,19 @@ static void test_train_converges(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(60);
-    cfg.log_path = work_path("converge.log");
-    cfg.dump_path = work_path("converge.params");
-    clear_errors();
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
+    cfg.log_path = check_tmp_path("converge.log");
+    cfg.dump_path = check_tmp_path("converge.params");
+    check_clear();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
     double p[3] = {0};
     EXPECT(read_dump(cfg.dump_path, p), "dump readable");
     EXPECT(fabs(p[0] - 2) < 1e-3 && fabs(p[1] + 3) < 1e-3 && fabs(p[2] - 0.5) < 1e-3,
            "converged to %g %g %g", p[0], p[1], p[2]);
-    EXPECT(!tm_misaligned, "buffers 64-byte aligned");
-    EXPECT(!tm_bad_state && tm_last_step == 60 * 8 && tm_last_epoch == 59,
-           "step %lld epoch %lld", (long long)tm_last_step, (long long)tm_last_epoch);
+    EXPECT(!toy.misaligned, "buffers 64-byte aligned");
+    EXPECT(!toy.bad_order && toy.last_step == 60 * 8 && toy.last_epoch == 59,
+           "step %lld epoch %lld", (long long)toy.last_step, (long long)toy.last_epoch);
 
-    char *log = slurp(cfg.log_path);
+    char *log = check_read_file(cfg.log_path, NULL);
     char line[256];
     EXPECT(log && strcmp(nth_line(log, 0, line, sizeof line),
                          "epoch,step,loss,mae,val_loss,val_mae") == 0,
@@ -655,17 +466,19 @@ static void test_train_reproducible(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(5);
-    cfg.log_path = work_path("run1.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 1: %s", last_error);
+    cfg.log_path = check_tmp_path("run1.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 1: %s", check_message);
     m = tm_model(4);
-    cfg.log_path = work_path("run2.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 2: %s", last_error);
-    EXPECT(same_file(work_path("run1.log"), work_path("run2.log")), "same seed, same log");
+    cfg.log_path = check_tmp_path("run2.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 2: %s", check_message);
+    EXPECT(check_same_file(check_tmp_path("run1.log"), check_tmp_path("run2.log")),
+           "same seed, same log");
     m = tm_model(4);
     cfg.seed = 2;
-    cfg.log_path = work_path("run3.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 3: %s", last_error);
-    EXPECT(!same_file(work_path("run1.log"), work_path("run3.log")), "another seed, another log");
+    cfg.log_path = check_tmp_path("run3.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "run 3: %s", check_message);
+    EXPECT(!check_same_file(check_tmp_path("run1.log"), check_tmp_path("run3.log")),
+           "another seed, another log");
 }
 
 /* Column 2 (the loss) of row k of a log. */
@@ -681,9 +494,9 @@ static void test_train_step_log(void)
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(2);
     cfg.log_every = 1;
-    cfg.log_path = work_path("steps.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
-    char *log = slurp(cfg.log_path), line[256];
+    cfg.log_path = check_tmp_path("steps.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
+    char *log = check_read_file(cfg.log_path, NULL), line[256];
     EXPECT(count_lines(log) == 17, "16 steps: %d lines", count_lines(log));
     EXPECT(strncmp(nth_line(log, 1, line, sizeof line), "1,1,", 4) == 0, "row 1 '%s'", line);
     nth_line(log, 16, line, sizeof line);
@@ -693,9 +506,9 @@ static void test_train_step_log(void)
 
     m = tm_model(4);
     cfg.log_every = 3;
-    cfg.log_path = work_path("steps3.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
-    char *log3 = slurp(cfg.log_path);
+    cfg.log_path = check_tmp_path("steps3.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
+    char *log3 = check_read_file(cfg.log_path, NULL);
     EXPECT(count_lines(log3) == 6, "every 3 of 16 steps: %d lines", count_lines(log3));
     EXPECT(strncmp(nth_line(log3, 5, line, sizeof line), "2,15,", 5) == 0, "row 5 '%s'", line);
     double mean = (log_loss(log, 1) + log_loss(log, 2) + log_loss(log, 3)) / 3;
@@ -715,8 +528,8 @@ static void test_train_progress(void)
     EXPECT(cfg.out != NULL, "tmpfile");
     if (!cfg.out)
         return;
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", last_error);
-    EXPECT(tm_last_step == 10, "full batch: one step per epoch, %lld", (long long)tm_last_step);
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, &val_set) == 0, "train: %s", check_message);
+    EXPECT(toy.last_step == 10, "full batch: one step per epoch, %lld", (long long)toy.last_step);
     char text[4096] = {0}, line[256];
     rewind(cfg.out);
     size_t n = fread(text, 1, sizeof text - 1, cfg.out);
@@ -732,59 +545,61 @@ static void test_train_progress(void)
 static void test_train_diverges(void)
 {
     NnlrtModel m = tm_model(4);
-    tm_nan_at = 11;
+    toy.nan_at = 11;
     NnlrtTrainConfig cfg = quiet_config(5);
-    cfg.log_path = work_path("diverged.log");
-    clear_errors();
+    cfg.log_path = check_tmp_path("diverged.log");
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 3, "exit code 3");
     const char *want = "nnlc: error: training diverged: the loss is nan at epoch 2, step 11 "
                        "(last finite loss ";
-    EXPECT(strncmp(last_error, want, strlen(want)) == 0, "message '%s'", last_error);
-    EXPECT(tm_last_step == 10, "no update after the NaN: %lld", (long long)tm_last_step);
-    char *log = slurp(cfg.log_path);
+    EXPECT(strncmp(check_message, want, strlen(want)) == 0, "message '%s'", check_message);
+    EXPECT(toy.last_step == 10, "no update after the NaN: %lld", (long long)toy.last_step);
+    char *log = check_read_file(cfg.log_path, NULL);
     EXPECT(log && strcmp(log, "epoch,step,loss,mae\n") != 0 && count_lines(log) == 2,
            "the log keeps the finished epoch:\n%s", log ? log : "(none)");
     free(log);
 
     m = tm_model(4);
-    tm_lr = 50; /* far past stability: the loss overflows to inf */
-    clear_errors();
+    toy.lr = 50; /* far past stability: the loss overflows to inf */
+    check_clear();
     cfg = quiet_config(100);
     cfg.log_path = NULL;
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 3, "large lr diverges");
-    EXPECT(strstr(last_error, "training diverged: the loss is "), "message '%s'", last_error);
+    EXPECT(strstr(check_message, "training diverged: the loss is "), "message '%s'", check_message);
 }
 
 static void test_train_params_files(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(3);
-    cfg.dump_path = work_path("dump1.params");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train: %s", last_error);
+    cfg.dump_path = check_tmp_path("dump1.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train: %s", check_message);
     cfg.epochs = 0;
     cfg.init_path = cfg.dump_path;
-    cfg.dump_path = work_path("dump2.params");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload: %s", last_error);
-    EXPECT(same_file(work_path("dump1.params"), work_path("dump2.params")), "float round trip");
+    cfg.dump_path = check_tmp_path("dump2.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload: %s", check_message);
+    EXPECT(check_same_file(check_tmp_path("dump1.params"), check_tmp_path("dump2.params")),
+           "float round trip");
 
     m = tm_model(8);
     cfg.epochs = 3;
     cfg.init_path = NULL;
-    cfg.dump_path = work_path("dump3.params");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train f64: %s", last_error);
+    cfg.dump_path = check_tmp_path("dump3.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "train f64: %s", check_message);
     cfg.epochs = 0;
     cfg.init_path = cfg.dump_path;
-    cfg.dump_path = work_path("dump4.params");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload f64: %s", last_error);
-    EXPECT(same_file(work_path("dump3.params"), work_path("dump4.params")), "double round trip");
+    cfg.dump_path = check_tmp_path("dump4.params");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "reload f64: %s", check_message);
+    EXPECT(check_same_file(check_tmp_path("dump3.params"), check_tmp_path("dump4.params")),
+           "double round trip");
 
     /* starting from the exact solution, the loss stays at (almost) zero */
     m = tm_model(4);
     cfg = quiet_config(1);
     cfg.init_path = data_path("init_good.csv");
-    cfg.log_path = work_path("from_init.log");
-    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "init_good: %s", last_error);
-    char *log = slurp(cfg.log_path);
+    cfg.log_path = check_tmp_path("from_init.log");
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "init_good: %s", check_message);
+    char *log = check_read_file(cfg.log_path, NULL);
     EXPECT(log && log_loss(log, 1) < 1e-10, "loss from the exact parameters: %g",
            log ? log_loss(log, 1) : -1);
     free(log);
@@ -811,10 +626,10 @@ static void test_train_init_errors(void)
         NnlrtModel m = tm_model(4);
         NnlrtTrainConfig cfg = quiet_config(1);
         cfg.init_path = data_path(cases[i].file);
-        clear_errors();
+        check_clear();
         int rc = nnlrt_train(&m, &cfg, &train_set, NULL);
         EXPECT(rc == cases[i].rc, "%s: exit code %d", cases[i].file, rc);
-        expect_message(cfg.init_path, cases[i].expect);
+        EXPECT_ONE_MESSAGE(cfg.init_path, cases[i].expect);
     }
 }
 
@@ -822,10 +637,10 @@ static void test_train_io_errors(void)
 {
     NnlrtModel m = tm_model(4);
     NnlrtTrainConfig cfg = quiet_config(1);
-    cfg.log_path = work_path("no/such/dir/train.log");
-    clear_errors();
+    cfg.log_path = check_tmp_path("no/such/dir/train.log");
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "log in a missing directory");
-    expect_message(cfg.log_path,
+    EXPECT_ONE_MESSAGE(cfg.log_path,
                    ": error: cannot open the log for writing: No such file or directory");
 
     FILE *full = fopen("/dev/full", "w");
@@ -833,14 +648,14 @@ static void test_train_io_errors(void)
         return; /* not on Linux: nothing to test with */
     fclose(full);
     cfg.log_path = "/dev/full";
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "log on a full device");
-    expect_message("/dev/full", ": error: cannot write the log: No space left on device");
+    EXPECT_ONE_MESSAGE("/dev/full", ": error: cannot write the log: No space left on device");
     cfg.log_path = NULL;
     cfg.dump_path = "/dev/full";
-    clear_errors();
+    check_clear();
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 2, "dump on a full device");
-    expect_message("/dev/full", ": error: cannot write the file: No space left on device");
+    EXPECT_ONE_MESSAGE("/dev/full", ": error: cannot write the file: No space left on device");
 }
 
 static void test_train_labels(void)
@@ -856,16 +671,16 @@ static void test_train_labels(void)
     NnlrtDataset ds;
     NnlrtTrainConfig cfg = quiet_config(1);
     if (load(&o, &ds)) {
-        EXPECT(nnlrt_train(&m, &cfg, &ds, NULL) == 0, "good labels: %s", last_error);
+        EXPECT(nnlrt_train(&m, &cfg, &ds, NULL) == 0, "good labels: %s", check_message);
         nnlrt_dataset_free(&ds);
     }
     for (int i = 0; i < 2; i++) {
         o = csv_opts(bad[i][0], true);
         if (!load(&o, &ds))
             continue;
-        clear_errors();
+        check_clear();
         EXPECT(nnlrt_train(&m, &cfg, &ds, NULL) == 1, "%s: exit code", bad[i][0]);
-        expect_message(o.path, bad[i][1]);
+        EXPECT_ONE_MESSAGE(o.path, bad[i][1]);
         nnlrt_dataset_free(&ds);
     }
 }
@@ -909,7 +724,7 @@ static void test_gradcheck(void)
     fclose(out);
 
     m = tm_model(8);
-    tm_wrong_grad = true;
+    toy.wrong_grad = true;
     out = tmpfile();
     EXPECT(out != NULL, "tmpfile");
     if (!out)
@@ -923,11 +738,11 @@ static void test_gradcheck(void)
     fclose(out);
 
     m = tm_model(4);
-    clear_errors();
+    check_clear();
     EXPECT(!nnlrt_gradcheck(&m, &train_set, 1, 1e-6, stdout), "float model refused");
-    EXPECT(strcmp(last_error, "nnlc: error: the gradient check needs a float64 model "
+    EXPECT(strcmp(check_message, "nnlc: error: the gradient check needs a float64 model "
                               "(elements of 4 bytes)") == 0,
-           "message '%s'", last_error);
+           "message '%s'", check_message);
     nnlrt_dataset_free(&train_set);
     nnlrt_dataset_free(&val_set);
 }
@@ -1037,37 +852,27 @@ static void test_conv(void)
     nnlrt_conv_set_direct(-1);
 }
 
+static void test_split_group(void)
+{
+    test_split();
+    test_standardize();
+}
+
+static const CheckGroup groups[] = {
+    CHECK_GROUP(csv, test_csv),
+    CHECK_GROUP(rng, test_rng),
+    CHECK_GROUP(split, test_split_group),
+    CHECK_GROUP(train, test_train),
+    CHECK_GROUP(gradcheck, test_gradcheck),
+    CHECK_GROUP(pool, test_pool),
+    CHECK_GROUP(conv, test_conv),
+};
+
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: test_runtime csv|rng|split|train|gradcheck|pool|conv DATA_DIR "
-                "WORK_DIR\n");
-        return 2;
-    }
+    if (argc != 3)
+        return check_usage("test_runtime", groups, CHECK_COUNT(groups), "DATA_DIR");
     data_dir = argv[2];
-    work_dir = argv[3];
-    nnlrt_set_error_handler(capture_error, NULL);
-    const char *group = argv[1];
-    if (strcmp(group, "csv") == 0)
-        test_csv();
-    else if (strcmp(group, "rng") == 0)
-        test_rng();
-    else if (strcmp(group, "split") == 0) {
-        test_split();
-        test_standardize();
-    } else if (strcmp(group, "train") == 0)
-        test_train();
-    else if (strcmp(group, "gradcheck") == 0)
-        test_gradcheck();
-    else if (strcmp(group, "pool") == 0)
-        test_pool();
-    else if (strcmp(group, "conv") == 0)
-        test_conv();
-    else {
-        fprintf(stderr, "test_runtime: unknown group '%s'\n", group);
-        return 2;
-    }
-    if (failures)
-        fprintf(stderr, "%s: %d failure%s\n", group, failures, failures == 1 ? "" : "s");
-    return failures ? 1 : 0;
+    check_capture_messages();
+    return check_run(groups, CHECK_COUNT(groups), "test_runtime", argv[1]);
 }

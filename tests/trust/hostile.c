@@ -3,21 +3,12 @@
  * nnlrt_train: each refused with "corrupt: its step count ...", exit code 1; consistent
  * ones resume and train to the end. The model and data are the checkpoint fuzzer's
  * (tests/fuzz/fuzz_files.c): 10 samples in batches of 4, 3 batches an epoch. */
+#include "check.h"
+
 #include <stdint.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "fuzz_files.h"
 #include "nnlrt_int.h"
-
-static int failures;
-static char message[2048];
-
-static void capture(void *ctx, const char *msg)
-{
-    (void)ctx;
-    snprintf(message, sizeof message, "%s", msg);
-}
 
 /* A checkpoint at this position, resumed for 3 epochs: the exit code. */
 static int resume_at(const char *path, int64_t epoch, int64_t step, int64_t next_batch,
@@ -33,10 +24,10 @@ static int resume_at(const char *path, int64_t epoch, int64_t step, int64_t next
                          .sums = sums, .params = params, .states = states};
     nnlrt_rng_seed(&c.shuffle, 5);
     if (!nnlrt_checkpoint_write(path, 1, &m, &c)) {
-        fprintf(stderr, "hostile: cannot write %s: %s\n", path, message);
+        fprintf(stderr, "hostile: cannot write %s: %s\n", path, check_message);
         return -1;
     }
-    message[0] = 0;
+    check_clear();
     return fuzz_resume(path, 3);
 }
 
@@ -44,20 +35,17 @@ static void expect(const char *path, int64_t epoch, int64_t step, int64_t next_b
                    int64_t window_steps, bool good)
 {
     int rc = resume_at(path, epoch, step, next_batch, window_steps);
-    bool ok = good ? rc == 0 && !message[0]
-                   : rc == NNLRT_EUSER && strstr(message, ": error: corrupt: its step count");
+    bool ok = good ? rc == 0 && !check_message[0]
+                   : rc == NNLRT_EUSER && strstr(check_message, ": error: corrupt: its step count");
     printf("epoch %lld, step %lld, next batch %lld, window %lld: exit %d %s\n",
            (long long)epoch, (long long)step, (long long)next_batch, (long long)window_steps,
-           rc, message);
-    if (!ok) {
-        fprintf(stderr, "hostile: FAIL: expected %s\n", good ? "a resume" : "a refusal");
-        failures++;
-    }
+           rc, check_message);
+    EXPECT(ok, "expected %s", good ? "a resume" : "a refusal");
 }
 
 int main(void)
 {
-    nnlrt_set_error_handler(capture, NULL);
+    check_capture_messages();
     const char *path = fuzz_path("hostile.ckpt");
     expect(path, 0, 0, 0, 0, true);
     expect(path, 1, 4, 1, 0, true);
@@ -67,5 +55,5 @@ int main(void)
     expect(path, 1, 5, 1, 0, false);
     expect(path, 1, 3, 1, 0, false);
     expect(path, 2, 7, 1, 8, false); /* more steps in the log's window than in the run */
-    return failures ? 1 : 0;
+    return check_failures ? 1 : 0;
 }
