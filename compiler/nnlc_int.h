@@ -388,7 +388,7 @@ extern const char *const sema_train_keys[];
 /* The closest of `n` candidate names to `name`, or NULL if none is close. */
 const char *sema_suggest(const char *name, const char *const *candidates, int n);
 
-/* ---- lower.c: a train declaration to a tensor-graph program ---- */
+/* ---- lower.c and lower_*.c: a train declaration to a tensor-graph program ---- */
 
 #include "nnlrt.h"
 
@@ -445,6 +445,113 @@ NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSp
 /* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
  * with float data of `x_size` inputs per sample (-1: as many as the model takes). */
 NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);
+
+/* ---- lower*.c, privately: what the lowering files share ----
+ *
+ * lower.c evaluates expressions, calls and parameters and builds the program;
+ * lower_builtin.c the built-in functions, lower_data.c data declarations,
+ * lower_train.c the train keys, lower_optim.c the optimizer's update. */
+
+typedef enum { V_NONE, V_NUM, V_STR, V_LIST, V_FUNC, V_BUILTIN, V_TENSOR, V_DATA, V_ALL } VKind;
+
+typedef struct Val Val;
+struct Val {
+    VKind kind;
+    double num;
+    const char *str;
+    Val *items;
+    int n;
+    AstNode *decl;      /* V_FUNC */
+    Builtin builtin;    /* V_BUILTIN */
+    IrNode *t;          /* V_TENSOR */
+    DataSource *data;   /* V_DATA */
+    Source *src;        /* where the value was made */
+    uint32_t off;
+};
+
+/* What is being evaluated: globals (data, train keys, hyper-parameters), a model, a loss
+ * or metric, an initializer, an optimizer body. */
+typedef enum { MODE_GLOBAL, MODE_MODEL, MODE_OBJECTIVE, MODE_INIT, MODE_OPT } Mode;
+
+enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 16 };
+
+typedef struct {
+    Nnl *nnl;
+    IrProgram *p;
+    TrainSpec *spec;
+    Mode mode;
+    int depth;              /* call depth, against runaway recursion */
+    const AstNode *calls[LOWER_MAX_DEPTH]; /* the call sites being evaluated, outermost first */
+    bool exploded;          /* the graph grew past LOWER_MAX_NODES (reported) */
+    /* parameters: the prefix of the layer being evaluated, the name hint of the statement */
+    const char *prefix;
+    const char *hint;
+    int last_matrix;        /* the last rank >= 2 parameter of the current layer, or -1 */
+    /* initializers */
+    Shape init_shape;
+    double fan_in, fan_out;
+    /* optimizer */
+    IrNode *param_arena, *grad_arena;
+    bool target_is_index;
+    int64_t target_classes;
+    const AstNode *target_use;
+    DataSource **data_cache_keys;
+    int ndata_cache;
+} Lower;
+
+/* The names bound in a scope, innermost last. */
+typedef struct {
+    const char **names;
+    Val *vals;
+    int n, cap;
+} Env;
+
+static inline Val val_err(void) { return (Val){.kind = V_NONE}; }
+static inline bool val_ok(Val v) { return v.kind != V_NONE; }
+static inline bool val_is_numeric(Val v) { return v.kind == V_NUM || v.kind == V_TENSOR; }
+static inline Val val_num(double x, const AstNode *at)
+{
+    return (Val){.kind = V_NUM, .num = x, .src = at ? at->src : NULL, .off = at ? at->off : 0};
+}
+Val val_tensor(IrNode *t, const AstNode *at);
+IrNode *val_node(Lower *L, Val v);            /* a tensor, or a number as a constant */
+const char *val_desc(Lower *L, Val v);        /* "a tensor [B, 3]", "the number 2" */
+const char *val_origin(Lower *L, Val v);      /* "[B, 3] (from h at model.nnl:4:5)" */
+
+void env_bind(Env *e, const char *name, Val v);
+Val *env_find(Env *e, const char *name);
+void env_free(Env *e);
+
+/* An error at `at`; inside the standard library, a note at the user's call into it. */
+void lower_error(Lower *L, const AstNode *at, const char *fmt, ...) NNL_PRINTF(3, 4);
+bool lower_want_tensor(Lower *L, AstNode *at, Val v, const char *what);
+bool lower_want_int(Lower *L, AstNode *at, Val v, const char *what, int64_t lo, int64_t *out);
+bool lower_want_str(Lower *L, AstNode *at, Val v, const char *what);
+
+/* the train keys, in sema_train_keys' order */
+enum { KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER, KEY_EPOCHS, KEY_BATCH, KEY_SEED,
+       KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE,
+       KEY_L1, KEY_L2, KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY, KEY_CHECKPOINT_EVERY_STEPS,
+       KEY_KEEP, KEY_PLOT, KEY_COUNT };
+
+/* lower.c */
+Val lower_expr(Lower *L, Env *e, AstNode *x);
+Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv);
+Op lower_token_op(int tk);                    /* the Op of a binary or compound-assign TK_ */
+Val lower_binary(Lower *L, AstNode *at, Op op, Val a, Val b);
+Val lower_unary_op(Lower *L, AstNode *at, Op op, Val a);
+/* Binds the formals of `decl`: `pre` values first (the model output and target of a loss),
+ * then the call's arguments, then defaults, evaluated in the callee's environment. */
+bool lower_bind_args(Lower *L, Env *callee, Env *caller, AstNode *decl, AstNode *call,
+                     Val *pre, int npre);
+Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, Val *pre, int npre);
+/* lower_builtin.c */
+Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b);
+/* lower_data.c: a data declaration, evaluated once per name; csv, idx, npy and split */
+Val lower_data_decl(Lower *L, AstNode *decl, const char *name);
+Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given);
+/* lower_optim.c: the optimizer's new parameters and states (false after reporting) */
+bool lower_optimizer(Lower *L);
 
 /* ---- autodiff.c ---- */
 
