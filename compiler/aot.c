@@ -512,11 +512,11 @@ static bool aot_temp_dir(Nnl *nnl, AotTemp *t)
     return true;
 }
 
-static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+static NnlResult aot_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in,
                             const char *cc, const AotTemp *t)
 {
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, driver_elem_size(opt), opt->cpu, t->obj,
                                  NULL, &cpu_name, &features);
     if (r != NNL_OK)
         return r;
@@ -531,7 +531,7 @@ static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
     return r;
 }
 
-NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in)
+NnlResult aot_build(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -689,11 +689,11 @@ static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const 
     return r;
 }
 
-static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+static NnlResult aot_lib_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in,
                                 const char *cc, const AotTemp *t, const char *name)
 {
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, driver_elem_size(opt), opt->cpu, t->obj,
                                  name, &cpu_name, &features);
     StrBuf b = {0}, h = {0};
     if (r == NNL_OK) {
@@ -712,7 +712,7 @@ static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput 
     return r;
 }
 
-NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
+NnlResult aot_build_lib(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in)
 {
     const char *slash = strrchr(opt->output, '/');
     const char *name = slash ? slash + 1 : opt->output;
@@ -722,7 +722,7 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
                         name);
         return NNL_EUSAGE;
     }
-    if (opt->elem_size != 4) {
+    if (driver_elem_size(opt) != 4) {
         diag_file_error(nnl, NULL, "--lib builds float32 inference: leave out --float64");
         return NNL_EUSAGE;
     }

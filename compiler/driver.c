@@ -8,6 +8,24 @@
 
 #include "nnlc_int.h"
 
+/* Where a run stops: the stages run in this order, and each mode stops after one. */
+typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
+               STOP_BUILD, STOP_PREDICT, STOP_EVAL, STOP_SUMMARY } StopAt;
+
+static StopAt driver_stop(const NnlRunOptions *opt)
+{
+    static const StopAt stops[] = {
+        [NNL_RUN_CHECK] = STOP_CHECK, [NNL_RUN_DUMP_IR] = STOP_IR,
+        [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
+        [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
+        [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
+        [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
+        [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
+        [NNL_RUN_SUMMARY] = STOP_SUMMARY,
+    };
+    return stops[opt->mode];
+}
+
 /* ---- data ---- */
 
 /* The data sets of a train block as the runtime describes and loads them: the training
@@ -223,7 +241,7 @@ static AstNode *driver_find_train(Nnl *nnl, const char *name)
     return n == 1 || (found && name) ? found : NULL;
 }
 
-static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
+static bool driver_overrides(Nnl *nnl, const NnlRunOptions *opt, AstList *out)
 {
     for (int i = 0; i < opt->nsets; i++) {
         if (!strchr(opt->sets[i], '=')) {
@@ -238,9 +256,9 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
         for (int j = 0; j < t->body.len; j++)
             ast_push(&nnl->arena, out, t->body.items[j]);
     }
-    if (opt->eval_data) {
+    if (opt->data) {
         /* evaluating on a data set is validating on it */
-        const char *d = opt->eval_data;
+        const char *d = opt->data;
         bool ident = (*d >= 'a' && *d <= 'z') || (*d >= 'A' && *d <= 'Z') || *d == '_';
         for (const char *c = d; ident && *c; c++)
             ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
@@ -249,7 +267,7 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
             diag_file_error(nnl, "--data", "'%s' is not the name of a data declaration", d);
             return false;
         }
-        const char *text = arena_printf(&nnl->arena, "validate = %s", opt->eval_data);
+        const char *text = arena_printf(&nnl->arena, "validate = %s", opt->data);
         AstNode *t = parse_train_body(nnl, nnl_text_source(nnl, "--data", text));
         if (!t || t->body.len != 1)
             return false;
@@ -299,9 +317,9 @@ static double driver_ms(const struct timespec *t0)
 
 /* --verbose: "nnlc: STAGE  T ms  DETAIL" for the stage that began at *t0, which then
  * restarts for the next one. */
-static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+static void driver_stage(const NnlRunOptions *opt, struct timespec *t0, const char *stage,
                          const char *fmt, ...) NNL_PRINTF(4, 5);
-static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+static void driver_stage(const NnlRunOptions *opt, struct timespec *t0, const char *stage,
                          const char *fmt, ...)
 {
     if (opt->verbose) {
@@ -324,7 +342,7 @@ static int driver_kernels(const Plan *plan)
 }
 
 /* The compiled model as the runtime sees it (entry points from the JIT, or NULL). */
-static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Plan *plan,
+static NnlrtModel driver_model(Nnl *nnl, const NnlRunOptions *opt, IrProgram *p, Plan *plan,
                                const JitEntries *fns, const NnlrtDataset *train)
 {
     NnlrtTensor *tensors = arena_alloc(&nnl->arena, sizeof(NnlrtTensor) * (size_t)p->nparams);
@@ -336,7 +354,7 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
         memcpy(tensors[i].dims, prm->shape.dim, sizeof tensors[i].dims);
     }
     return (NnlrtModel){
-        .elem_size = opt->elem_size, .n_params = p->nparam_elems, .n_tensors = p->nparams,
+        .elem_size = driver_elem_size(opt), .n_params = p->nparam_elems, .n_tensors = p->nparams,
         .tensors = tensors, .n_states = p->nstates, .x_size = train->x_size, .y_size = 1,
         .target_kind = p->target_kind, .n_classes = p->n_classes, .n_metrics = p->nmetrics,
         .metric_names = p->metric_names, .n_bufs = plan->nbufs, .buf_elems = plan->buf_elems,
@@ -348,7 +366,7 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
 }
 
 /* The train block's settings for the runtime, with the command line's files. */
-static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *spec)
+static NnlrtTrainConfig driver_config(const NnlRunOptions *opt, const TrainSpec *spec)
 {
     return (NnlrtTrainConfig){
         .epochs = spec->epochs, .batch = spec->batch, .seed = spec->seed,
@@ -361,12 +379,12 @@ static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *sp
     };
 }
 
-static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spec,
                               IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
                               NnlrtDataset *val)
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
-    if (opt->gradcheck)
+    if (opt->mode == NNL_RUN_GRADCHECK)
         return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
@@ -400,14 +418,14 @@ static void driver_report(FILE *out, const NnlrtModel *m, const double *means,
 
 /* nnlc predict and nnlc eval: the checkpoint's parameters, then the outputs for the
  * inputs, or the loss, metrics and confusion matrix on a data set. */
-static NnlResult driver_infer(Nnl *nnl, const RunOptions *opt, const TrainSpec *spec,
+static NnlResult driver_infer(Nnl *nnl, const NnlRunOptions *opt, const TrainSpec *spec,
                               IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
                               NnlrtDataset *val, NnlrtDataset *input)
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
     void *params = nnlrt_alloc_aligned((size_t)m.n_params * (size_t)m.elem_size);
     int rc = nnlrt_checkpoint_load_params(&m, opt->checkpoint, params);
-    if (rc == NNLRT_OK && opt->stop == STOP_PREDICT) {
+    if (rc == NNLRT_OK && driver_stop(opt) == STOP_PREDICT) {
         rc = nnlrt_check_dataset(&m, input) ? NNLRT_OK : NNLRT_EUSER;
         void *out = rc ? NULL : nnlrt_alloc((size_t)(input->n * m.out_size) * (size_t)m.elem_size);
         if (out) {
@@ -452,7 +470,7 @@ static bool driver_lib_inputs(Nnl *nnl, DriverData *dd, AotInput *lib)
     return true;
 }
 
-static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+static NnlResult driver_build(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spec,
                               IrProgram *p, Plan *plan, const DriverData *dd,
                               const NnlrtDataset *train, const AotInput *lib)
 {
@@ -462,13 +480,13 @@ static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
                    .ndata = dd->n, .train_data = dd->train, .val_data = dd->val,
                    .config = &cfg, .x_mean = lib->x_mean, .x_sd = lib->x_sd,
                    .x_scale = lib->x_scale};
-    return opt->lib ? aot_build_lib(nnl, opt, &in) : aot_build(nnl, opt, &in);
+    return opt->mode == NNL_RUN_BUILD_LIB ? aot_build_lib(nnl, opt, &in) : aot_build(nnl, opt, &in);
 }
 
-static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train);
+static NnlResult driver_run_train(Nnl *nnl, const NnlRunOptions *opt, AstNode *train);
 
 /* check → names → train keys → data → graph → gradients → kernels → LLVM → train */
-NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
+static NnlResult driver_run(Nnl *nnl, const NnlRunOptions *opt)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -480,10 +498,10 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         if ((r = sema_check(nnl)) != NNL_OK)
             return r;
     }
-    if (opt->stop >= STOP_RUN)
+    if (driver_stop(opt) >= STOP_RUN)
         driver_stage(opt, &t0, "check", "%d source files (the script and the stdlib "
                      "modules it imports)", nnl->nsources);
-    if ((opt->stop == STOP_CHECK || opt->stop == STOP_SUMMARY) && !opt->train_name) {
+    if ((driver_stop(opt) == STOP_CHECK || driver_stop(opt) == STOP_SUMMARY) && !opt->train) {
         /* check every train declaration there is */
         int nuser = nnl->nsources;
         for (int i = 0; i < nuser; i++) {
@@ -500,162 +518,196 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         }
         return r;
     }
-    AstNode *train = driver_find_train(nnl, opt->train_name);
+    AstNode *train = driver_find_train(nnl, opt->train);
     return train ? driver_run_train(nnl, opt, train) : NNL_EUSER;
 }
 
-static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train)
-{
-    NnlResult r;
-    AstList overrides = {0};
+/* One train declaration's run: what its stages make, freed by driver_run_free. */
+typedef struct {
+    const NnlRunOptions *opt;
     TrainSpec spec;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!driver_overrides(nnl, opt, &overrides) ||
-        lower_train_spec(nnl, train, &overrides, &spec) != NNL_OK)
-        return NNL_EUSER;
-    driver_stage(opt, &t0, "train keys", "train %s", spec.model->name);
-    IrProgram prog = {.arena = &nnl->arena};
-    Plan plan = {0};
-    Jit *jit = NULL;
-    StrBuf dump = {0};
-    DriverData dd = {0};
-    NnlrtDataset input = {0};
-    if (opt->no_data) {
-        /* names, keys and shapes only, with data shaped as the model's input */
-        r = lower_program(nnl, &spec, -1, &prog);
-        goto done;
-    }
-    driver_data_init(nnl, &dd, &spec);
+    IrProgram prog;
+    int forward;              /* the forward graph is prog's nodes [0, forward) */
+    Plan plan;
+    Jit *jit;
+    StrBuf dump;              /* the text of the stage the run stops at */
+    DriverData dd;
+    NnlrtDataset *data, *val; /* the training and validation sets, prepared */
+    NnlrtDataset input;       /* nnlc predict: the inputs */
+    AotInput lib;             /* nnlc build --lib: the training inputs' scale and statistics */
+    struct timespec t0;       /* when the current stage began */
+} DriverRun;
+
+/* The data sets, loaded and prepared (and predict's inputs); false after reporting. */
+static bool driver_read_data(Nnl *nnl, DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    DriverData *dd = &R->dd;
+    driver_data_init(nnl, dd, &R->spec);
     /* a trainer reads (and checks) its inputs when it runs: building takes the sizes from
      * the files' headers, and reads the labels to check them */
-    dd.data.shapes_only = opt->stop == STOP_BUILD;
-    NnlrtDataset *data, *val;
-    r = NNL_EUSER;
-    AotInput lib = {.x_scale = 1};
-    if (opt->lib && !driver_lib_inputs(nnl, &dd, &lib))
-        goto done;
-    if (opt->stop == STOP_PREDICT) {
+    dd->data.shapes_only = driver_stop(opt) == STOP_BUILD;
+    if (opt->mode == NNL_RUN_BUILD_LIB && !driver_lib_inputs(nnl, dd, &R->lib))
+        return false;
+    if (driver_stop(opt) == STOP_PREDICT) {
         /* new inputs take the training set's statistics before it is standardized */
-        if (!driver_load(nnl, &dd, dd.train))
-            goto done;
-        if (!nnlrt_data_load_inputs(&dd.data, dd.train, opt->input, &input)) {
+        if (!driver_load(nnl, dd, dd->train))
+            return false;
+        if (!nnlrt_data_load_inputs(&dd->data, dd->train, opt->input, &R->input)) {
             nnl->nerrors++; /* the runtime has reported it */
-            goto done;
+            return false;
         }
     }
-    if (!driver_load_data(nnl, &dd, &spec, &data, &val))
-        goto done;
-    driver_stage(opt, &t0, "data", "%lld training samples, %lld validation samples",
-                 (long long)data->n, val ? (long long)val->n : 0LL);
-    if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
-        goto done;
-    if (prog.target_kind == NNLRT_TARGET_CLASS &&
-        (!driver_check_labels(nnl, data, &spec, &prog) ||
-         (val && !driver_check_labels(nnl, val, &spec, &prog))))
-        goto done;
-    r = NNL_OK;
-    if (opt->stop == STOP_CHECK)
-        goto done;
-    int forward = prog.nnodes;
-    driver_stage(opt, &t0, "graph", "%d nodes", forward);
-    if (opt->stop == STOP_IR) {
-        driver_dump_ir(&dump, &prog, 0, forward);
-        driver_dump_roots(&dump, &prog, false);
-        goto done;
+    if (!driver_load_data(nnl, dd, &R->spec, &R->data, &R->val))
+        return false;
+    driver_stage(opt, &R->t0, "data", "%lld training samples, %lld validation samples",
+                 (long long)R->data->n, R->val ? (long long)R->val->n : 0LL);
+    return true;
+}
+
+/* The graph for the data's inputs, with the labels checked; false after reporting. */
+static bool driver_lower(Nnl *nnl, DriverRun *R)
+{
+    IrProgram *prog = &R->prog;
+    if (lower_program(nnl, &R->spec, R->data->x_size, prog) != NNL_OK)
+        return false;
+    return prog->target_kind != NNLRT_TARGET_CLASS ||
+           (driver_check_labels(nnl, R->data, &R->spec, prog) &&
+            (!R->val || driver_check_labels(nnl, R->val, &R->spec, prog)));
+}
+
+/* graph → gradients → kernels, each dumped when the run stops there; false when it
+ * stops (*r set). */
+static bool driver_graph(Nnl *nnl, DriverRun *R, NnlResult *r)
+{
+    const NnlRunOptions *opt = R->opt;
+    StopAt stop = driver_stop(opt);
+    IrProgram *prog = &R->prog;
+    if (stop == STOP_CHECK)
+        return false;
+    R->forward = prog->nnodes;
+    driver_stage(opt, &R->t0, "graph", "%d nodes", R->forward);
+    if (stop == STOP_IR) {
+        driver_dump_ir(&R->dump, prog, 0, R->forward);
+        driver_dump_roots(&R->dump, prog, false);
+        return false;
     }
-    ad_backward(&prog);
-    if (!ir_verify(nnl, &prog)) {
-        r = NNL_EINTERNAL;
-        goto done;
+    ad_backward(prog);
+    if (!ir_verify(nnl, prog)) {
+        *r = NNL_EINTERNAL;
+        return false;
     }
-    driver_stage(opt, &t0, "gradients", "%d nodes in all", prog.nnodes);
-    if (opt->stop == STOP_GRAD) {
-        driver_dump_ir(&dump, &prog, forward, prog.nnodes);
-        driver_dump_roots(&dump, &prog, true);
-        goto done;
+    driver_stage(opt, &R->t0, "gradients", "%d nodes in all", prog->nnodes);
+    if (stop == STOP_GRAD) {
+        driver_dump_ir(&R->dump, prog, R->forward, prog->nnodes);
+        driver_dump_roots(&R->dump, prog, true);
+        return false;
     }
-    fuse_plan(nnl, &prog, &plan);
-    driver_stage(opt, &t0, "kernels", "%d fused loops and library calls", driver_kernels(&plan));
-    if (opt->stop == STOP_KERNELS) {
-        fuse_dump(&dump, &prog, &plan);
-        goto done;
+    fuse_plan(nnl, prog, &R->plan);
+    driver_stage(opt, &R->t0, "kernels", "%d fused loops and library calls",
+                 driver_kernels(&R->plan));
+    if (stop == STOP_KERNELS)
+        fuse_dump(&R->dump, prog, &R->plan);
+    if (stop == STOP_SUMMARY) {
+        int64_t n = R->data->n;
+        summary_write(&R->dump, &R->spec, prog, &R->plan, R->forward,
+                      R->spec.batch ? R->spec.batch : n, n, driver_elem_size(opt));
     }
-    if (opt->stop == STOP_SUMMARY) {
-        summary_write(&dump, &spec, &prog, &plan, forward, spec.batch ? spec.batch : data->n,
-                      data->n, opt->elem_size);
-        goto done;
-    }
-    /* training steps take `batch` samples (all of them with batch = all); the runtime
-     * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
-     * only steer code generation (vector or scalar loops, BLAS or inline products): any
-     * batch size runs correctly. */
-    plan.max_batch = spec.batch ? spec.batch : data->n;
-    plan.max_batch_eval = !spec.validate ? plan.max_batch : spec.batch ? spec.batch : 1024;
-    if (opt->gradcheck)
-        plan.max_batch = plan.max_batch_eval = data->n < 8 ? data->n : 8;
-    plan.predict = opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL || opt->lib;
-    if (opt->stop == STOP_BUILD) {
-        r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data, &lib);
-        goto done;
-    }
+    return stop != STOP_KERNELS && stop != STOP_SUMMARY;
+}
+
+/* Training steps take `batch` samples (all of them with batch = all); the runtime
+ * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
+ * only steer code generation (vector or scalar loops, BLAS or inline products): any
+ * batch size runs correctly. */
+static void driver_batches(DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    const TrainSpec *spec = &R->spec;
+    Plan *plan = &R->plan;
+    int64_t n = R->data->n;
+    plan->max_batch = spec->batch ? spec->batch : n;
+    plan->max_batch_eval = !spec->validate ? plan->max_batch : spec->batch ? spec->batch : 1024;
+    if (opt->mode == NNL_RUN_GRADCHECK)
+        plan->max_batch = plan->max_batch_eval = n < 8 ? n : 8;
+    plan->predict = driver_stop(opt) == STOP_PREDICT || driver_stop(opt) == STOP_EVAL ||
+                    opt->mode == NNL_RUN_BUILD_LIB;
+}
+
+/* build, or LLVM → predict, eval or train. */
+static NnlResult driver_compile(Nnl *nnl, DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    StopAt stop = driver_stop(opt);
+    TrainSpec *spec = &R->spec;
+    IrProgram *prog = &R->prog;
+    driver_batches(R);
+    if (stop == STOP_BUILD)
+        return driver_build(nnl, opt, spec, prog, &R->plan, &R->dd, R->data, &R->lib);
     JitEntries fns;
-    r = cg_compile(nnl, &prog, &plan, opt->elem_size, opt->stop == STOP_LLVM ? &dump : NULL,
-                   &jit, &fns);
-    if (r != NNL_OK || opt->stop == STOP_LLVM)
-        goto done;
-    double llvm_ms = driver_ms(&t0);
-    driver_stage(opt, &t0, "LLVM", "code generated, optimized and JIT-compiled");
-    if (opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL) {
-        r = driver_infer(nnl, opt, &spec, &prog, &plan, &fns, data, val, &input);
-        goto done;
-    }
+    NnlResult r = cg_compile(nnl, prog, &R->plan, driver_elem_size(opt),
+                             stop == STOP_LLVM ? &R->dump : NULL, &R->jit, &fns);
+    if (r != NNL_OK || stop == STOP_LLVM)
+        return r;
+    double llvm_ms = driver_ms(&R->t0);
+    driver_stage(opt, &R->t0, "LLVM", "code generated, optimized and JIT-compiled");
+    if (stop == STOP_PREDICT || stop == STOP_EVAL)
+        return driver_infer(nnl, opt, spec, prog, &R->plan, &fns, R->data, R->val, &R->input);
     if (!opt->quiet) {
         int64_t nparams = 0; /* the arena pads each tensor; count what the model has */
-        for (int i = 0; i < prog.nparams; i++)
-            nparams += prog.params[i].size;
+        for (int i = 0; i < prog->nparams; i++)
+            nparams += prog->params[i].size;
         fprintf(opt->out, "nnlc: %s: %lld parameters, compiled in %.0f ms; training on %lld "
-                "samples\n", spec.model->name, (long long)nparams, llvm_ms,
-                (long long)data->n);
+                "samples\n", spec->model->name, (long long)nparams, llvm_ms,
+                (long long)R->data->n);
     }
-    r = driver_train(nnl, opt, &spec, &prog, &plan, &fns, data, val);
-done:
-    if (dump.len && fwrite(dump.data, 1, dump.len, opt->out) != dump.len)
+    return driver_train(nnl, opt, spec, prog, &R->plan, &fns, R->data, R->val);
+}
+
+/* Writes the dump, if any, and frees what the run made. */
+static NnlResult driver_run_free(DriverRun *R, NnlResult r)
+{
+    StrBuf *dump = &R->dump;
+    if (dump->len && fwrite(dump->data, 1, dump->len, R->opt->out) != dump->len)
         r = NNL_EUSAGE;
-    sb_free(&dump);
-    jit_free(jit);
-    if (plan.entries[0].name)
-        fuse_free(&plan);
-    nnl_dealloc(prog.params);
-    nnl_dealloc(prog.new_states);
-    nnl_dealloc(prog.state_init);
-    driver_data_free(&dd);
-    nnlrt_dataset_free(&input);
+    sb_free(dump);
+    jit_free(R->jit);
+    if (R->plan.entries[0].name)
+        fuse_free(&R->plan);
+    nnl_dealloc(R->prog.params);
+    nnl_dealloc(R->prog.new_states);
+    nnl_dealloc(R->prog.state_init);
+    driver_data_free(&R->dd);
+    nnlrt_dataset_free(&R->input);
     return r;
+}
+
+static NnlResult driver_run_train(Nnl *nnl, const NnlRunOptions *opt, AstNode *train)
+{
+    DriverRun R = {.opt = opt, .prog = {.arena = &nnl->arena}, .lib = {.x_scale = 1}};
+    clock_gettime(CLOCK_MONOTONIC, &R.t0);
+    AstList overrides = {0};
+    if (!driver_overrides(nnl, opt, &overrides) ||
+        lower_train_spec(nnl, train, &overrides, &R.spec) != NNL_OK)
+        return NNL_EUSER;
+    driver_stage(opt, &R.t0, "train keys", "train %s", R.spec.model->name);
+    NnlResult r = NNL_OK;
+    if (opt->mode == NNL_RUN_CHECK_NO_DATA) /* names, keys and shapes, data as the model's */
+        r = lower_program(nnl, &R.spec, -1, &R.prog);
+    else if (!driver_read_data(nnl, &R) || !driver_lower(nnl, &R))
+        r = NNL_EUSER;
+    else if (driver_graph(nnl, &R, &r))
+        r = driver_compile(nnl, &R);
+    return driver_run_free(&R, r);
 }
 
 NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
 {
-    static const StopAt stops[] = {
-        [NNL_RUN_CHECK] = STOP_CHECK, [NNL_RUN_DUMP_IR] = STOP_IR,
-        [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
-        [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
-        [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
-        [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
-        [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
-        [NNL_RUN_SUMMARY] = STOP_SUMMARY,
-    };
-    RunOptions opt = {
-        .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
-        .log = o->log, .init = o->init, .dump_params = o->dump_params, .resume = o->resume,
-        .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
-        .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
-        .verbose = o->verbose && !o->quiet && (o->mode == NNL_RUN_TRAIN ||
-                                               o->mode == NNL_RUN_BUILD),
-        .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
-        .out = o->out ? o->out : stdout, .output = o->output,
-        .cpu = o->cpu ? o->cpu : "x86-64-v3", .lib = o->mode == NNL_RUN_BUILD_LIB,
-        .checkpoint = o->checkpoint, .input = o->input, .eval_data = o->data,
-    };
+    NnlRunOptions opt = *o;
+    opt.float64 = o->float64 || o->mode == NNL_RUN_GRADCHECK;
+    opt.verbose = o->verbose && !o->quiet && (o->mode == NNL_RUN_TRAIN ||
+                                              o->mode == NNL_RUN_BUILD);
+    opt.out = o->out ? o->out : stdout;
+    opt.cpu = o->cpu ? o->cpu : "x86-64-v3";
     return driver_run(nnl, &opt);
 }

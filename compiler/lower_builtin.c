@@ -309,6 +309,139 @@ static Val lower_pool(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
     return val_tensor(ir_pool(L->p, op, a[0].t, (int)size, (int)stride), call);
 }
 
+/* where(c, x, y): x where c is non-zero, else y; a number c chooses at compile time. */
+static Val lower_where(Lower *L, AstNode *call, Val *a)
+{
+    if (a[0].kind == V_NUM)
+        return a[0].num != 0 ? a[1] : a[2];
+    if (!val_is_numeric(a[0]) || !val_is_numeric(a[1]) || !val_is_numeric(a[2])) {
+        lower_error(L, call, "'where' needs numbers or tensors");
+        return val_err();
+    }
+    IrNode *c = val_node(L, a[0]), *x = val_node(L, a[1]), *y = val_node(L, a[2]);
+    Shape s1, s;
+    if (!shape_broadcast(&x->shape, &y->shape, &s1) || !shape_broadcast(&s1, &c->shape, &s)) {
+        lower_error(L, call, "shapes do not match in 'where': %s, %s and %s",
+                    val_origin(L, a[0]), val_origin(L, a[1]), val_origin(L, a[2]));
+        return val_err();
+    }
+    return val_tensor(ir_where(L->p, c, x, y), call);
+}
+
+/* pick(x[..., n], index[...]): the element of each vector of x that the index names. */
+static Val lower_pick(Lower *L, AstNode *call, Val *a)
+{
+    if (!lower_want_tensor(L, call, a[0], "pick") || !val_is_numeric(a[1]))
+        return val_err();
+    IrNode *x = a[0].t, *idx = val_node(L, a[1]);
+    Shape want = x->shape;
+    want.rank--;
+    want.batched = idx->shape.batched;
+    if (x->shape.rank < 1 || idx->shape.rank != want.rank ||
+        (idx->shape.rank && memcmp(idx->shape.dim, want.dim, sizeof(int64_t) * (size_t)want.rank))) {
+        lower_error(L, call, "pick needs an index for each vector of %s, but the index is %s",
+                    val_origin(L, a[0]), val_origin(L, a[1]));
+        return val_err();
+    }
+    note_target_index(L, call, idx, x->shape.dim[x->shape.rank - 1]);
+    return val_tensor(ir_pick(L->p, x, idx), call);
+}
+
+/* onehot(index[...], n) -> [..., n] */
+static Val lower_onehot(Lower *L, AstNode *call, Val *a)
+{
+    int64_t n;
+    if (!val_is_numeric(a[0]) || !lower_want_int(L, call, a[1], "the number of classes", 1, &n))
+        return val_err();
+    IrNode *idx = val_node(L, a[0]);
+    if (idx->shape.rank + 1 > IR_MAX_RANK) {
+        lower_error(L, call, "onehot of %s has too many dimensions", val_origin(L, a[0]));
+        return val_err();
+    }
+    note_target_index(L, call, idx, n);
+    return val_tensor(ir_onehot(L->p, idx, n), call);
+}
+
+static Val lower_argmax(Lower *L, AstNode *call, Val *a)
+{
+    if (!lower_want_tensor(L, call, a[0], "argmax"))
+        return val_err();
+    if (a[0].t->shape.rank < 1) {
+        lower_error(L, call, "argmax needs a vector, not %s", val_origin(L, a[0]));
+        return val_err();
+    }
+    return val_tensor(ir_argmax(L->p, a[0].t), call);
+}
+
+/* dim(x, axis = -1): a size of x's sample, a number at compile time. */
+static Val lower_dim(Lower *L, AstNode *call, Val *a, bool *given)
+{
+    if (!lower_want_tensor(L, call, a[0], "dim"))
+        return val_err();
+    const Shape *s = &a[0].t->shape;
+    int64_t ax = -1;
+    if (given[1]) {
+        if (a[1].kind != V_NUM || a[1].num != floor(a[1].num)) {
+            lower_error(L, call, "the axis of dim must be a whole number");
+            return val_err();
+        }
+        ax = (int64_t)a[1].num;
+    }
+    if (ax < 0)
+        ax += s->rank;
+    if (ax < 0 || ax >= s->rank) {
+        lower_error(L, call, "dim: axis out of range for %s", val_origin(L, a[0]));
+        return val_err();
+    }
+    return val_num((double)s->dim[ax], call);
+}
+
+/* reshape(x, shape) and flatten(x): the same elements in another per-sample shape. */
+static Val lower_reshape(Lower *L, AstNode *call, Builtin b, Val *a)
+{
+    if (!lower_want_tensor(L, call, a[0], sema_builtin_info(b)->name))
+        return val_err();
+    Shape to = {.rank = 1, .dim = {shape_size(&a[0].t->shape)}};
+    if (b == BI_RESHAPE && !val_ok(lower_shape_list(L, call, a[1], &to)))
+        return val_err();
+    to.batched = a[0].t->shape.batched;
+    if (shape_size(&to) != shape_size(&a[0].t->shape)) {
+        lower_error(L, call, "cannot reshape %s to %s: the number of elements differs",
+                    val_origin(L, a[0]), shape_str(&L->nnl->arena, &to));
+        return val_err();
+    }
+    return val_tensor(ir_reshape(L->p, a[0].t, to), call);
+}
+
+/* drop(x, p): dropout of the samples in a training step. */
+static Val lower_drop(Lower *L, AstNode *call, Val *a)
+{
+    if (!lower_want_tensor(L, call, a[0], "drop"))
+        return val_err();
+    if (a[1].kind != V_NUM || !(a[1].num >= 0 && a[1].num < 1)) {
+        lower_error(L, call, "the probability of drop must be a number in [0, 1), not %s",
+                    val_desc(L, a[1]));
+        return val_err();
+    }
+    if (!a[0].t->shape.batched || (L->mode != MODE_MODEL && L->mode != MODE_OBJECTIVE)) {
+        lower_error(L, call, "drop works on the samples of a training step: %s does not "
+                    "depend on the model's input", val_origin(L, a[0]));
+        return val_err();
+    }
+    return a[1].num == 0 ? a[0] : val_tensor(ir_dropout(L->p, a[0].t, a[1].num, -1), call);
+}
+
+/* rand() and randn(): random numbers of the parameter's shape, in its initializer. */
+static Val lower_rand(Lower *L, AstNode *call, Builtin b)
+{
+    if (L->mode != MODE_INIT) {
+        lower_error(L, call, "'%s' draws random numbers for initializers and is only known "
+                    "there", call->name);
+        return val_err();
+    }
+    return val_tensor(ir_leaf(L->p, b == BI_RAND ? OP_RAND : OP_RANDN, L->init_shape), call);
+}
+
 Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
 {
     Val a[BUILTIN_MAX_ARGS] = {0};
@@ -316,7 +449,6 @@ Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     int npos = builtin_args(L, e, call, b, a, given);
     if (npos < 0)
         return val_err();
-    IrProgram *p = L->p;
     static const Op unary_ops[] = {
         [BI_EXP] = OP_EXP, [BI_LOG] = OP_LOG, [BI_SQRT] = OP_SQRT, [BI_ABS] = OP_ABS,
         [BI_SIGN] = OP_SIGN, [BI_TANH] = OP_TANH, [BI_ERF] = OP_ERF, [BI_SIN] = OP_SIN,
@@ -334,94 +466,18 @@ Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     case BI_SUM: case BI_MEAN: case BI_LOGSUMEXP:
         return lower_reduce(L, call, b, a[0], &a[1], given[1]);
     case BI_WHERE:
-        if (a[0].kind == V_NUM)
-            return a[0].num != 0 ? a[1] : a[2];
-        if (!val_is_numeric(a[0]) || !val_is_numeric(a[1]) || !val_is_numeric(a[2])) {
-            lower_error(L, call, "'where' needs numbers or tensors");
-            return val_err();
-        }
-        {
-            IrNode *c = val_node(L, a[0]), *x = val_node(L, a[1]), *y = val_node(L, a[2]);
-            Shape s1, s;
-            if (!shape_broadcast(&x->shape, &y->shape, &s1) ||
-                !shape_broadcast(&s1, &c->shape, &s)) {
-                lower_error(L, call, "shapes do not match in 'where': %s, %s and %s",
-                     val_origin(L, a[0]), val_origin(L, a[1]), val_origin(L, a[2]));
-                return val_err();
-            }
-            return val_tensor(ir_where(p, c, x, y), call);
-        }
-    case BI_PICK: {
-        if (!lower_want_tensor(L, call, a[0], "pick") || !val_is_numeric(a[1]))
-            return val_err();
-        IrNode *x = a[0].t, *idx = val_node(L, a[1]);
-        Shape want = x->shape;
-        want.rank--;
-        want.batched = idx->shape.batched;
-        if (x->shape.rank < 1 || idx->shape.rank != want.rank ||
-            (idx->shape.rank && memcmp(idx->shape.dim, want.dim, sizeof(int64_t) * (size_t)want.rank))) {
-            lower_error(L, call, "pick needs an index for each vector of %s, but the index is %s",
-                 val_origin(L, a[0]), val_origin(L, a[1]));
-            return val_err();
-        }
-        note_target_index(L, call, idx, x->shape.dim[x->shape.rank - 1]);
-        return val_tensor(ir_pick(p, x, idx), call);
-    }
-    case BI_ONEHOT: {
-        int64_t n;
-        if (!val_is_numeric(a[0]) || !lower_want_int(L, call, a[1], "the number of classes", 1, &n))
-            return val_err();
-        IrNode *idx = val_node(L, a[0]);
-        if (idx->shape.rank + 1 > IR_MAX_RANK) {
-            lower_error(L, call, "onehot of %s has too many dimensions", val_origin(L, a[0]));
-            return val_err();
-        }
-        note_target_index(L, call, idx, n);
-        return val_tensor(ir_onehot(p, idx, n), call);
-    }
+        return lower_where(L, call, a);
+    case BI_PICK:
+        return lower_pick(L, call, a);
+    case BI_ONEHOT:
+        return lower_onehot(L, call, a);
     case BI_ARGMAX:
-        if (!lower_want_tensor(L, call, a[0], "argmax"))
-            return val_err();
-        if (a[0].t->shape.rank < 1) {
-            lower_error(L, call, "argmax needs a vector, not %s", val_origin(L, a[0]));
-            return val_err();
-        }
-        return val_tensor(ir_argmax(p, a[0].t), call);
-    case BI_DIM: {
-        if (!lower_want_tensor(L, call, a[0], "dim"))
-            return val_err();
-        const Shape *s = &a[0].t->shape;
-        int64_t ax = -1;
-        if (given[1]) {
-            if (a[1].kind != V_NUM || a[1].num != floor(a[1].num)) {
-                lower_error(L, call, "the axis of dim must be a whole number");
-                return val_err();
-            }
-            ax = (int64_t)a[1].num;
-        }
-        if (ax < 0)
-            ax += s->rank;
-        if (ax < 0 || ax >= s->rank) {
-            lower_error(L, call, "dim: axis out of range for %s", val_origin(L, a[0]));
-            return val_err();
-        }
-        return val_num((double)s->dim[ax], call);
-    }
+        return lower_argmax(L, call, a);
+    case BI_DIM:
+        return lower_dim(L, call, a, given);
     case BI_RESHAPE:
-    case BI_FLATTEN: {
-        if (!lower_want_tensor(L, call, a[0], sema_builtin_info(b)->name))
-            return val_err();
-        Shape to = {.rank = 1, .dim = {shape_size(&a[0].t->shape)}};
-        if (b == BI_RESHAPE && !val_ok(lower_shape_list(L, call, a[1], &to)))
-            return val_err();
-        to.batched = a[0].t->shape.batched;
-        if (shape_size(&to) != shape_size(&a[0].t->shape)) {
-            lower_error(L, call, "cannot reshape %s to %s: the number of elements differs",
-                 val_origin(L, a[0]), shape_str(&L->nnl->arena, &to));
-            return val_err();
-        }
-        return val_tensor(ir_reshape(p, a[0].t, to), call);
-    }
+    case BI_FLATTEN:
+        return lower_reshape(L, call, b, a);
     case BI_CONVOLVE2D:
         return lower_convolve(L, call, a, given);
     case BI_MAX_POOL2D:
@@ -430,27 +486,10 @@ Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     case BI_BATCH_NORMALIZE:
         return lower_batch_norm(L, call, a, given);
     case BI_DROP:
-        if (!lower_want_tensor(L, call, a[0], "drop"))
-            return val_err();
-        if (a[1].kind != V_NUM || !(a[1].num >= 0 && a[1].num < 1)) {
-            lower_error(L, call, "the probability of drop must be a number in [0, 1), not %s",
-                 val_desc(L, a[1]));
-            return val_err();
-        }
-        if (!a[0].t->shape.batched || (L->mode != MODE_MODEL && L->mode != MODE_OBJECTIVE)) {
-            lower_error(L, call, "drop works on the samples of a training step: %s does not depend "
-                 "on the model's input", val_origin(L, a[0]));
-            return val_err();
-        }
-        return a[1].num == 0 ? a[0] : val_tensor(ir_dropout(p, a[0].t, a[1].num, -1), call);
+        return lower_drop(L, call, a);
     case BI_RAND:
     case BI_RANDN:
-        if (L->mode != MODE_INIT) {
-            lower_error(L, call, "'%s' draws random numbers for initializers and is only known "
-                 "there", call->name);
-            return val_err();
-        }
-        return val_tensor(ir_leaf(p, b == BI_RAND ? OP_RAND : OP_RANDN, L->init_shape), call);
+        return lower_rand(L, call, b);
     case BI_CSV:
     case BI_SPLIT:
     case BI_IDX:

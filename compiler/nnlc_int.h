@@ -639,32 +639,14 @@ NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, cons
 
 /* ---- driver.c: the pipeline ---- */
 
-typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
-               STOP_BUILD, STOP_PREDICT, STOP_EVAL, STOP_SUMMARY } StopAt;
+/* nnl_run (driver.c) hands the stages its options completed: out and cpu set, float64 set
+ * for a gradient check, verbose only where a run or a build reports its stages. */
 
-typedef struct {
-    StopAt stop;
-    const char *train_name;       /* --train NAME, when a script has several */
-    const char **sets;            /* --set key=value */
-    int nsets;
-    const char *log;              /* --log FILE */
-    const char *init, *dump_params;
-    const char *resume;           /* --resume CKPT */
-    int elem_size;                /* 4, or 8 for gradient checks */
-    bool gradcheck;
-    bool no_data;                 /* check without reading data files */
-    bool quiet;
-    bool verbose;                 /* the stages and their times */
-    FILE *out;
-    const char *output;           /* STOP_BUILD: the trainer to write */
-    const char *cpu;              /* STOP_BUILD: "native" or an LLVM CPU name */
-    bool lib;                     /* STOP_BUILD: a library (NAME.o, NAME.h), not a trainer */
-    const char *checkpoint;       /* STOP_PREDICT, STOP_EVAL: the trained parameters */
-    const char *input;            /* STOP_PREDICT: the inputs; output: where to write */
-    const char *eval_data;        /* STOP_EVAL: the data declaration to evaluate on */
-} RunOptions;
-
-NnlResult driver_run(Nnl *nnl, const RunOptions *opt);
+/* The size of a float the model computes in: 8 with --float64 and for gradient checks. */
+static inline int driver_elem_size(const NnlRunOptions *opt)
+{
+    return opt->float64 ? 8 : 4;
+}
 
 /* ---- aot.c: standalone trainers (nnlc build) ----
  *
@@ -684,11 +666,11 @@ typedef struct {
 
 /* Writes the trainer opt->output for opt->cpu: the object file, a C file with the
  * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
-NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
+NnlResult aot_build(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 /* Writes the library opt->output + ".o" and ".h": the predict entry as NAME_nnl_predict
  * with runtime/nnlrt_embed.c around it (NAME_load, NAME_set_params, NAME_predict,
  * NAME_error), NAME the last component of opt->output. */
-NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in);
+NnlResult aot_build_lib(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 
 /* ---- context (nnl.c) ---- */
 
