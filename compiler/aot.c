@@ -311,10 +311,6 @@ static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *scr
     aot_buffers(b, m);
     if (m->n_metrics)
         aot_strings(b, "metric_names", m->metric_names, m->n_metrics, false);
-    int nkeys = 0;
-    while (sema_train_keys[nkeys])
-        nkeys++;
-    aot_strings(b, "train_keys", sema_train_keys, nkeys, true);
     aot_data(b, in);
     aot_cpu_check(b, cpu, features);
     StrBuf desc = {0};
@@ -333,7 +329,7 @@ static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *scr
     sb_printf(b, "    .data = data, .n_data = %d, .train_data = %d, .val_data = %d,\n",
               in->ndata, in->train_data, in->val_data);
     aot_config(b, in->config);
-    sb_printf(b, "    .train_keys = train_keys, .epochs_compiled = %s,\n"
+    sb_printf(b, "    .epochs_compiled = %s,\n"
               "    .missing_cpu_feature = missing_cpu_feature,\n};\n\n",
               aot_bool(in->spec->uses_epochs));
     sb_puts(b, "int main(int argc, char **argv)\n{\n"

@@ -365,18 +365,19 @@ static NnlrtModel driver_model(Nnl *nnl, const NnlRunOptions *opt, IrProgram *p,
     };
 }
 
-/* The train block's settings for the runtime, with the command line's files. */
+/* The train block's settings for the runtime, with the command line's. */
 static NnlrtTrainConfig driver_config(const NnlRunOptions *opt, const TrainSpec *spec)
 {
-    return (NnlrtTrainConfig){
-        .epochs = spec->epochs, .batch = spec->batch, .seed = spec->seed,
-        .shuffle = spec->shuffle, .log_path = opt->log ? opt->log : spec->log,
-        .log_every = spec->log_every, .init_path = opt->init, .dump_path = opt->dump_params,
-        .quiet = opt->quiet, .out = opt->out, .checkpoint_path = spec->checkpoint,
-        .checkpoint_every = spec->checkpoint_every,
-        .checkpoint_every_steps = spec->checkpoint_every_steps, .keep = spec->keep,
-        .resume_path = opt->resume, .plot_path = spec->plot, .verbose = opt->verbose,
-    };
+    NnlrtTrainConfig c = spec->config;
+    if (opt->log)
+        c.log_path = opt->log;
+    c.init_path = opt->init;
+    c.dump_path = opt->dump_params;
+    c.resume_path = opt->resume;
+    c.quiet = opt->quiet;
+    c.verbose = opt->verbose;
+    c.out = opt->out;
+    return c;
 }
 
 static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spec,
@@ -385,7 +386,7 @@ static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
     if (opt->mode == NNL_RUN_GRADCHECK)
-        return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
+        return nnlrt_gradcheck(&m, train, spec->config.seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
                                    spec->decl->src->path);
@@ -611,7 +612,7 @@ static bool driver_graph(Nnl *nnl, DriverRun *R, NnlResult *r)
     if (stop == STOP_SUMMARY) {
         int64_t n = R->data->n;
         summary_write(&R->dump, &R->spec, prog, &R->plan, R->forward,
-                      R->spec.batch ? R->spec.batch : n, n, driver_elem_size(opt));
+                      R->spec.config.batch ? R->spec.config.batch : n, n, driver_elem_size(opt));
     }
     return stop != STOP_KERNELS && stop != STOP_SUMMARY;
 }
@@ -626,8 +627,9 @@ static void driver_batches(DriverRun *R)
     const TrainSpec *spec = &R->spec;
     Plan *plan = &R->plan;
     int64_t n = R->data->n;
-    plan->max_batch = spec->batch ? spec->batch : n;
-    plan->max_batch_eval = !spec->validate ? plan->max_batch : spec->batch ? spec->batch : 1024;
+    int64_t batch = spec->config.batch;
+    plan->max_batch = batch ? batch : n;
+    plan->max_batch_eval = !spec->validate ? plan->max_batch : batch ? batch : 1024;
     if (opt->mode == NNL_RUN_GRADCHECK)
         plan->max_batch = plan->max_batch_eval = n < 8 ? n : 8;
     plan->predict = driver_stop(opt) == STOP_PREDICT || driver_stop(opt) == STOP_EVAL ||

@@ -111,7 +111,7 @@ Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv)
         return val_num(M_PI, at);
     case BV_EPOCHS:
         L->spec->uses_epochs = true;
-        return val_num((double)L->spec->epochs, at);
+        return val_num((double)L->spec->config.epochs, at);
     case BV_EPOCH:
     case BV_STEP:
         if (L->mode == MODE_OPT || L->mode == MODE_GLOBAL)
@@ -653,7 +653,7 @@ static Val lower_model(Lower *L, int64_t x_size)
     }
     DataSource *ds = L->spec->data;
     if (x_size >= 0 && shape_size(&in) != x_size) {
-        const AstNode *at = L->spec->key_at[KEY_DATA];
+        const AstNode *at = L->spec->key_at[NNLRT_TRAIN_DATA];
         lower_error(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "
              "value%s", m->name, f->name,
              shape_str(&L->nnl->arena, &(Shape){.rank = in.rank, .dim = {in.dim[0], in.dim[1],
@@ -723,7 +723,7 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
     }
     prog->target = ir_leaf(prog, OP_TARGET, shape_scalar(true));
     L.mode = MODE_OBJECTIVE;
-    Val target = val_tensor(prog->target, spec->key_at[KEY_DATA]);
+    Val target = val_tensor(prog->target, spec->key_at[NNLRT_TRAIN_DATA]);
     prog->loss = lower_objective(&L, spec->loss, out, target, "loss");
     if (!prog->loss)
         goto done;

@@ -1,18 +1,22 @@
 /* lower_train.c — the keys of a train declaration (and --set overrides) to a TrainSpec. */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "nnlc_int.h"
 
 /* ---- the train declaration ---- */
 
-static int train_key(const char *name)
-{
-    for (int k = 0; sema_train_keys[k]; k++)
-        if (strcmp(sema_train_keys[k], name) == 0)
-            return k;
-    return -1;
-}
+/* Where each key's value goes in a TrainSpec: the field its row names. */
+static const size_t train_field[NNLRT_TRAIN_KEY_COUNT] = {
+#define RUN_KEY(id, name, kind, least, def, what, flags, field) \
+    [NNLRT_TRAIN_##id] = offsetof(TrainSpec, config.field),
+#define MODEL_KEY(id, name, kind, least, def, what, flags, field) \
+    [NNLRT_TRAIN_##id] = offsetof(TrainSpec, field),
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+};
 
 /* NAME or NAME(args) of a declaration of one of the `kinds`. */
 static bool want_decl_ref(Lower *L, AstNode *x, const AstKind *kinds, int nkinds,
@@ -32,176 +36,165 @@ static bool want_decl_ref(Lower *L, AstNode *x, const AstKind *kinds, int nkinds
     return false;
 }
 
-static bool train_number(Lower *L, AstNode *x, int64_t lo, int64_t *out, const char *what)
+/* The value of a key that is an expression; V_NONE after reporting. */
+static Val train_eval(Lower *L, AstNode *x)
 {
     Env env = {0};
     Val v = lower_expr(L, &env, x);
     env_free(&env);
-    return val_ok(v) && lower_want_int(L, x, v, what, lo, out);
+    return v;
 }
 
-static bool train_key_value(Lower *L, TrainSpec *spec, int key, AstNode *x)
+static bool train_data(Lower *L, AstNode *x, DataSource **out)
 {
-    static const AstKind losses[] = {AST_LOSS, AST_FN};
+    Val v = train_eval(L, x);
+    if (val_ok(v) && v.kind != V_DATA) {
+        lower_error(L, x, "expected a data set (the name of a data declaration), found %s",
+                    val_desc(L, v));
+        return false;
+    }
+    if (val_ok(v))
+        *out = v.data;
+    return val_ok(v);
+}
+
+static bool train_metrics(Lower *L, TrainSpec *spec, const NnlrtTrainKey *k, AstNode *x)
+{
     static const AstKind metrics[] = {AST_METRIC, AST_LOSS, AST_FN};
-    static const AstKind optimizers[] = {AST_OPTIMIZER};
-    Env env = {0};
-    Val v;
-    int64_t n;
+    if (x->kind != AST_LIST) {
+        lower_error(L, x, "metrics is a list, like [accuracy]");
+        return false;
+    }
+    spec->nmetrics = x->args.len;
+    spec->metrics = x->args.items;
     bool good = true;
-    switch (key) {
-    case KEY_DATA:
-    case KEY_VALIDATE:
-        v = lower_expr(L, &env, x);
-        if (val_ok(v) && v.kind != V_DATA) {
-            lower_error(L, x, "expected a data set (the name of a data declaration), found %s",
-                 val_desc(L, v));
-            good = false;
-        } else if (val_ok(v)) {
-            *(key == KEY_DATA ? &spec->data : &spec->validate) = v.data;
-        }
-        good = good && val_ok(v);
-        break;
-    case KEY_LOSS:
-        good = want_decl_ref(L, x, losses, 2, "a loss");
-        spec->loss = x;
-        break;
-    case KEY_OPTIMIZER:
-        good = want_decl_ref(L, x, optimizers, 1, "an optimizer");
-        spec->optimizer = x;
-        break;
-    case KEY_METRICS:
-        if (x->kind != AST_LIST) {
-            lower_error(L, x, "metrics is a list, like [accuracy]");
-            good = false;
-            break;
-        }
-        spec->nmetrics = x->args.len;
-        spec->metrics = x->args.items;
-        for (int i = 0; i < x->args.len; i++)
-            good &= want_decl_ref(L, x->args.items[i], metrics, 3, "a metric or a loss");
-        break;
-    case KEY_EPOCHS:
-        good = train_number(L, x, 1, &spec->epochs, "epochs");
-        break;
-    case KEY_BATCH:
-        v = lower_expr(L, &env, x);
-        if (val_ok(v) && v.kind == V_ALL)
-            spec->batch = 0;
-        else
-            good = val_ok(v) && lower_want_int(L, x, v, "batch (or 'all')", 1, &spec->batch);
-        break;
-    case KEY_SEED:
-        good = train_number(L, x, 0, &n, "seed");
-        spec->seed = (uint64_t)n;
-        break;
-    case KEY_SHUFFLE:
-        v = lower_expr(L, &env, x);
-        if (val_ok(v) && v.kind == V_NUM)
-            spec->shuffle = v.num != 0;
-        else if (val_ok(v)) {
-            lower_error(L, x, "shuffle must be true or false");
-            good = false;
-        }
-        good = good && val_ok(v);
-        break;
-    case KEY_LOG:
-        v = lower_expr(L, &env, x);
-        good = val_ok(v) && lower_want_str(L, x, v, "log");
-        if (good)
-            spec->log = v.str;
-        break;
-    case KEY_LOG_EVERY:
-        good = train_number(L, x, 0, &spec->log_every, "log_every");
-        break;
-    case KEY_CHECKPOINT:
-        v = lower_expr(L, &env, x);
-        good = val_ok(v) && lower_want_str(L, x, v, "checkpoint");
-        if (good)
-            spec->checkpoint = v.str;
-        break;
-    case KEY_CHECKPOINT_EVERY:
-        good = train_number(L, x, 1, &spec->checkpoint_every, "checkpoint_every (epochs)");
-        break;
-    case KEY_CHECKPOINT_EVERY_STEPS:
-        good = train_number(L, x, 1, &spec->checkpoint_every_steps,
-                            "checkpoint_every_steps");
-        break;
-    case KEY_KEEP:
-        good = train_number(L, x, 1, &spec->keep, "keep");
-        break;
-    case KEY_PLOT:
-        v = lower_expr(L, &env, x);
-        good = val_ok(v) && lower_want_str(L, x, v, "plot");
-        if (good)
-            spec->plot = v.str;
-        break;
-    case KEY_CLIP_NORM:
-    case KEY_CLIP_VALUE:
-    case KEY_L1:
-    case KEY_L2: {
-        v = lower_expr(L, &env, x);
-        bool clip = key == KEY_CLIP_NORM || key == KEY_CLIP_VALUE;
-        if (val_ok(v) && (v.kind != V_NUM || !(clip ? v.num > 0 : v.num >= 0) || !isfinite(v.num))) {
-            lower_error(L, x, "%s must be a %s number, not %s", sema_train_keys[key],
-                 clip ? "positive" : "non-negative", val_desc(L, v));
-            good = false;
-        }
-        good = good && val_ok(v);
-        if (good)
-            *(key == KEY_CLIP_NORM ? &spec->clip_norm : key == KEY_CLIP_VALUE ? &spec->clip_value
-              : key == KEY_L1 ? &spec->l1 : &spec->l2) = v.num;
-        break;
-    }
-    }
-    env_free(&env);
+    for (int i = 0; i < x->args.len; i++)
+        good &= want_decl_ref(L, x->args.items[i], metrics, 3, k->what);
     return good;
 }
 
-NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec)
+/* A whole number: INT, BATCH (with 'all': 0) or SEED. */
+static bool train_whole(Lower *L, const NnlrtTrainKey *k, AstNode *x, void *field)
 {
-    int before = nnl->nerrors;
-    *spec = (TrainSpec){.decl = train, .epochs = 1, .batch = 32, .shuffle = true};
-    spec->model = sema_lookup(nnl, train->name);
-    Lower L = {.nnl = nnl, .spec = spec, .mode = MODE_GLOBAL, .last_matrix = -1};
-    IrProgram scratch = {.arena = &nnl->arena};
-    L.p = &scratch;
-    AstNode *chosen[KEY_COUNT] = {0};
+    Val v = train_eval(L, x);
+    int64_t n;
+    if (val_ok(v) && k->kind == NNLRT_KEY_BATCH && v.kind == V_ALL) {
+        *(int64_t *)field = 0;
+        return true;
+    }
+    if (!val_ok(v) || !lower_want_int(L, x, v, k->what, k->least, &n))
+        return false;
+    if (k->kind == NNLRT_KEY_SEED)
+        *(uint64_t *)field = (uint64_t)n;
+    else
+        *(int64_t *)field = n;
+    return true;
+}
+
+/* POSITIVE or NONNEGATIVE: a number. */
+static bool train_real(Lower *L, const NnlrtTrainKey *k, AstNode *x, double *field)
+{
+    Val v = train_eval(L, x);
+    bool positive = k->kind == NNLRT_KEY_POSITIVE;
+    if (val_ok(v) && (v.kind != V_NUM || !(positive ? v.num > 0 : v.num >= 0) ||
+                      !isfinite(v.num))) {
+        lower_error(L, x, "%s must be a %s number, not %s", k->what,
+                    positive ? "positive" : "non-negative", val_desc(L, v));
+        return false;
+    }
+    if (val_ok(v))
+        *field = v.num;
+    return val_ok(v);
+}
+
+/* The value of `key`, checked as its kind says, into its field of `spec`. */
+static bool train_key_value(Lower *L, TrainSpec *spec, int key, AstNode *x)
+{
+    static const AstKind losses[] = {AST_LOSS, AST_FN};
+    static const AstKind optimizers[] = {AST_OPTIMIZER};
+    const NnlrtTrainKey *k = &nnlrt_train_keys[key];
+    void *field = (char *)spec + train_field[key];
+    Val v;
+    switch (k->kind) {
+    case NNLRT_KEY_DATA:
+        return train_data(L, x, field);
+    case NNLRT_KEY_LOSS:
+    case NNLRT_KEY_OPTIMIZER:
+        *(AstNode **)field = x;
+        return k->kind == NNLRT_KEY_LOSS ? want_decl_ref(L, x, losses, 2, k->what)
+                                         : want_decl_ref(L, x, optimizers, 1, k->what);
+    case NNLRT_KEY_METRICS:
+        return train_metrics(L, spec, k, x);
+    case NNLRT_KEY_INT:
+    case NNLRT_KEY_BATCH:
+    case NNLRT_KEY_SEED:
+        return train_whole(L, k, x, field);
+    case NNLRT_KEY_BOOL:
+        v = train_eval(L, x);
+        if (val_ok(v) && v.kind != V_NUM) {
+            lower_error(L, x, "%s must be true or false", k->what);
+            return false;
+        }
+        if (val_ok(v))
+            *(bool *)field = v.num != 0;
+        return val_ok(v);
+    case NNLRT_KEY_PATH:
+        v = train_eval(L, x);
+        if (!val_ok(v) || !lower_want_str(L, x, v, k->what))
+            return false;
+        *(const char **)field = v.str;
+        return true;
+    case NNLRT_KEY_POSITIVE:
+    case NNLRT_KEY_NONNEGATIVE:
+        return train_real(L, k, x, field);
+    }
+    return false;
+}
+
+/* The statement setting each key: the train block's, then --set's (which win). */
+static void train_chosen(Nnl *nnl, AstNode *train, AstList *overrides, AstNode **chosen)
+{
     for (int i = 0; i < train->body.len; i++) {
-        int k = train_key(train->body.items[i]->name);
+        int k = nnlrt_train_key(train->body.items[i]->name);
         if (k >= 0)
             chosen[k] = train->body.items[i];
     }
     for (int i = 0; overrides && i < overrides->len; i++) {
         AstNode *s = overrides->items[i];
-        int k = train_key(s->name);
+        int k = nnlrt_train_key(s->name);
         if (k < 0) {
-            const char *sug = sema_suggest(s->name, sema_train_keys, KEY_COUNT);
+            const char *sug = sema_suggest(s->name, sema_train_keys, NNLRT_TRAIN_KEY_COUNT);
             diag_error(nnl, s->src, s->off, "unknown train key '%s'%s%s%s", s->name,
                        sug ? "; did you mean '" : "", sug ? sug : "", sug ? "'?" : "");
             continue;
         }
         chosen[k] = s;
     }
-    /* epochs first: hyper-parameters may use it */
-    static const int order[] = {KEY_EPOCHS, KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER,
-                                KEY_BATCH, KEY_SEED, KEY_SHUFFLE, KEY_METRICS, KEY_LOG,
-                                KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE, KEY_L1, KEY_L2,
-                                KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY,
-                                KEY_CHECKPOINT_EVERY_STEPS, KEY_KEEP, KEY_PLOT};
-    for (size_t i = 0; i < NNL_COUNTOF(order); i++) {
-        int k = order[i];
-        if (chosen[k]) {
+}
+
+NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec)
+{
+    int before = nnl->nerrors;
+    *spec = (TrainSpec){.decl = train};
+    nnlrt_train_defaults(&spec->config);
+    spec->model = sema_lookup(nnl, train->name);
+    Lower L = {.nnl = nnl, .spec = spec, .mode = MODE_GLOBAL, .last_matrix = -1};
+    IrProgram scratch = {.arena = &nnl->arena};
+    L.p = &scratch;
+    AstNode *chosen[NNLRT_TRAIN_KEY_COUNT] = {0};
+    train_chosen(nnl, train, overrides, chosen);
+    /* epochs first: hyper-parameters may use it; then in the table's order */
+    for (int i = -1; i < NNLRT_TRAIN_KEY_COUNT; i++) {
+        int k = i < 0 ? NNLRT_TRAIN_EPOCHS : i;
+        if (chosen[k] && (i < 0 || k != NNLRT_TRAIN_EPOCHS)) {
             spec->key_at[k] = chosen[k];
             train_key_value(&L, spec, k, chosen[k]->rhs);
         }
     }
-    static const char *const required[] = {"data", "loss", "optimizer"};
-    static const int required_keys[] = {KEY_DATA, KEY_LOSS, KEY_OPTIMIZER};
-    for (int i = 0; i < 3; i++)
-        if (!chosen[required_keys[i]])
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++)
+        if ((nnlrt_train_keys[k].flags & NNLRT_KEY_REQUIRED) && !chosen[k])
             diag_error(nnl, train->src, train->off, "train '%s' needs '%s = ...'", train->name,
-                       required[i]);
+                       nnlrt_train_keys[k].name);
     if (nnl->nerrors == before && (!spec->data || !spec->loss || !spec->optimizer))
         diag_error(nnl, train->src, train->off, "internal error: train '%s' is incomplete "
                    "without a reported error", train->name);

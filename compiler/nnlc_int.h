@@ -383,7 +383,7 @@ BuiltinValue sema_builtin_value(const char *name);
 NnlResult sema_check(Nnl *nnl);
 /* The declaration a global name refers to, or NULL. */
 AstNode *sema_lookup(Nnl *nnl, const char *name);
-/* The train keys nnlc knows, NULL-terminated. */
+/* The names of the train keys (runtime/train_keys.def), NULL-terminated. */
 extern const char *const sema_train_keys[];
 /* The closest of `n` candidate names to `name`, or NULL if none is close. */
 const char *sema_suggest(const char *name, const char *const *candidates, int n);
@@ -418,7 +418,8 @@ struct DataSource {
     int part;                  /* 0: the first part, 1: the rest */
 };
 
-/* The evaluated train declaration (and --set overrides). */
+/* The evaluated train declaration (and --set overrides): each key's value in the field
+ * its row of runtime/train_keys.def names. */
 typedef struct {
     AstNode *decl;             /* the train declaration */
     AstNode *model;
@@ -427,17 +428,10 @@ typedef struct {
     AstNode *optimizer;        /* NAME or CALL of an optimizer */
     AstNode **metrics;         /* NAMEs or CALLs of metrics or losses */
     int nmetrics;
-    int64_t epochs, batch;     /* batch 0: all */
-    uint64_t seed;
-    bool shuffle;
-    const char *log;
-    int64_t log_every;
-    bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
     double clip_norm, clip_value, l1, l2;  /* 0: off */
-    const char *checkpoint;    /* checkpoint file, or NULL */
-    int64_t checkpoint_every, checkpoint_every_steps, keep;
-    const char *plot;          /* the SVG of the log's curves, written at the end, or NULL */
-    const AstNode *key_at[24]; /* where each key was set, for messages */
+    NnlrtTrainConfig config;   /* the run's settings (epochs, batch, ..., plot) */
+    bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
+    const AstNode *key_at[NNLRT_TRAIN_KEY_COUNT]; /* where each key was set, for messages */
 } TrainSpec;
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
@@ -527,12 +521,6 @@ void lower_error(Lower *L, const AstNode *at, const char *fmt, ...) NNL_PRINTF(3
 bool lower_want_tensor(Lower *L, AstNode *at, Val v, const char *what);
 bool lower_want_int(Lower *L, AstNode *at, Val v, const char *what, int64_t lo, int64_t *out);
 bool lower_want_str(Lower *L, AstNode *at, Val v, const char *what);
-
-/* the train keys, in sema_train_keys' order */
-enum { KEY_DATA, KEY_VALIDATE, KEY_LOSS, KEY_OPTIMIZER, KEY_EPOCHS, KEY_BATCH, KEY_SEED,
-       KEY_SHUFFLE, KEY_METRICS, KEY_LOG, KEY_LOG_EVERY, KEY_CLIP_NORM, KEY_CLIP_VALUE,
-       KEY_L1, KEY_L2, KEY_CHECKPOINT, KEY_CHECKPOINT_EVERY, KEY_CHECKPOINT_EVERY_STEPS,
-       KEY_KEEP, KEY_PLOT, KEY_COUNT };
 
 /* lower.c */
 Val lower_expr(Lower *L, Env *e, AstNode *x);

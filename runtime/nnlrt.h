@@ -385,6 +385,48 @@ typedef struct {
                                      * the rows are kept in memory for it; NULL: none */
 } NnlrtTrainConfig;
 
+/* The keys of a train block (train_keys.def, train_keys.c): nnlc checks and evaluates
+ * them, and a trainer's --set changes the settable ones, from this one table. */
+typedef enum {
+    NNLRT_KEY_INT,         /* a whole number of at least `least` (int64_t) */
+    NNLRT_KEY_BATCH,       /* a whole number of at least `least`, or all: 0 (int64_t) */
+    NNLRT_KEY_SEED,        /* a whole number of at least 0 (uint64_t) */
+    NNLRT_KEY_BOOL,        /* true or false (bool) */
+    NNLRT_KEY_PATH,        /* a file (a string) */
+    NNLRT_KEY_POSITIVE,    /* a number above 0 (double) */
+    NNLRT_KEY_NONNEGATIVE, /* a number of at least 0 (double) */
+    NNLRT_KEY_DATA,        /* the name of a data declaration */
+    NNLRT_KEY_LOSS,        /* a loss or fn, by name or called with options */
+    NNLRT_KEY_OPTIMIZER,   /* an optimizer, by name or called with options */
+    NNLRT_KEY_METRICS,     /* a list of metrics, losses or fns */
+} NnlrtKeyKind;
+
+enum { NNLRT_KEY_REQUIRED = 1, NNLRT_KEY_SETTABLE = 2 };
+
+typedef enum {
+#define RUN_KEY(id, ...) NNLRT_TRAIN_##id,
+#define MODEL_KEY(id, ...) NNLRT_TRAIN_##id,
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+    NNLRT_TRAIN_KEY_COUNT
+} NnlrtTrainKeyId;
+
+typedef struct {
+    const char *name;
+    NnlrtKeyKind kind;
+    int64_t least, def;       /* the least whole number; the default (train_keys.def) */
+    const char *what;         /* the key as messages name it */
+    int flags;                /* NNLRT_KEY_REQUIRED, NNLRT_KEY_SETTABLE */
+    int offset;               /* of its field in NnlrtTrainConfig; -1: compiled in */
+} NnlrtTrainKey;
+
+extern const NnlrtTrainKey nnlrt_train_keys[NNLRT_TRAIN_KEY_COUNT];
+/* The NnlrtTrainKeyId of `name`, or -1. */
+int nnlrt_train_key(const char *name);
+/* Every setting of the run to its default (the others untouched). */
+void nnlrt_train_defaults(NnlrtTrainConfig *c);
+
 /* Per-epoch results, for callers and tests. */
 typedef struct {
     double loss;              /* mean training loss over the epoch's samples */
@@ -442,7 +484,6 @@ typedef struct {
     int n_data;
     int train_data, val_data;     /* indices in data; val_data -1: no validation */
     NnlrtTrainConfig config;      /* the train block's settings; out NULL: stdout */
-    const char *const *train_keys; /* every train key of the language, NULL-terminated */
     bool epochs_compiled;         /* hyper-parameters use `epochs`: it cannot change */
     /* The first CPU feature the code needs that this machine lacks, or NULL. */
     const char *(*missing_cpu_feature)(void);

@@ -27,9 +27,6 @@ typedef struct {
     bool help, version;
 } TrainerArgs;
 
-static const char *const trainer_settable[] = {"epochs", "batch", "seed", "shuffle", "log",
-                                               "log_every", "plot", NULL};
-
 static int trainer_usage(const char *fmt, const char *arg)
 {
     fprintf(stderr, "%s: error: ", nnlrt_program_name());
@@ -229,14 +226,6 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
 
 /* ---- --set ---- */
 
-static bool trainer_in(const char *const *list, const char *s)
-{
-    for (int i = 0; list && list[i]; i++)
-        if (strcmp(list[i], s) == 0)
-            return true;
-    return false;
-}
-
 static bool trainer_set_error(const char *key, const char *value, const char *fmt)
 {
     char msg[512];
@@ -278,54 +267,52 @@ static const char *trainer_unquote(char *value)
     return value;
 }
 
+/* KEY=VALUE for a key the table (train_keys.def) marks settable, checked by its kind. */
 static bool trainer_set_key(TrainerArgs *a, const char *key, char *value)
 {
-    NnlrtTrainConfig *c = &a->cfg;
-    const NnlrtProgram *p = a->p;
-    int64_t n;
-    if (!trainer_in(trainer_settable, key)) {
-        if (!trainer_in(p->train_keys, key))
-            return trainer_set_error(key, value, "unknown train key '%s'");
+    int id = nnlrt_train_key(key);
+    if (id < 0)
+        return trainer_set_error(key, value, "unknown train key '%s'");
+    const NnlrtTrainKey *k = &nnlrt_train_keys[id];
+    if (!(k->flags & NNLRT_KEY_SETTABLE))
         return trainer_set_error(key, value, "'%s' is compiled into the trainer: change it in "
                                  "the script (or with nnlc build --set) and run 'nnlc build' "
                                  "again");
-    }
-    if (strcmp(key, "epochs") == 0) {
-        if (p->epochs_compiled)
-            return trainer_set_error(key, value, "the script's hyper-parameters use '%s', so "
-                                     "it is compiled into the trainer: run 'nnlc build --set "
-                                     "epochs=N' instead");
-        return trainer_set_number(key, value, 1, &c->epochs);
-    }
-    if (strcmp(key, "batch") == 0) {
+    if (id == NNLRT_TRAIN_EPOCHS && a->p->epochs_compiled)
+        return trainer_set_error(key, value, "the script's hyper-parameters use '%s', so "
+                                 "it is compiled into the trainer: run 'nnlc build --set "
+                                 "epochs=N' instead");
+    void *field = (char *)&a->cfg + k->offset;
+    int64_t n;
+    switch (k->kind) {
+    case NNLRT_KEY_BATCH:
         if (strcmp(value, "all") == 0) {
-            c->batch = 0;
+            *(int64_t *)field = 0;
             return true;
         }
-        if (trainer_int(value, 1, &c->batch))
+        if (trainer_int(value, k->least, field))
             return true;
         return trainer_set_error(key, value, "%s must be a whole number, at least 1, or all");
-    }
-    if (strcmp(key, "seed") == 0) {
-        if (!trainer_set_number(key, value, 0, &n))
+    case NNLRT_KEY_SEED:
+        if (!trainer_set_number(key, value, k->least, &n))
             return false;
-        c->seed = (uint64_t)n;
+        *(uint64_t *)field = (uint64_t)n;
         return true;
-    }
-    if (strcmp(key, "shuffle") == 0) {
+    case NNLRT_KEY_BOOL:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
             return trainer_set_error(key, value, "%s must be true or false");
-        c->shuffle = strcmp(value, "true") == 0;
+        *(bool *)field = strcmp(value, "true") == 0;
         return true;
-    }
-    if (strcmp(key, "log") == 0 || strcmp(key, "plot") == 0) {
+    case NNLRT_KEY_PATH: {
         const char *path = trainer_unquote(value);
         if (!*path)
             return trainer_set_error(key, value, "%s must name a file");
-        *(key[0] == 'l' ? &c->log_path : &c->plot_path) = path;
+        *(const char **)field = path;
         return true;
     }
-    return trainer_set_number(key, value, 0, &c->log_every);
+    default: /* NNLRT_KEY_INT: the kinds a run's settings have */
+        return trainer_set_number(key, value, k->least, field);
+    }
 }
 
 /* Trims blanks in place. */
