@@ -32,7 +32,7 @@ static StopAt driver_stop(const NnlRunOptions *opt)
  * and validation sets and those they are split from, each once, parents first. The
  * driver finds the files itself, so that a missing one is reported at the declaration. */
 typedef struct {
-    DataSource **src;     /* by spec */
+    const ScriptData **src; /* by spec */
     NnlrtDataSpec *specs;
     bool *failed;         /* a file of the spec could not be found (reported once) */
     int n;
@@ -40,11 +40,11 @@ typedef struct {
     NnlrtData data;
 } DriverData;
 
-static const DataSource *driver_root(const DataSource *ds)
+static const ScriptData *driver_root(const ScriptData *sd)
 {
-    while (ds->kind == DS_SPLIT)
-        ds = ds->parent;
-    return ds;
+    while (sd->parent)
+        sd = sd->parent;
+    return sd;
 }
 
 /* The script's directory, absolute, so that a trainer finds the files wherever it runs. */
@@ -58,29 +58,22 @@ static const char *driver_abs_dir(Nnl *nnl, const char *dir)
     return copy;
 }
 
-static NnlrtDataSpec driver_spec(Nnl *nnl, const DataSource *ds, int parent)
+/* The spec as the runtime reads it: its parent's index, the script's directory absolute. */
+static NnlrtDataSpec driver_spec(Nnl *nnl, const ScriptData *sd, int parent)
 {
-    static const NnlrtDataKind kinds[] = {[DS_CSV] = NNLRT_DATA_CSV, [DS_SPLIT] = NNLRT_DATA_SPLIT,
-                                          [DS_IDX] = NNLRT_DATA_IDX, [DS_NPY] = NNLRT_DATA_NPY};
-    NnlrtDataSpec s = {
-        .name = ds->name, .kind = kinds[ds->kind], .path = ds->path, .path2 = ds->path2,
-        .scale = ds->scale, .target = ds->target_name, .target_index = ds->target_index,
-        .features = ds->features, .feature_names = (const char *const *)ds->feature_names,
-        .n_features = ds->nfeatures, .header = ds->header, .delimiter = ds->delimiter,
-        .standardize = ds->standardize, .parent = parent, .fraction = ds->fraction,
-        .seed = ds->seed, .part = ds->part,
-    };
-    if (ds->kind != DS_SPLIT)
-        s.script_dir = driver_abs_dir(nnl, ds->script_dir);
+    NnlrtDataSpec s = sd->spec;
+    s.parent = parent;
+    if (s.kind != NNLRT_DATA_SPLIT)
+        s.script_dir = driver_abs_dir(nnl, s.script_dir);
     return s;
 }
 
-static int driver_add_data(Nnl *nnl, DriverData *dd, DataSource *ds)
+static int driver_add_data(Nnl *nnl, DriverData *dd, const ScriptData *ds)
 {
     for (int i = 0; i < dd->n; i++)
         if (dd->src[i] == ds)
             return i;
-    int parent = ds->kind == DS_SPLIT ? driver_add_data(nnl, dd, ds->parent) : -1;
+    int parent = ds->parent ? driver_add_data(nnl, dd, ds->parent) : -1;
     size_t n = (size_t)dd->n + 1;
     dd->src = nnl_realloc(dd->src, n * sizeof *dd->src);
     dd->specs = nnl_realloc(dd->specs, n * sizeof *dd->specs);
@@ -110,19 +103,20 @@ static void driver_data_free(DriverData *dd)
 
 /* A data file named in a script, found next to it, along NNL_DATA_PATH or in
  * /usr/share/datasets; NULL after reporting where it was looked for. */
-static const char *driver_find(Nnl *nnl, const DataSource *ds, const char *name)
+static const char *driver_find(Nnl *nnl, const ScriptData *sd, const char *name)
 {
+    const char *dir = sd->spec.script_dir;
     char buf[4096];
-    const char *found = nnlrt_find_data(name, ds->script_dir, buf, sizeof buf);
+    const char *found = nnlrt_find_data(name, dir, buf, sizeof buf);
     if (found)
         return arena_strndup(&nnl->arena, found, strlen(found));
     char places[2048];
-    diag_error(nnl, ds->src, ds->off, "cannot find the data file '%s' (looked in: %s)", name,
-               nnlrt_data_places(name, ds->script_dir, places, sizeof places));
+    diag_error(nnl, sd->src, sd->off, "cannot find the data file '%s' (looked in: %s)", name,
+               nnlrt_data_places(name, dir, places, sizeof places));
     return NULL;
 }
 
-static int driver_index(const DriverData *dd, const DataSource *ds)
+static int driver_index(const DriverData *dd, const ScriptData *ds)
 {
     for (int i = 0; i < dd->n; i++)
         if (dd->src[i] == ds)
@@ -133,13 +127,14 @@ static int driver_index(const DriverData *dd, const DataSource *ds)
 /* The files of data set i's root, found once; false after reporting. */
 static bool driver_find_files(Nnl *nnl, DriverData *dd, int i)
 {
-    const DataSource *ds = driver_root(dd->src[i]);
-    int r = driver_index(dd, ds);
+    const ScriptData *root = driver_root(dd->src[i]);
+    const NnlrtDataSpec *ds = &root->spec;
+    int r = driver_index(dd, root);
     if (dd->failed[r])
         return false;
     if (!dd->data.files[2 * r]) {
-        const char *a = driver_find(nnl, ds, ds->path);
-        const char *b = a && ds->path2 ? driver_find(nnl, ds, ds->path2) : NULL;
+        const char *a = driver_find(nnl, root, ds->path);
+        const char *b = a && ds->path2 ? driver_find(nnl, root, ds->path2) : NULL;
         dd->failed[r] = !a || (ds->path2 && !b);
         dd->data.files[2 * r] = a;
         dd->data.files[2 * r + 1] = b;
@@ -157,11 +152,12 @@ static NnlrtDataset *driver_load(Nnl *nnl, DriverData *dd, int i)
         nnl->nerrors++; /* the runtime has reported it */
         return NULL;
     }
-    const DataSource *ds = dd->src[i];
-    if (ds->kind == DS_SPLIT && out->n == 0) {
-        diag_error(nnl, ds->src, ds->off, "split leaves no samples in part %d of '%s' "
+    const ScriptData *sd = dd->src[i];
+    const NnlrtDataSpec *ds = &sd->spec;
+    if (ds->kind == NNLRT_DATA_SPLIT && out->n == 0) {
+        diag_error(nnl, sd->src, sd->off, "split leaves no samples in part %d of '%s' "
                    "(%lld samples in all)", ds->part + 1, ds->name ? ds->name : "?",
-                   (long long)dd->data.sets[driver_index(dd, ds->parent)]->n);
+                   (long long)dd->data.sets[driver_index(dd, sd->parent)]->n);
         return NULL;
     }
     return out;
@@ -178,7 +174,7 @@ static bool driver_load_data(Nnl *nnl, DriverData *dd, const TrainSpec *spec,
         return false;
     if (v && v->x_size != t->x_size) {
         diag_error(nnl, spec->validate->src, spec->validate->off, "validation data '%s' has "
-                   "%lld inputs per sample, the training data %lld", spec->validate->name,
+                   "%lld inputs per sample, the training data %lld", spec->validate->spec.name,
                    (long long)v->x_size, (long long)t->x_size);
         return false;
     }
@@ -442,7 +438,7 @@ static NnlResult driver_infer(Nnl *nnl, const NnlRunOptions *opt, const TrainSpe
         nnlrt_evaluate(&m, params, ds, plan->max_batch_eval, means, confusion);
         if (!opt->quiet)
             fprintf(opt->out, "nnlc: %s evaluated on '%s' (%lld samples) with %s\n",
-                    spec->model->name, val ? spec->validate->name : spec->data->name,
+                    spec->model->name, val ? spec->validate->spec.name : spec->data->spec.name,
                     (long long)ds->n, opt->checkpoint);
         driver_report(opt->out, &m, means, confusion);
         nnl_dealloc(means);
@@ -459,9 +455,9 @@ static bool driver_lib_inputs(Nnl *nnl, DriverData *dd, AotInput *lib)
     const NnlrtDataset *t = driver_load(nnl, dd, dd->train);
     if (!t)
         return false;
-    const DataSource *root = driver_root(dd->src[dd->train]);
+    const ScriptData *root = driver_root(dd->src[dd->train]);
     lib->x_scale = t->x_scale;
-    if (!root->standardize)
+    if (!root->spec.standardize)
         return true;
     double *mean = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);
     double *sd = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);

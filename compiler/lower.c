@@ -651,7 +651,7 @@ static Val lower_model(Lower *L, int64_t x_size)
         if (!val_ok(d) || !lower_want_int(L, f->shape.items[i], d, "an input size", 1, &in.dim[i]))
             return val_err();
     }
-    DataSource *ds = L->spec->data;
+    const NnlrtDataSpec *ds = &L->spec->data->spec;
     if (x_size >= 0 && shape_size(&in) != x_size) {
         const AstNode *at = L->spec->key_at[NNLRT_TRAIN_DATA];
         lower_error(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "

@@ -18,10 +18,11 @@ static const char *script_dir(Lower *L, Source *src)
 static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
 {
     Arena *ar = &L->nnl->arena;
-    DataSource *ds = arena_alloc(ar, sizeof *ds);
-    ds->kind = DS_CSV;
-    ds->src = call->src;
-    ds->off = call->off;
+    ScriptData *sd = arena_alloc(ar, sizeof *sd);
+    sd->src = call->src;
+    sd->off = call->off;
+    NnlrtDataSpec *ds = &sd->spec;
+    ds->kind = NNLRT_DATA_CSV;
     ds->header = true;
     ds->delimiter = ',';
     ds->target_index = -1;
@@ -31,7 +32,7 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
     ds->script_dir = script_dir(L, call->src);
     if (given[1]) {
         if (a[1].kind == V_STR)
-            ds->target_name = a[1].str;
+            ds->target = a[1].str;
         else if (a[1].kind == V_NUM && a[1].num == floor(a[1].num) && a[1].num >= 0)
             ds->target_index = (long)a[1].num;
         else {
@@ -45,25 +46,25 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
             lower_error(L, call, "features must be a non-empty list of column names or numbers");
             return val_err();
         }
-        ds->nfeatures = a[2].n;
-        ds->features = arena_alloc(ar, sizeof(long) * (size_t)a[2].n);
-        ds->feature_names = arena_alloc(ar, sizeof(char *) * (size_t)a[2].n);
+        long *numbers = arena_alloc(ar, sizeof(long) * (size_t)a[2].n);
+        const char **names_of = arena_alloc(ar, sizeof(char *) * (size_t)a[2].n);
+        ds->n_features = a[2].n;
         bool names = a[2].items[0].kind == V_STR;
         for (int i = 0; i < a[2].n; i++) {
             Val f = a[2].items[i];
             if (names && f.kind == V_STR) {
-                ds->feature_names[i] = f.str;
+                names_of[i] = f.str;
             } else if (!names && f.kind == V_NUM && f.num == floor(f.num) && f.num >= 0) {
-                ds->features[i] = (long)f.num;
+                numbers[i] = (long)f.num;
             } else {
                 lower_error(L, call, "features must be all column names or all column numbers");
                 return val_err();
             }
         }
         if (names)
-            ds->features = NULL;
+            ds->feature_names = names_of;
         else
-            ds->feature_names = NULL;
+            ds->features = numbers;
     }
     if (given[3]) {
         if (a[3].kind != V_NUM) {
@@ -88,7 +89,7 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
         }
         ds->standardize = a[5].num != 0;
     }
-    return (Val){.kind = V_DATA, .data = ds, .src = call->src, .off = call->off};
+    return (Val){.kind = V_DATA, .data = sd, .src = call->src, .off = call->off};
 }
 
 /* idx(images, labels, scale = 1) and npy(x, y, scale = 1) */
@@ -105,11 +106,11 @@ static Val lower_file_pair(Lower *L, AstNode *call, Builtin b, Val *a, bool *giv
         }
         scale = a[2].num;
     }
-    DataSource *ds = arena_alloc(&L->nnl->arena, sizeof *ds);
-    *ds = (DataSource){.kind = b == BI_IDX ? DS_IDX : DS_NPY, .src = call->src,
-                       .off = call->off, .path = a[0].str, .path2 = a[1].str,
-                       .script_dir = script_dir(L, call->src), .scale = scale};
-    return (Val){.kind = V_DATA, .data = ds, .src = call->src, .off = call->off};
+    ScriptData *sd = arena_alloc(&L->nnl->arena, sizeof *sd);
+    *sd = (ScriptData){.src = call->src, .off = call->off, .spec = {
+        .kind = b == BI_IDX ? NNLRT_DATA_IDX : NNLRT_DATA_NPY, .path = a[0].str,
+        .path2 = a[1].str, .script_dir = script_dir(L, call->src), .scale = scale}};
+    return (Val){.kind = V_DATA, .data = sd, .src = call->src, .off = call->off};
 }
 
 Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
@@ -137,11 +138,10 @@ Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
     Val pair = {.kind = V_LIST, .n = 2, .src = call->src, .off = call->off};
     pair.items = arena_alloc(&L->nnl->arena, sizeof(Val) * 2);
     for (int i = 0; i < 2; i++) {
-        DataSource *ds = arena_alloc(&L->nnl->arena, sizeof *ds);
-        *ds = (DataSource){.kind = DS_SPLIT, .src = call->src, .off = call->off,
-                           .parent = a[0].data, .fraction = a[1].num, .seed = (uint64_t)seed,
-                           .part = i};
-        pair.items[i] = (Val){.kind = V_DATA, .data = ds, .src = call->src, .off = call->off};
+        ScriptData *sd = arena_alloc(&L->nnl->arena, sizeof *sd);
+        *sd = (ScriptData){.src = call->src, .off = call->off, .parent = a[0].data, .spec = {
+            .kind = NNLRT_DATA_SPLIT, .fraction = a[1].num, .seed = (uint64_t)seed, .part = i}};
+        pair.items[i] = (Val){.kind = V_DATA, .data = sd, .src = call->src, .off = call->off};
     }
     return pair;
 }
@@ -150,7 +150,7 @@ Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 Val lower_data_decl(Lower *L, AstNode *decl, const char *name)
 {
     for (int i = 0; i < L->ndata_cache; i++)
-        if (strcmp(L->data_cache_keys[i]->name, name) == 0)
+        if (strcmp(L->data_cache_keys[i]->spec.name, name) == 0)
             return (Val){.kind = V_DATA, .data = L->data_cache_keys[i]};
     Mode saved = L->mode;
     L->mode = MODE_GLOBAL;
@@ -177,12 +177,12 @@ Val lower_data_decl(Lower *L, AstNode *decl, const char *name)
     }
     Val result = val_err();
     for (int i = 0; i < n; i++) {
-        DataSource *ds = n == 1 ? v.data : v.items[i].data;
-        ds->name = decl->names.items[i]->name;
+        ScriptData *ds = n == 1 ? v.data : v.items[i].data;
+        ds->spec.name = decl->names.items[i]->name;
         L->data_cache_keys = nnl_realloc(L->data_cache_keys,
-                                         sizeof(DataSource *) * (size_t)(L->ndata_cache + 1));
+                                         sizeof(ScriptData *) * (size_t)(L->ndata_cache + 1));
         L->data_cache_keys[L->ndata_cache++] = ds;
-        if (strcmp(ds->name, name) == 0)
+        if (strcmp(ds->spec.name, name) == 0)
             result = (Val){.kind = V_DATA, .data = ds, .src = decl->src, .off = decl->off};
     }
     return result;

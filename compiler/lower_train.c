@@ -45,7 +45,7 @@ static Val train_eval(Lower *L, AstNode *x)
     return v;
 }
 
-static bool train_data(Lower *L, AstNode *x, DataSource **out)
+static bool train_data(Lower *L, AstNode *x, ScriptData **out)
 {
     Val v = train_eval(L, x);
     if (val_ok(v) && v.kind != V_DATA) {

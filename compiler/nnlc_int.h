@@ -392,30 +392,16 @@ const char *sema_suggest(const char *name, const char *const *candidates, int n)
 
 #include "nnlrt.h"
 
-/* A data source as the script describes it; driver.c loads it. */
-typedef struct DataSource DataSource;
-struct DataSource {
-    enum { DS_CSV, DS_SPLIT, DS_IDX, DS_NPY } kind;
-    const char *name;          /* the data declaration's name */
-    Source *src;               /* where it is declared */
+/* A data set a script declares: the runtime's description of it, and where it is
+ * declared, for messages. Lowering fills in the spec but for `parent` (an index into the
+ * driver's list, which also makes script_dir absolute); a split part's source is `parent`
+ * here. */
+typedef struct ScriptData ScriptData;
+struct ScriptData {
+    NnlrtDataSpec spec;
+    const ScriptData *parent;  /* split(...): the data set it divides */
+    Source *src;               /* the call that describes it */
     uint32_t off;
-    /* files: csv(path), idx(images, labels), npy(x, y); found by nnlrt_find_data */
-    const char *path;
-    const char *path2;
-    const char *script_dir;    /* NULL: the current directory */
-    double scale;              /* idx, npy: inputs are multiplied by it */
-    const char *target_name;
-    long target_index;
-    long *features;
-    const char **feature_names;
-    int nfeatures;
-    bool header, standardize;
-    char delimiter;
-    /* split(...) */
-    DataSource *parent;
-    double fraction;
-    uint64_t seed;
-    int part;                  /* 0: the first part, 1: the rest */
 };
 
 /* The evaluated train declaration (and --set overrides): each key's value in the field
@@ -423,7 +409,7 @@ struct DataSource {
 typedef struct {
     AstNode *decl;             /* the train declaration */
     AstNode *model;
-    DataSource *data, *validate;
+    ScriptData *data, *validate;
     AstNode *loss;             /* NAME or CALL of a loss */
     AstNode *optimizer;        /* NAME or CALL of an optimizer */
     AstNode **metrics;         /* NAMEs or CALLs of metrics or losses */
@@ -458,7 +444,7 @@ struct Val {
     AstNode *decl;      /* V_FUNC */
     Builtin builtin;    /* V_BUILTIN */
     IrNode *t;          /* V_TENSOR */
-    DataSource *data;   /* V_DATA */
+    ScriptData *data;   /* V_DATA */
     Source *src;        /* where the value was made */
     uint32_t off;
 };
@@ -489,7 +475,7 @@ typedef struct {
     bool target_is_index;
     int64_t target_classes;
     const AstNode *target_use;
-    DataSource **data_cache_keys;
+    ScriptData **data_cache_keys;
     int ndata_cache;
 } Lower;
 
