@@ -205,8 +205,11 @@ static void aot_spec_arrays(StrBuf *b, const NnlrtDataSpec *s, int i)
 
 static void aot_spec(StrBuf *b, const NnlrtDataSpec *s, int i)
 {
-    static const char *const kinds[] = {"NNLRT_DATA_CSV", "NNLRT_DATA_IDX", "NNLRT_DATA_NPY",
-                                        "NNLRT_DATA_SPLIT"};
+    static const char *const kinds[] = {
+#define AOT_DATA_KIND(id, name, files) "NNLRT_DATA_" #id,
+        NNLRT_DATA_KINDS(AOT_DATA_KIND)
+#undef AOT_DATA_KIND
+    };
     sb_puts(b, "    {.name = ");
     aot_cstr(b, s->name);
     sb_printf(b, ", .kind = %s, .path = ", kinds[s->kind]);

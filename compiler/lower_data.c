@@ -115,6 +115,10 @@ static Val lower_file_pair(Lower *L, AstNode *call, Builtin b, Val *a, bool *giv
 
 Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 {
+    if (b != BI_CSV && b != BI_IDX && b != BI_NPY && b != BI_SPLIT) {
+        lower_error(L, call, "internal error: the built-in '%s' has no lowering", call->name);
+        return val_err();
+    }
     if (L->mode != MODE_GLOBAL) {
         lower_error(L, call, "'%s' describes a data set and belongs in a data declaration", call->name);
         return val_err();

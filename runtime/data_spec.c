@@ -230,6 +230,12 @@ static void spec_describe_csv(SpecText *t, const NnlrtDataSpec *s)
     spec_printf(t, ")");
 }
 
+static const char *const spec_kind_names[] = {
+#define SPEC_KIND_NAME(id, name, files) name,
+    NNLRT_DATA_KINDS(SPEC_KIND_NAME)
+#undef SPEC_KIND_NAME
+};
+
 const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
 {
     SpecText t = {buf, n, 0};
@@ -240,8 +246,7 @@ const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
     case NNLRT_DATA_CSV: spec_describe_csv(&t, s); break;
     case NNLRT_DATA_IDX:
     case NNLRT_DATA_NPY:
-        spec_printf(&t, "%s(\"%s\", \"%s\"", s->kind == NNLRT_DATA_IDX ? "idx" : "npy", s->path,
-                    s->path2);
+        spec_printf(&t, "%s(\"%s\", \"%s\"", spec_kind_names[s->kind], s->path, s->path2);
         if (s->scale != 1)
             spec_printf(&t, ", scale = %g", s->scale);
         spec_printf(&t, ")");

@@ -183,7 +183,19 @@ const char *nnlrt_data_places(const char *name, const char *script_dir, char *bu
 
 /* One `data` declaration, as nnlc evaluated it: enough for the runtime to load it the way
  * `nnlc run` does, so that a standalone trainer needs no compiler. */
-typedef enum { NNLRT_DATA_CSV, NNLRT_DATA_IDX, NNLRT_DATA_NPY, NNLRT_DATA_SPLIT } NnlrtDataKind;
+/* The kinds of data set, X(ID, the built-in that declares one, the files a trainer's
+ * --data NAME=... takes for one): a new format is a row here and its loader. */
+#define NNLRT_DATA_KINDS(X) \
+    X(CSV, "csv", "one CSV file") \
+    X(IDX, "idx", "two files: give IMAGES,LABELS") \
+    X(NPY, "npy", "two files: give X,Y") \
+    X(SPLIT, "split", "the file(s) of the data set it splits")
+
+typedef enum {
+#define NNLRT_DATA_KIND_ID(id, name, files) NNLRT_DATA_##id,
+    NNLRT_DATA_KINDS(NNLRT_DATA_KIND_ID)
+#undef NNLRT_DATA_KIND_ID
+} NnlrtDataKind;
 
 typedef struct {
     const char *name;         /* the data declaration's name */

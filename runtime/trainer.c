@@ -392,12 +392,15 @@ static bool trainer_data(const NnlrtProgram *p, NnlrtData *d, char *text)
         return false;
     }
     char *comma = strchr(files, ',');
-    bool pair = s->kind != NNLRT_DATA_CSV;
+    static const char *const takes[] = {
+#define TRAINER_DATA_FILES(id, name, files) files,
+        NNLRT_DATA_KINDS(TRAINER_DATA_FILES)
+#undef TRAINER_DATA_FILES
+    };
+    bool pair = s->path2 != NULL;
     if (pair != (comma != NULL) || (comma && (comma == files || !comma[1]))) {
         nnlrt_error(NULL, 0, 0, "--data %s=%s: '%s' is read from %s", text, files, text,
-                    pair ? (s->kind == NNLRT_DATA_IDX ? "two files: give IMAGES,LABELS"
-                                                      : "two files: give X,Y")
-                         : "one CSV file");
+                    takes[s->kind]);
         return false;
     }
     if (comma)
