@@ -117,7 +117,7 @@ Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv)
         if (L->mode == MODE_OPT || L->mode == MODE_GLOBAL)
             return val_tensor(ir_var(L->p, bv == BV_EPOCH ? VAR_EPOCH : VAR_STEP), at);
         lower_error(L, at, "'%s' is only known to an optimizer and its hyper-parameters, not in a "
-             "model, loss or metric", at->name);
+                    "model, loss or metric", at->name);
         return val_err();
     case BV_FAN_IN:
     case BV_FAN_OUT:
@@ -183,20 +183,21 @@ Op lower_token_op(int tk)
 static Val lower_matmul(Lower *L, AstNode *at, Val a, Val b)
 {
     if (a.kind != V_TENSOR || b.kind != V_TENSOR) {
-        lower_error(L, at, "'@' multiplies tensors, not %s", val_desc(L, a.kind != V_TENSOR ? a : b));
+        lower_error(L, at, "'@' multiplies tensors, not %s",
+                    val_desc(L, a.kind != V_TENSOR ? a : b));
         return val_err();
     }
     const Shape *sa = &a.t->shape, *sb = &b.t->shape;
     if (sb->batched || sb->rank != 2 || sa->rank > 2 || sa->rank < 1 ||
         (sa->batched && sa->rank != 1)) {
         lower_error(L, at, "'@' needs a vector or matrix on the left and a parameter matrix on the "
-             "right; found %s @ %s", val_origin(L, a), val_origin(L, b));
+                    "right; found %s @ %s", val_origin(L, a), val_origin(L, b));
         return val_err();
     }
     int64_t k = sa->dim[sa->rank - 1];
     if (k != sb->dim[0]) {
         lower_error(L, at, "cannot multiply %s @ %s: the inner sizes %lld and %lld differ",
-             val_origin(L, a), val_origin(L, b), (long long)k, (long long)sb->dim[0]);
+                    val_origin(L, a), val_origin(L, b), (long long)k, (long long)sb->dim[0]);
         return val_err();
     }
     return val_tensor(ir_matmul(L->p, a.t, b.t, false, false), at);
@@ -229,7 +230,7 @@ Val lower_binary(Lower *L, AstNode *at, Op op, Val a, Val b)
         return lower_binary_list(L, at, op, a, b);
     if (!val_is_numeric(a) || !val_is_numeric(b)) {
         lower_error(L, at, "'%s' needs numbers or tensors, not %s", ir_op_name(op),
-             val_desc(L, !val_is_numeric(a) ? a : b));
+                    val_desc(L, !val_is_numeric(a) ? a : b));
         return val_err();
     }
     if (a.kind == V_NUM && b.kind == V_NUM)
@@ -251,7 +252,8 @@ Val lower_unary_op(Lower *L, AstNode *at, Op op, Val a)
     if (!val_ok(a))
         return val_err();
     if (!val_is_numeric(a)) {
-        lower_error(L, at, "'%s' needs a number or a tensor, not %s", ir_op_name(op), val_desc(L, a));
+        lower_error(L, at, "'%s' needs a number or a tensor, not %s", ir_op_name(op),
+                    val_desc(L, a));
         return val_err();
     }
     if (a.kind == V_NUM)
@@ -273,8 +275,8 @@ bool lower_want_tensor(Lower *L, AstNode *at, Val v, const char *what)
 bool lower_want_int(Lower *L, AstNode *at, Val v, const char *what, int64_t lo, int64_t *out)
 {
     if (v.kind != V_NUM || v.num != floor(v.num) || v.num < (double)lo || v.num > 1e15) {
-        lower_error(L, at, "%s must be a whole number of at least %lld, not %s", what, (long long)lo,
-             val_desc(L, v));
+        lower_error(L, at, "%s must be a whole number of at least %lld, not %s", what,
+                    (long long)lo, val_desc(L, v));
         return false;
     }
     *out = (int64_t)v.num;
@@ -417,12 +419,13 @@ static Val lower_param(Lower *L, Env *e, AstNode *s, const char *prefix)
     }
     for (int i = 0; i < s->shape.len; i++) {
         Val d = lower_expr(L, e, s->shape.items[i]);
-        if (!val_ok(d) || !lower_want_int(L, s->shape.items[i], d, "a parameter size", 1, &shape.dim[i]))
+        if (!val_ok(d) ||
+            !lower_want_int(L, s->shape.items[i], d, "a parameter size", 1, &shape.dim[i]))
             return val_err();
     }
     if (shape_size(&shape) > (int64_t)1 << 31) {
         lower_error(L, s, "parameter '%s' is too large (%lld elements)", s->name,
-             (long long)shape_size(&shape));
+                    (long long)shape_size(&shape));
         return val_err();
     }
     p->params = nnl_realloc(p->params, sizeof(IrParam) * (size_t)(p->nparams + 1));
@@ -445,7 +448,7 @@ static Val lower_param(Lower *L, Env *e, AstNode *s, const char *prefix)
         return val_err();
     if (!val_is_numeric(init)) {
         lower_error(L, s->rhs, "the initializer of '%s' must give numbers, not %s", prm->name,
-             val_desc(L, init));
+                    val_desc(L, init));
         return val_err();
     }
     IrNode *in = val_node(L, init);
@@ -453,7 +456,7 @@ static Val lower_param(Lower *L, Env *e, AstNode *s, const char *prefix)
     if (in->shape.batched || in->needs_grad || !shape_broadcast(&in->shape, &shape, &bs) ||
         !shape_equal(&bs, &shape)) {
         lower_error(L, s->rhs, "the initializer of '%s' gives %s, which does not fit its shape %s",
-             prm->name, val_origin(L, init), shape_str(&L->nnl->arena, &shape));
+                    prm->name, val_origin(L, init), shape_str(&L->nnl->arena, &shape));
         return val_err();
     }
     prm->init = ir_broadcast(p, in, shape);
@@ -494,7 +497,8 @@ bool lower_bind_args(Lower *L, Env *callee, Env *caller, AstNode *decl, AstNode 
             pos++;
         }
         if (k >= nf) {
-            lower_error(L, a, "too many arguments to %s '%s'", ast_kind_name(decl->kind), decl->name);
+            lower_error(L, a, "too many arguments to %s '%s'", ast_kind_name(decl->kind),
+                        decl->name);
             return false;
         }
         if (given[k] && a->name) {
@@ -511,7 +515,7 @@ bool lower_bind_args(Lower *L, Env *callee, Env *caller, AstNode *decl, AstNode 
         if (!given[k]) {
             if (!f->rhs) {
                 lower_error(L, call ? call : decl, "missing argument '%s' of %s '%s'", f->name,
-                     ast_kind_name(decl->kind), decl->name);
+                            ast_kind_name(decl->kind), decl->name);
                 return false;
             }
             vals[k] = lower_expr(L, callee, f->rhs);
@@ -532,8 +536,8 @@ Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, Val *pr
         return val_err();
     }
     if (L->depth >= LOWER_MAX_DEPTH) {
-        lower_error(L, at, "calls are nested more than %d deep: is '%s' recursive? (recursion is not "
-             "supported)", LOWER_MAX_DEPTH, decl->name);
+        lower_error(L, at, "calls are nested more than %d deep: is '%s' recursive? (recursion "
+                    "is not supported)", LOWER_MAX_DEPTH, decl->name);
         return val_err();
     }
     if (L->exploded)
@@ -541,8 +545,8 @@ Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, Val *pr
     if (L->p->nnodes > LOWER_MAX_NODES) {
         L->exploded = true;
         lower_error(L, at, "the program expands to more than %d graph nodes at this call of '%s'; "
-             "is a function calling itself or others many times over?", LOWER_MAX_NODES,
-             decl->name);
+                    "is a function calling itself or others many times over?", LOWER_MAX_NODES,
+                    decl->name);
         return val_err();
     }
     if (decl->kind == AST_LAYER && L->mode != MODE_MODEL) {
@@ -620,7 +624,7 @@ static Val lower_block(Lower *L, Env *e, AstNode *decl, const char *prefix)
             }
         default:
             lower_error(L, s, "'%s' is not allowed in a %s", ast_kind_name(s->kind),
-                 ast_kind_name(decl->kind));
+                        ast_kind_name(decl->kind));
             return val_err();
         }
     }
@@ -636,7 +640,7 @@ static Val lower_model(Lower *L, int64_t x_size)
     IrProgram *p = L->p;
     if (m->params.len != 1) {
         lower_error(L, m, "model '%s' has %d inputs; nnlc trains models with exactly one input",
-             m->name, m->params.len);
+                    m->name, m->params.len);
         return val_err();
     }
     AstNode *f = m->params.items[0];
@@ -648,18 +652,20 @@ static Val lower_model(Lower *L, int64_t x_size)
     }
     for (int i = 0; i < f->shape.len; i++) {
         Val d = lower_expr(L, &env, f->shape.items[i]);
-        if (!val_ok(d) || !lower_want_int(L, f->shape.items[i], d, "an input size", 1, &in.dim[i]))
+        if (!val_ok(d) ||
+            !lower_want_int(L, f->shape.items[i], d, "an input size", 1, &in.dim[i]))
             return val_err();
     }
     const NnlrtDataSpec *ds = &L->spec->data->spec;
     if (x_size >= 0 && shape_size(&in) != x_size) {
         const AstNode *at = L->spec->key_at[NNLRT_TRAIN_DATA];
         lower_error(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "
-             "value%s", m->name, f->name,
-             shape_str(&L->nnl->arena, &(Shape){.rank = in.rank, .dim = {in.dim[0], in.dim[1],
-                                                 in.dim[2], in.dim[3]}}),
-             ds->name ? ds->name : "?", at->src->path, diag_at(L->nnl, at->src, at->off),
-             (long long)x_size, x_size == 1 ? "" : "s");
+                    "value%s", m->name, f->name,
+                    shape_str(&L->nnl->arena, &(Shape){.rank = in.rank,
+                                                       .dim = {in.dim[0], in.dim[1],
+                                                               in.dim[2], in.dim[3]}}),
+                    ds->name ? ds->name : "?", at->src->path, diag_at(L->nnl, at->src, at->off),
+                    (long long)x_size, x_size == 1 ? "" : "s");
         env_free(&env);
         return val_err();
     }
@@ -672,8 +678,8 @@ static Val lower_model(Lower *L, int64_t x_size)
     L->mode = MODE_GLOBAL;
     env_free(&env);
     if (val_ok(out) && (out.kind != V_TENSOR || !out.t->shape.batched)) {
-        lower_error(L, m, "model '%s' must return a tensor computed from its input, not %s", m->name,
-             val_desc(L, out));
+        lower_error(L, m, "model '%s' must return a tensor computed from its input, not %s",
+                    m->name, val_desc(L, out));
         return val_err();
     }
     return out;
@@ -684,9 +690,9 @@ static IrNode *lower_objective(Lower *L, AstNode *ref, Val out, Val target, cons
 {
     AstNode *d = sema_lookup(L->nnl, ref->name);
     if (d->params.len < 2) {
-        lower_error(L, ref, "%s '%s' takes %d parameter%s, but a %s is called with the model's output "
-             "and the target", ast_kind_name(d->kind), d->name, d->params.len,
-             d->params.len == 1 ? "" : "s", what);
+        lower_error(L, ref, "%s '%s' takes %d parameter%s, but a %s is called with the model's "
+                    "output and the target", ast_kind_name(d->kind), d->name, d->params.len,
+                    d->params.len == 1 ? "" : "s", what);
         return NULL;
     }
     Env global = {0};
@@ -696,13 +702,13 @@ static IrNode *lower_objective(Lower *L, AstNode *ref, Val out, Val target, cons
     if (!val_ok(v))
         return NULL;
     if (v.kind != V_TENSOR || !v.t->shape.batched) {
-        lower_error(L, ref, "%s '%s' must depend on the model's output and the target, but gives %s",
-             what, ref->name, val_desc(L, v));
+        lower_error(L, ref, "%s '%s' must depend on the model's output and the target, but "
+                    "gives %s", what, ref->name, val_desc(L, v));
         return NULL;
     }
     if (shape_size(&v.t->shape) != 1) {
-        lower_error(L, ref, "%s '%s' must give one number per sample, but gives %s", what, ref->name,
-             val_origin(L, v));
+        lower_error(L, ref, "%s '%s' must give one number per sample, but gives %s", what,
+                    ref->name, val_origin(L, v));
         return NULL;
     }
     return ir_reshape(L->p, v.t, shape_scalar(true));
@@ -729,7 +735,7 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
         goto done;
     if (!prog->loss->needs_grad) {
         lower_error(&L, spec->loss, "loss '%s' does not depend on the model's parameters",
-             spec->loss->name);
+                    spec->loss->name);
         goto done;
     }
     prog->nmetrics = spec->nmetrics;
@@ -747,9 +753,10 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
     } else {
         prog->target_kind = NNLRT_TARGET_VALUES;
         if (shape_size(&out.t->shape) != 1) {
-            lower_error(&L, spec->loss, "loss '%s' compares the model's output %s with a target of "
-                 "one value per sample; for classes use a loss that picks the label, such as "
-                 "cross_entropy", spec->loss->name, val_origin(&L, out));
+            lower_error(&L, spec->loss, "loss '%s' compares the model's output %s with a target "
+                        "of one value per sample; for classes use a loss that picks the label, "
+                        "such as "
+                        "cross_entropy", spec->loss->name, val_origin(&L, out));
             goto done;
         }
     }

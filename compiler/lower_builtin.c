@@ -47,8 +47,9 @@ static bool axis_mask(Lower *L, AstNode *at, const Shape *s, Val *axis, bool giv
     if (axis->kind != V_NUM || axis->num != floor(axis->num) || axis->num < -s->rank ||
         axis->num >= s->rank || s->rank == 0) {
         lower_error(L, at, "axis %s is out of range for a sample of shape %s", val_desc(L, *axis),
-             shape_str(&L->nnl->arena, &(Shape){.rank = s->rank, .dim = {s->dim[0], s->dim[1],
-                                                  s->dim[2], s->dim[3]}}));
+                    shape_str(&L->nnl->arena, &(Shape){.rank = s->rank,
+                                                       .dim = {s->dim[0], s->dim[1],
+                                                               s->dim[2], s->dim[3]}}));
         return false;
     }
     int ax = (int)axis->num;
@@ -123,8 +124,8 @@ static void note_target_index(Lower *L, AstNode *at, IrNode *index, int64_t n)
         return;
     if (L->target_is_index && L->target_classes != n) {
         lower_error(L, at, "the target is used as an index into %lld classes here, but into %lld "
-             "classes at %s", (long long)n, (long long)L->target_classes,
-             diag_at(L->nnl, L->target_use->src, L->target_use->off));
+                    "classes at %s", (long long)n, (long long)L->target_classes,
+                    diag_at(L->nnl, L->target_use->src, L->target_use->off));
         return;
     }
     L->target_is_index = true;
@@ -152,7 +153,7 @@ static bool want_image(Lower *L, AstNode *call, Val x, int rank, const char *wha
         return false;
     if (!x.t->shape.batched || x.t->shape.rank < rank) {
         lower_error(L, call, "%s needs an image per sample, [%s], not %s", what,
-             rank == 3 ? "channels, height, width" : "..., height, width", val_origin(L, x));
+                    rank == 3 ? "channels, height, width" : "..., height, width", val_origin(L, x));
         return false;
     }
     return true;
@@ -174,20 +175,21 @@ static bool want_geometry(Lower *L, AstNode *call, Val v, const char *what, int6
 static Val lower_convolve(Lower *L, AstNode *call, Val *a, bool *given)
 {
     int64_t stride = 1, pad = 0;
-    if (!want_image(L, call, a[0], 3, "convolve2d") || !lower_want_tensor(L, call, a[1], "convolve2d") ||
+    if (!want_image(L, call, a[0], 3, "convolve2d") ||
+        !lower_want_tensor(L, call, a[1], "convolve2d") ||
         (given[2] && !want_geometry(L, call, a[2], "the stride", 1, &stride)) ||
         (given[3] && !want_geometry(L, call, a[3], "the padding", 0, &pad)))
         return val_err();
     const Shape *x = &a[0].t->shape, *w = &a[1].t->shape;
     if (x->rank != 3 || w->batched || w->rank != 4 || w->dim[1] != x->dim[0]) {
         lower_error(L, call, "convolve2d needs an image [channels, height, width] and kernels "
-             "[filters, channels, height, width] with as many channels, not %s and %s",
-             val_origin(L, a[0]), val_origin(L, a[1]));
+                    "[filters, channels, height, width] with as many channels, not %s and %s",
+                    val_origin(L, a[0]), val_origin(L, a[1]));
         return val_err();
     }
     if (x->dim[1] + 2 * pad < w->dim[2] || x->dim[2] + 2 * pad < w->dim[3]) {
         lower_error(L, call, "the kernels %s are larger than the image %s with padding %lld",
-             val_origin(L, a[1]), val_origin(L, a[0]), (long long)pad);
+                    val_origin(L, a[1]), val_origin(L, a[0]), (long long)pad);
         return val_err();
     }
     return val_tensor(ir_conv2d(L->p, a[0].t, a[1].t, (int)stride, (int)pad), call);
@@ -199,8 +201,8 @@ static int channel_param(Lower *L, AstNode *call, Val v, int64_t channels, const
     IrProgram *p = L->p;
     if (v.kind != V_TENSOR || v.t->op != OP_PARAM || v.t->shape.rank != 1 ||
         v.t->shape.dim[0] != channels) {
-        lower_error(L, call, "batch_normalize: %s must be a parameter [%lld] (one value per channel), "
-             "not %s", what, (long long)channels, val_desc(L, v));
+        lower_error(L, call, "batch_normalize: %s must be a parameter [%lld] (one value per "
+                    "channel), not %s", what, (long long)channels, val_desc(L, v));
         return -1;
     }
     return v.t->index < p->nparams ? v.t->index : -1;
@@ -219,15 +221,15 @@ static Val lower_batch_norm(Lower *L, AstNode *call, Val *a, bool *given)
     if ((given[5] && (a[5].kind != V_NUM || !(momentum >= 0 && momentum <= 1))) ||
         (given[6] && (a[6].kind != V_NUM || !(eps > 0)))) {
         lower_error(L, call, "batch_normalize: momentum must be a number in [0, 1] and eps a "
-             "positive number");
+                    "positive number");
         return val_err();
     }
     if (!lower_want_tensor(L, call, a[0], "batch_normalize"))
         return val_err();
     IrNode *x = a[0].t;
     if (!x->shape.batched || x->shape.rank < 1 || L->mode != MODE_MODEL) {
-        lower_error(L, call, "batch_normalize works on the samples in a model: %s is not per sample",
-             val_origin(L, a[0]));
+        lower_error(L, call, "batch_normalize works on the samples in a model: %s is not per "
+                    "sample", val_origin(L, a[0]));
         return val_err();
     }
     int64_t C = x->shape.dim[0];
@@ -239,7 +241,7 @@ static Val lower_batch_norm(Lower *L, AstNode *call, Val *a, bool *given)
     for (int i = 2; i < 4; i++) {
         if (p->params[idx[i]].buffer) {
             lower_error(L, call, "batch_normalize: '%s' already holds another normalization's "
-                 "running statistics", p->params[idx[i]].name);
+                        "running statistics", p->params[idx[i]].name);
             return val_err();
         }
     }
@@ -302,7 +304,7 @@ static Val lower_pool(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
     const Shape *x = &a[0].t->shape;
     if (x->dim[x->rank - 2] < size || x->dim[x->rank - 1] < size) {
         lower_error(L, call, "a %lldx%lld window does not fit in %s", (long long)size,
-             (long long)size, val_origin(L, a[0]));
+                    (long long)size, val_origin(L, a[0]));
         return val_err();
     }
     Op op = b == BI_MAX_POOL2D ? OP_MAXPOOL : OP_AVGPOOL;
@@ -338,7 +340,8 @@ static Val lower_pick(Lower *L, AstNode *call, Val *a)
     want.rank--;
     want.batched = idx->shape.batched;
     if (x->shape.rank < 1 || idx->shape.rank != want.rank ||
-        (idx->shape.rank && memcmp(idx->shape.dim, want.dim, sizeof(int64_t) * (size_t)want.rank))) {
+        (idx->shape.rank &&
+         memcmp(idx->shape.dim, want.dim, sizeof(int64_t) * (size_t)want.rank))) {
         lower_error(L, call, "pick needs an index for each vector of %s, but the index is %s",
                     val_origin(L, a[0]), val_origin(L, a[1]));
         return val_err();

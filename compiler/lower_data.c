@@ -37,7 +37,7 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
             ds->target_index = (long)a[1].num;
         else {
             lower_error(L, call, "target must be a column name or a column number (from 0), not %s",
-                 val_desc(L, a[1]));
+                        val_desc(L, a[1]));
             return val_err();
         }
     }
@@ -120,7 +120,8 @@ Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
         return val_err();
     }
     if (L->mode != MODE_GLOBAL) {
-        lower_error(L, call, "'%s' describes a data set and belongs in a data declaration", call->name);
+        lower_error(L, call, "'%s' describes a data set and belongs in a data declaration",
+                    call->name);
         return val_err();
     }
     if (b == BI_CSV)
@@ -133,7 +134,7 @@ Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
     }
     if (a[1].kind != V_NUM || !(a[1].num > 0 && a[1].num < 1)) {
         lower_error(L, call, "the fraction of split must be a number between 0 and 1, not %s",
-             val_desc(L, a[1]));
+                    val_desc(L, a[1]));
         return val_err();
     }
     int64_t seed = 0;
@@ -167,7 +168,7 @@ Val lower_data_decl(Lower *L, AstNode *decl, const char *name)
     int n = decl->names.len;
     if (n == 1 && v.kind == V_LIST && v.n == 2 && v.items[0].kind == V_DATA) {
         lower_error(L, decl, "split makes two data sets: name both, as in 'data %s, test = ...'",
-             decl->names.items[0]->name);
+                    decl->names.items[0]->name);
         return val_err();
     }
     bool all_data = v.kind == V_LIST;
@@ -175,8 +176,8 @@ Val lower_data_decl(Lower *L, AstNode *decl, const char *name)
         all_data = v.items[i].kind == V_DATA;
     if ((n == 1 && v.kind != V_DATA) || (n > 1 && (!all_data || v.n != n))) {
         lower_error(L, decl->rhs, "a data declaration needs %s, not %s",
-             n == 1 ? "a data set such as csv(...)" : "as many data sets as names",
-             val_desc(L, v));
+                    n == 1 ? "a data set such as csv(...)" : "as many data sets as names",
+                    val_desc(L, v));
         return val_err();
     }
     Val result = val_err();

@@ -30,6 +30,62 @@ static IrNode *lower_grad_terms(Lower *L, IrNode *g, IrNode *w)
     return g;
 }
 
+/* `state NAME = number`: an arena of the parameters' shape, starting from the number. */
+static bool optim_state(Lower *L, Env *env, AstNode *s, Shape arena, IrNode **leaves,
+                        const char **names)
+{
+    IrProgram *p = L->p;
+    Val init = lower_expr(L, env, s->rhs);
+    if (!val_ok(init) || init.kind != V_NUM) {
+        if (val_ok(init))
+            lower_error(L, s->rhs, "a state starts from a number, not %s", val_desc(L, init));
+        return false;
+    }
+    if (s->shape.len || p->nstates >= 32) {
+        lower_error(L, s, s->shape.len ? "a state has the shape of each parameter; it takes "
+                    "no size" : "too many states (the limit is 32)");
+        return false;
+    }
+    int k = p->nstates++;
+    p->new_states = nnl_realloc(p->new_states, sizeof(IrNode *) * (size_t)p->nstates);
+    p->state_init = nnl_realloc(p->state_init, sizeof(double) * (size_t)p->nstates);
+    p->state_init[k] = init.num;
+    names[k] = s->name;
+    IrNode *leaf = ir_leaf(p, OP_ARENA, arena);
+    leaf->index = ARENA_STATE;
+    leaf->aux = k;
+    leaves[k] = leaf;
+    IrNode *cur = leaf;
+    if (init.num != 0) { /* the arenas start at 0: the first step sees `init` */
+        IrNode *stp = ir_var(p, VAR_STEP), *one = ir_const(p, 1);
+        IrNode *first = ir_binary(p, OP_EQ, stp, one);
+        cur = ir_where(p, first, ir_const(p, init.num), leaf);
+    }
+    env_bind(env, s->name, val_tensor(cur, s));
+    return true;
+}
+
+/* `NAME = expr` or `NAME op= expr`: numbers, or tensors element by element. */
+static bool optim_assign(Lower *L, Env *env, AstNode *s)
+{
+    Val v = lower_expr(L, env, s->rhs);
+    if (val_ok(v) && s->op != TK_ASSIGN) {
+        Val *old = env_find(env, s->name);
+        Val cur = old ? *old : lower_builtin_value(L, s, sema_builtin_value(s->name));
+        v = lower_binary(L, s, lower_token_op(s->op), cur, v);
+    }
+    if (!val_ok(v))
+        return false;
+    if (!val_is_numeric(v) ||
+        (v.kind == V_TENSOR && (v.t->shape.batched || v.t->shape.rank > 1))) {
+        lower_error(L, s, "an optimizer works on numbers, element by element; '%s' is %s",
+                    s->name, val_desc(L, v));
+        return false;
+    }
+    env_bind(env, s->name, v);
+    return true;
+}
+
 bool lower_optimizer(Lower *L)
 {
     IrProgram *p = L->p;
@@ -61,55 +117,9 @@ bool lower_optimizer(Lower *L)
     for (int i = 0; good && i < d->body.len; i++) {
         AstNode *s = d->body.items[i];
         if (s->kind == AST_STATE) {
-            Val init = lower_expr(L, &env, s->rhs);
-            if (!val_ok(init) || init.kind != V_NUM) {
-                if (val_ok(init))
-                    lower_error(L, s->rhs, "a state starts from a number, not %s", val_desc(L, init));
-                good = false;
-                break;
-            }
-            if (s->shape.len || p->nstates >= 32) {
-                lower_error(L, s, s->shape.len ? "a state has the shape of each parameter; it takes "
-                     "no size" : "too many states (the limit is 32)");
-                good = false;
-                break;
-            }
-            int k = p->nstates++;
-            p->new_states = nnl_realloc(p->new_states, sizeof(IrNode *) * (size_t)p->nstates);
-            p->state_init = nnl_realloc(p->state_init, sizeof(double) * (size_t)p->nstates);
-            p->state_init[k] = init.num;
-            state_names[k] = s->name;
-            IrNode *leaf = ir_leaf(p, OP_ARENA, arena);
-            leaf->index = ARENA_STATE;
-            leaf->aux = k;
-            state_leaves[k] = leaf;
-            IrNode *cur = leaf;
-            if (init.num != 0) /* the arenas start at 0: the first step sees `init` */
-            {
-                IrNode *stp = ir_var(p, VAR_STEP), *one = ir_const(p, 1);
-                IrNode *first = ir_binary(p, OP_EQ, stp, one);
-                cur = ir_where(p, first, ir_const(p, init.num), leaf);
-            }
-            env_bind(&env, s->name, val_tensor(cur, s));
+            good = optim_state(L, &env, s, arena, state_leaves, state_names);
         } else if (s->kind == AST_ASSIGN) {
-            Val v = lower_expr(L, &env, s->rhs);
-            if (val_ok(v) && s->op != TK_ASSIGN) {
-                Val *old = env_find(&env, s->name);
-                Val cur = old ? *old : lower_builtin_value(L, s, sema_builtin_value(s->name));
-                v = lower_binary(L, s, lower_token_op(s->op), cur, v);
-            }
-            if (!val_ok(v)) {
-                good = false;
-                break;
-            }
-            if (!val_is_numeric(v) || (v.kind == V_TENSOR && (v.t->shape.batched ||
-                                                          v.t->shape.rank > 1))) {
-                lower_error(L, s, "an optimizer works on numbers, element by element; '%s' is %s",
-                     s->name, val_desc(L, v));
-                good = false;
-                break;
-            }
-            env_bind(&env, s->name, v);
+            good = optim_assign(L, &env, s);
         } else {
             lower_error(L, s, "'%s' is not allowed in an optimizer", ast_kind_name(s->kind));
             good = false;
