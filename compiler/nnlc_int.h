@@ -392,10 +392,10 @@ const char *sema_suggest(const char *name, const char *const *candidates, int n)
 
 #include "nnlrt.h"
 
-/* A data set a script declares: the runtime's description of it, and where it is
- * declared, for messages. Lowering fills in the spec but for `parent` (an index into the
- * driver's list, which also makes script_dir absolute); a split part's source is `parent`
- * here. */
+/* A data set a script declares: the runtime's description of it, where it is declared
+ * (for messages) and, for a split part, the set it divides. Lowering fills in the spec
+ * but for spec.parent; the driver hands the runtime a copy with the parent's index in its
+ * list and script_dir made absolute. */
 typedef struct ScriptData ScriptData;
 struct ScriptData {
     NnlrtDataSpec spec;
@@ -613,8 +613,8 @@ NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, cons
 
 /* ---- driver.c: the pipeline ---- */
 
-/* nnl_run (driver.c) hands the stages its options completed: out and cpu set, float64 set
- * for a gradient check, verbose only where a run or a build reports its stages. */
+/* nnl_run hands the stages (and aot.c) its NnlRunOptions completed: out and cpu set,
+ * float64 set for a gradient check, verbose only where a run or a build reports stages. */
 
 /* The size of a float the model computes in: 8 with --float64 and for gradient checks. */
 static inline int driver_elem_size(const NnlRunOptions *opt)
