@@ -133,11 +133,13 @@ static void aot_describe(StrBuf *b, const TrainSpec *spec)
         aot_source_text(b, spec->metrics[i]);
     }
     sb_putc(b, ']');
-    static const char *const names[] = {"clip_norm", "clip_value", "l1", "l2"};
-    const double values[] = {spec->clip_norm, spec->clip_value, spec->l1, spec->l2};
-    for (int i = 0; i < 4; i++)
-        if (values[i] != 0)
-            sb_printf(b, "\n%-10s %g", names[i], values[i]);
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++) {
+        NnlrtKeyKind kind = nnlrt_train_keys[k].kind;
+        double v = kind == NNLRT_KEY_POSITIVE || kind == NNLRT_KEY_NONNEGATIVE
+                       ? *(const double *)lower_train_field(spec, k) : 0;
+        if (v != 0)
+            sb_printf(b, "\n%-10s %g", nnlrt_train_keys[k].name, v);
+    }
 }
 
 /* ---- the program ---- */
@@ -284,19 +286,33 @@ static void aot_model(StrBuf *b, const NnlrtModel *m)
               m->n_bufs);
 }
 
+/* The run's settings: each RUN_KEY of train_keys.def, written as its kind says. */
 static void aot_config(StrBuf *b, const NnlrtTrainConfig *c)
 {
-    sb_printf(b, "    .config = {.epochs = %lld, .batch = %lld, .seed = %lluull, .shuffle = %s, "
-              ".log_path = ", (long long)c->epochs, (long long)c->batch,
-              (unsigned long long)c->seed, aot_bool(c->shuffle));
-    aot_cstr(b, c->log_path);
-    sb_printf(b, ", .log_every = %lld, .checkpoint_path = ", (long long)c->log_every);
-    aot_cstr(b, c->checkpoint_path);
-    sb_printf(b, ", .checkpoint_every = %lld, .checkpoint_every_steps = %lld, .keep = %lld",
-              (long long)c->checkpoint_every, (long long)c->checkpoint_every_steps,
-              (long long)c->keep);
-    sb_puts(b, ", .plot_path = ");
-    aot_cstr(b, c->plot_path);
+    static const char *const fields[NNLRT_TRAIN_KEY_COUNT] = {
+#define RUN_KEY(id, name, kind, least, def, what, flags, field) [NNLRT_TRAIN_##id] = #field,
+#define MODEL_KEY(id, ...)
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+    };
+    const char *sep = "    .config = {";
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++) {
+        const NnlrtTrainKey *key = &nnlrt_train_keys[k];
+        if (key->offset < 0)
+            continue;
+        const void *v = (const char *)c + key->offset;
+        sb_printf(b, "%s.%s = ", sep, fields[k]);
+        sep = ", ";
+        if (key->kind == NNLRT_KEY_SEED)
+            sb_printf(b, "%lluull", (unsigned long long)*(const uint64_t *)v);
+        else if (key->kind == NNLRT_KEY_BOOL)
+            sb_puts(b, aot_bool(*(const bool *)v));
+        else if (key->kind == NNLRT_KEY_PATH)
+            aot_cstr(b, *(const char *const *)v);
+        else
+            sb_printf(b, "%lld", (long long)*(const int64_t *)v);
+    }
     sb_puts(b, "},\n");
 }
 

@@ -18,6 +18,11 @@ static const size_t train_field[NNLRT_TRAIN_KEY_COUNT] = {
 #undef MODEL_KEY
 };
 
+const void *lower_train_field(const TrainSpec *spec, int key)
+{
+    return (const char *)spec + train_field[key];
+}
+
 /* NAME or NAME(args) of a declaration of one of the `kinds`. */
 static bool want_decl_ref(Lower *L, AstNode *x, const AstKind *kinds, int nkinds,
                           const char *what)

@@ -422,6 +422,9 @@ typedef struct {
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
 NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec);
+/* Where `spec` holds the value of train key `key` (an NnlrtTrainKeyId): the field its
+ * row of train_keys.def names. */
+const void *lower_train_field(const TrainSpec *spec, int key);
 /* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
  * with float data of `x_size` inputs per sample (-1: as many as the model takes). */
 NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);

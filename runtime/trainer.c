@@ -93,6 +93,34 @@ static void trainer_help_data(FILE *f, const NnlrtProgram *p, const NnlrtData *d
     fprintf(f, "  the script's directory: %s\n", dir ? dir : ".");
 }
 
+/* "  batch      32": a setting's value as --set writes it. */
+static void trainer_help_key(FILE *f, const NnlrtTrainKey *k, const void *field, bool compiled)
+{
+    fprintf(f, "  %-10s ", k->name);
+    switch (k->kind) {
+    case NNLRT_KEY_INT:
+    case NNLRT_KEY_BATCH: {
+        int64_t n = *(const int64_t *)field;
+        if (k->kind == NNLRT_KEY_BATCH && n == 0)
+            fprintf(f, "all\n");
+        else
+            fprintf(f, "%lld%s\n", (long long)n,
+                    compiled ? "  (compiled in: the hyper-parameters use it)" : "");
+        return;
+    }
+    case NNLRT_KEY_SEED:
+        fprintf(f, "%llu\n", (unsigned long long)*(const uint64_t *)field);
+        return;
+    case NNLRT_KEY_BOOL:
+        fprintf(f, "%s\n", *(const bool *)field ? "true" : "false");
+        return;
+    default: { /* NNLRT_KEY_PATH */
+        const char *path = *(const char *const *)field;
+        fprintf(f, "%s\n", path ? path : "(none)");
+    }
+    }
+}
+
 static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
 {
     const NnlrtTrainConfig *c = &p->config;
@@ -104,17 +132,12 @@ static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
         s += len + (s[len] == '\n');
     }
     fprintf(f, "\ntraining, changed with --set KEY=VALUE:\n");
-    fprintf(f, "  epochs     %lld%s\n", (long long)c->epochs,
-            p->epochs_compiled ? "  (compiled in: the hyper-parameters use it)" : "");
-    if (c->batch)
-        fprintf(f, "  batch      %lld\n", (long long)c->batch);
-    else
-        fprintf(f, "  batch      all\n");
-    fprintf(f, "  seed       %llu\n", (unsigned long long)c->seed);
-    fprintf(f, "  shuffle    %s\n", c->shuffle ? "true" : "false");
-    fprintf(f, "  log        %s\n", c->log_path ? c->log_path : "(none)");
-    fprintf(f, "  log_every  %lld\n", (long long)c->log_every);
-    fprintf(f, "  plot       %s\n", c->plot_path ? c->plot_path : "(none)");
+    for (int id = 0; id < NNLRT_TRAIN_KEY_COUNT; id++) {
+        const NnlrtTrainKey *k = &nnlrt_train_keys[id];
+        if (k->flags & NNLRT_KEY_SETTABLE)
+            trainer_help_key(f, k, (const char *)c + k->offset,
+                             id == NNLRT_TRAIN_EPOCHS && p->epochs_compiled);
+    }
 }
 
 static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
