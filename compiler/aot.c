@@ -208,7 +208,7 @@ static void aot_spec_arrays(StrBuf *b, const NnlrtDataSpec *s, int i)
 static void aot_spec(StrBuf *b, const NnlrtDataSpec *s, int i)
 {
     static const char *const kinds[] = {
-#define AOT_DATA_KIND(id, name, files) "NNLRT_DATA_" #id,
+#define AOT_DATA_KIND(id, name, files, load, load_shape) "NNLRT_DATA_" #id,
         NNLRT_DATA_KINDS(AOT_DATA_KIND)
 #undef AOT_DATA_KIND
     };

@@ -184,15 +184,17 @@ const char *nnlrt_data_places(const char *name, const char *script_dir, char *bu
 /* One `data` declaration, as nnlc evaluated it: enough for the runtime to load it the way
  * `nnlc run` does, so that a standalone trainer needs no compiler. */
 /* The kinds of data set, X(ID, the built-in that declares one, the files a trainer's
- * --data NAME=... takes for one): a new format is a row here and its loader. */
+ * --data NAME=... takes for one, and for a format of two files (inputs, targets) its
+ * loaders: the whole set, and the inputs' header only, as nnlrt_idx_load and
+ * nnlrt_idx_load_shape): a new format of two files is a row here and its loader. */
 #define NNLRT_DATA_KINDS(X) \
-    X(CSV, "csv", "one CSV file") \
-    X(IDX, "idx", "two files: give IMAGES,LABELS") \
-    X(NPY, "npy", "two files: give X,Y") \
-    X(SPLIT, "split", "the file(s) of the data set it splits")
+    X(CSV, "csv", "one CSV file", NULL, NULL) \
+    X(IDX, "idx", "two files: give IMAGES,LABELS", nnlrt_idx_load, nnlrt_idx_load_shape) \
+    X(NPY, "npy", "two files: give X,Y", nnlrt_npy_load, nnlrt_npy_load_shape) \
+    X(SPLIT, "split", "the file(s) of the data set it splits", NULL, NULL)
 
 typedef enum {
-#define NNLRT_DATA_KIND_ID(id, name, files) NNLRT_DATA_##id,
+#define NNLRT_DATA_KIND_ID(id, name, files, load, load_shape) NNLRT_DATA_##id,
     NNLRT_DATA_KINDS(NNLRT_DATA_KIND_ID)
 #undef NNLRT_DATA_KIND_ID
 } NnlrtDataKind;

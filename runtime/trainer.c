@@ -416,7 +416,7 @@ static bool trainer_data(const NnlrtProgram *p, NnlrtData *d, char *text)
     }
     char *comma = strchr(files, ',');
     static const char *const takes[] = {
-#define TRAINER_DATA_FILES(id, name, files) files,
+#define TRAINER_DATA_FILES(id, name, files, load, load_shape) files,
         NNLRT_DATA_KINDS(TRAINER_DATA_FILES)
 #undef TRAINER_DATA_FILES
     };
