@@ -133,11 +133,13 @@ static void aot_describe(StrBuf *b, const TrainSpec *spec)
         aot_source_text(b, spec->metrics[i]);
     }
     sb_putc(b, ']');
-    static const char *const names[] = {"clip_norm", "clip_value", "l1", "l2"};
-    const double values[] = {spec->clip_norm, spec->clip_value, spec->l1, spec->l2};
-    for (int i = 0; i < 4; i++)
-        if (values[i] != 0)
-            sb_printf(b, "\n%-10s %g", names[i], values[i]);
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++) {
+        NnlrtKeyKind kind = nnlrt_train_keys[k].kind;
+        double v = kind == NNLRT_KEY_POSITIVE || kind == NNLRT_KEY_NONNEGATIVE
+                       ? *(const double *)lower_train_field(spec, k) : 0;
+        if (v != 0)
+            sb_printf(b, "\n%-10s %g", nnlrt_train_keys[k].name, v);
+    }
 }
 
 /* ---- the program ---- */
@@ -205,8 +207,11 @@ static void aot_spec_arrays(StrBuf *b, const NnlrtDataSpec *s, int i)
 
 static void aot_spec(StrBuf *b, const NnlrtDataSpec *s, int i)
 {
-    static const char *const kinds[] = {"NNLRT_DATA_CSV", "NNLRT_DATA_IDX", "NNLRT_DATA_NPY",
-                                        "NNLRT_DATA_SPLIT"};
+    static const char *const kinds[] = {
+#define AOT_DATA_KIND(id, name, files, load, load_shape) "NNLRT_DATA_" #id,
+        NNLRT_DATA_KINDS(AOT_DATA_KIND)
+#undef AOT_DATA_KIND
+    };
     sb_puts(b, "    {.name = ");
     aot_cstr(b, s->name);
     sb_printf(b, ", .kind = %s, .path = ", kinds[s->kind]);
@@ -281,19 +286,33 @@ static void aot_model(StrBuf *b, const NnlrtModel *m)
               m->n_bufs);
 }
 
+/* The run's settings: each RUN_KEY of train_keys.def, written as its kind says. */
 static void aot_config(StrBuf *b, const NnlrtTrainConfig *c)
 {
-    sb_printf(b, "    .config = {.epochs = %lld, .batch = %lld, .seed = %lluull, .shuffle = %s, "
-              ".log_path = ", (long long)c->epochs, (long long)c->batch,
-              (unsigned long long)c->seed, aot_bool(c->shuffle));
-    aot_cstr(b, c->log_path);
-    sb_printf(b, ", .log_every = %lld, .checkpoint_path = ", (long long)c->log_every);
-    aot_cstr(b, c->checkpoint_path);
-    sb_printf(b, ", .checkpoint_every = %lld, .checkpoint_every_steps = %lld, .keep = %lld",
-              (long long)c->checkpoint_every, (long long)c->checkpoint_every_steps,
-              (long long)c->keep);
-    sb_puts(b, ", .plot_path = ");
-    aot_cstr(b, c->plot_path);
+    static const char *const fields[NNLRT_TRAIN_KEY_COUNT] = {
+#define RUN_KEY(id, name, kind, least, def, what, flags, field) [NNLRT_TRAIN_##id] = #field,
+#define MODEL_KEY(id, ...)
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+    };
+    const char *sep = "    .config = {";
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++) {
+        const NnlrtTrainKey *key = &nnlrt_train_keys[k];
+        if (key->offset < 0)
+            continue;
+        const void *v = (const char *)c + key->offset;
+        sb_printf(b, "%s.%s = ", sep, fields[k]);
+        sep = ", ";
+        if (key->kind == NNLRT_KEY_SEED)
+            sb_printf(b, "%lluull", (unsigned long long)*(const uint64_t *)v);
+        else if (key->kind == NNLRT_KEY_BOOL)
+            sb_puts(b, aot_bool(*(const bool *)v));
+        else if (key->kind == NNLRT_KEY_PATH)
+            aot_cstr(b, *(const char *const *)v);
+        else
+            sb_printf(b, "%lld", (long long)*(const int64_t *)v);
+    }
     sb_puts(b, "},\n");
 }
 
@@ -314,10 +333,6 @@ static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *scr
     aot_buffers(b, m);
     if (m->n_metrics)
         aot_strings(b, "metric_names", m->metric_names, m->n_metrics, false);
-    int nkeys = 0;
-    while (sema_train_keys[nkeys])
-        nkeys++;
-    aot_strings(b, "train_keys", sema_train_keys, nkeys, true);
     aot_data(b, in);
     aot_cpu_check(b, cpu, features);
     StrBuf desc = {0};
@@ -336,7 +351,7 @@ static void aot_program(Nnl *nnl, StrBuf *b, const AotInput *in, const char *scr
     sb_printf(b, "    .data = data, .n_data = %d, .train_data = %d, .val_data = %d,\n",
               in->ndata, in->train_data, in->val_data);
     aot_config(b, in->config);
-    sb_printf(b, "    .train_keys = train_keys, .epochs_compiled = %s,\n"
+    sb_printf(b, "    .epochs_compiled = %s,\n"
               "    .missing_cpu_feature = missing_cpu_feature,\n};\n\n",
               aot_bool(in->spec->uses_epochs));
     sb_puts(b, "int main(int argc, char **argv)\n{\n"
@@ -515,11 +530,11 @@ static bool aot_temp_dir(Nnl *nnl, AotTemp *t)
     return true;
 }
 
-static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+static NnlResult aot_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in,
                             const char *cc, const AotTemp *t)
 {
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, driver_elem_size(opt), opt->cpu, t->obj,
                                  NULL, &cpu_name, &features);
     if (r != NNL_OK)
         return r;
@@ -534,7 +549,7 @@ static NnlResult aot_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
     return r;
 }
 
-NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in)
+NnlResult aot_build(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -713,11 +728,11 @@ static NnlResult aot_lib_link(Nnl *nnl, const char *cc, const AotTemp *t, const 
     return r;
 }
 
-static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput *in,
+static NnlResult aot_lib_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in,
                                 const char *cc, const AotTemp *t, const char *name)
 {
     const char *cpu_name = NULL, *features = NULL;
-    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, opt->elem_size, opt->cpu, t->obj,
+    NnlResult r = cg_emit_object(nnl, in->prog, in->plan, driver_elem_size(opt), opt->cpu, t->obj,
                                  name, &cpu_name, &features);
     StrBuf b = {0}, h = {0};
     if (r == NNL_OK) {
@@ -736,7 +751,7 @@ static NnlResult aot_lib_in_dir(Nnl *nnl, const RunOptions *opt, const AotInput 
     return r;
 }
 
-NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
+NnlResult aot_build_lib(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in)
 {
     const char *slash = strrchr(opt->output, '/');
     const char *name = slash ? slash + 1 : opt->output;
@@ -746,7 +761,7 @@ NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in)
                         name);
         return NNL_EUSAGE;
     }
-    if (opt->elem_size != 4) {
+    if (driver_elem_size(opt) != 4) {
         diag_file_error(nnl, NULL, "--lib builds float32 inference: leave out --float64");
         return NNL_EUSAGE;
     }

@@ -8,13 +8,31 @@
 
 #include "nnlc_int.h"
 
+/* Where a run stops: the stages run in this order, and each mode stops after one. */
+typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
+               STOP_BUILD, STOP_PREDICT, STOP_EVAL, STOP_SUMMARY } StopAt;
+
+static StopAt driver_stop(const NnlRunOptions *opt)
+{
+    static const StopAt stops[] = {
+        [NNL_RUN_CHECK] = STOP_CHECK, [NNL_RUN_DUMP_IR] = STOP_IR,
+        [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
+        [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
+        [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
+        [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
+        [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
+        [NNL_RUN_SUMMARY] = STOP_SUMMARY,
+    };
+    return stops[opt->mode];
+}
+
 /* ---- data ---- */
 
 /* The data sets of a train block as the runtime describes and loads them: the training
  * and validation sets and those they are split from, each once, parents first. The
  * driver finds the files itself, so that a missing one is reported at the declaration. */
 typedef struct {
-    DataSource **src;     /* by spec */
+    const ScriptData **src; /* by spec */
     NnlrtDataSpec *specs;
     bool *failed;         /* a file of the spec could not be found (reported once) */
     int n;
@@ -22,11 +40,11 @@ typedef struct {
     NnlrtData data;
 } DriverData;
 
-static const DataSource *driver_root(const DataSource *ds)
+static const ScriptData *driver_root(const ScriptData *sd)
 {
-    while (ds->kind == DS_SPLIT)
-        ds = ds->parent;
-    return ds;
+    while (sd->parent)
+        sd = sd->parent;
+    return sd;
 }
 
 /* The script's directory, absolute, so that a trainer finds the files wherever it runs. */
@@ -40,29 +58,22 @@ static const char *driver_abs_dir(Nnl *nnl, const char *dir)
     return copy;
 }
 
-static NnlrtDataSpec driver_spec(Nnl *nnl, const DataSource *ds, int parent)
+/* The spec as the runtime reads it: its parent's index, the script's directory absolute. */
+static NnlrtDataSpec driver_spec(Nnl *nnl, const ScriptData *sd, int parent)
 {
-    static const NnlrtDataKind kinds[] = {[DS_CSV] = NNLRT_DATA_CSV, [DS_SPLIT] = NNLRT_DATA_SPLIT,
-                                          [DS_IDX] = NNLRT_DATA_IDX, [DS_NPY] = NNLRT_DATA_NPY};
-    NnlrtDataSpec s = {
-        .name = ds->name, .kind = kinds[ds->kind], .path = ds->path, .path2 = ds->path2,
-        .scale = ds->scale, .target = ds->target_name, .target_index = ds->target_index,
-        .features = ds->features, .feature_names = (const char *const *)ds->feature_names,
-        .n_features = ds->nfeatures, .header = ds->header, .delimiter = ds->delimiter,
-        .standardize = ds->standardize, .parent = parent, .fraction = ds->fraction,
-        .seed = ds->seed, .part = ds->part,
-    };
-    if (ds->kind != DS_SPLIT)
-        s.script_dir = driver_abs_dir(nnl, ds->script_dir);
+    NnlrtDataSpec s = sd->spec;
+    s.parent = parent;
+    if (s.kind != NNLRT_DATA_SPLIT)
+        s.script_dir = driver_abs_dir(nnl, s.script_dir);
     return s;
 }
 
-static int driver_add_data(Nnl *nnl, DriverData *dd, DataSource *ds)
+static int driver_add_data(Nnl *nnl, DriverData *dd, const ScriptData *ds)
 {
     for (int i = 0; i < dd->n; i++)
         if (dd->src[i] == ds)
             return i;
-    int parent = ds->kind == DS_SPLIT ? driver_add_data(nnl, dd, ds->parent) : -1;
+    int parent = ds->parent ? driver_add_data(nnl, dd, ds->parent) : -1;
     size_t n = (size_t)dd->n + 1;
     dd->src = nnl_realloc(dd->src, n * sizeof *dd->src);
     dd->specs = nnl_realloc(dd->specs, n * sizeof *dd->specs);
@@ -92,19 +103,20 @@ static void driver_data_free(DriverData *dd)
 
 /* A data file named in a script, found next to it, along NNL_DATA_PATH or in
  * /usr/share/datasets; NULL after reporting where it was looked for. */
-static const char *driver_find(Nnl *nnl, const DataSource *ds, const char *name)
+static const char *driver_find(Nnl *nnl, const ScriptData *sd, const char *name)
 {
+    const char *dir = sd->spec.script_dir;
     char buf[4096];
-    const char *found = nnlrt_find_data(name, ds->script_dir, buf, sizeof buf);
+    const char *found = nnlrt_find_data(name, dir, buf, sizeof buf);
     if (found)
         return arena_strndup(&nnl->arena, found, strlen(found));
     char places[2048];
-    diag_error(nnl, ds->src, ds->off, "cannot find the data file '%s' (looked in: %s)", name,
-               nnlrt_data_places(name, ds->script_dir, places, sizeof places));
+    diag_error(nnl, sd->src, sd->off, "cannot find the data file '%s' (looked in: %s)", name,
+               nnlrt_data_places(name, dir, places, sizeof places));
     return NULL;
 }
 
-static int driver_index(const DriverData *dd, const DataSource *ds)
+static int driver_index(const DriverData *dd, const ScriptData *ds)
 {
     for (int i = 0; i < dd->n; i++)
         if (dd->src[i] == ds)
@@ -115,13 +127,14 @@ static int driver_index(const DriverData *dd, const DataSource *ds)
 /* The files of data set i's root, found once; false after reporting. */
 static bool driver_find_files(Nnl *nnl, DriverData *dd, int i)
 {
-    const DataSource *ds = driver_root(dd->src[i]);
-    int r = driver_index(dd, ds);
+    const ScriptData *root = driver_root(dd->src[i]);
+    const NnlrtDataSpec *ds = &root->spec;
+    int r = driver_index(dd, root);
     if (dd->failed[r])
         return false;
     if (!dd->data.files[2 * r]) {
-        const char *a = driver_find(nnl, ds, ds->path);
-        const char *b = a && ds->path2 ? driver_find(nnl, ds, ds->path2) : NULL;
+        const char *a = driver_find(nnl, root, ds->path);
+        const char *b = a && ds->path2 ? driver_find(nnl, root, ds->path2) : NULL;
         dd->failed[r] = !a || (ds->path2 && !b);
         dd->data.files[2 * r] = a;
         dd->data.files[2 * r + 1] = b;
@@ -139,11 +152,12 @@ static NnlrtDataset *driver_load(Nnl *nnl, DriverData *dd, int i)
         nnl->nerrors++; /* the runtime has reported it */
         return NULL;
     }
-    const DataSource *ds = dd->src[i];
-    if (ds->kind == DS_SPLIT && out->n == 0) {
-        diag_error(nnl, ds->src, ds->off, "split leaves no samples in part %d of '%s' "
+    const ScriptData *sd = dd->src[i];
+    const NnlrtDataSpec *ds = &sd->spec;
+    if (ds->kind == NNLRT_DATA_SPLIT && out->n == 0) {
+        diag_error(nnl, sd->src, sd->off, "split leaves no samples in part %d of '%s' "
                    "(%lld samples in all)", ds->part + 1, ds->name ? ds->name : "?",
-                   (long long)dd->data.sets[driver_index(dd, ds->parent)]->n);
+                   (long long)dd->data.sets[driver_index(dd, sd->parent)]->n);
         return NULL;
     }
     return out;
@@ -160,7 +174,7 @@ static bool driver_load_data(Nnl *nnl, DriverData *dd, const TrainSpec *spec,
         return false;
     if (v && v->x_size != t->x_size) {
         diag_error(nnl, spec->validate->src, spec->validate->off, "validation data '%s' has "
-                   "%lld inputs per sample, the training data %lld", spec->validate->name,
+                   "%lld inputs per sample, the training data %lld", spec->validate->spec.name,
                    (long long)v->x_size, (long long)t->x_size);
         return false;
     }
@@ -223,7 +237,7 @@ static AstNode *driver_find_train(Nnl *nnl, const char *name)
     return n == 1 || (found && name) ? found : NULL;
 }
 
-static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
+static bool driver_overrides(Nnl *nnl, const NnlRunOptions *opt, AstList *out)
 {
     for (int i = 0; i < opt->nsets; i++) {
         if (!strchr(opt->sets[i], '=')) {
@@ -238,9 +252,9 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
         for (int j = 0; j < t->body.len; j++)
             ast_push(&nnl->arena, out, t->body.items[j]);
     }
-    if (opt->eval_data) {
+    if (opt->data) {
         /* evaluating on a data set is validating on it */
-        const char *d = opt->eval_data;
+        const char *d = opt->data;
         bool ident = (*d >= 'a' && *d <= 'z') || (*d >= 'A' && *d <= 'Z') || *d == '_';
         for (const char *c = d; ident && *c; c++)
             ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
@@ -249,7 +263,7 @@ static bool driver_overrides(Nnl *nnl, const RunOptions *opt, AstList *out)
             diag_file_error(nnl, "--data", "'%s' is not the name of a data declaration", d);
             return false;
         }
-        const char *text = arena_printf(&nnl->arena, "validate = %s", opt->eval_data);
+        const char *text = arena_printf(&nnl->arena, "validate = %s", opt->data);
         AstNode *t = parse_train_body(nnl, nnl_text_source(nnl, "--data", text));
         if (!t || t->body.len != 1)
             return false;
@@ -299,9 +313,9 @@ static double driver_ms(const struct timespec *t0)
 
 /* --verbose: "nnlc: STAGE  T ms  DETAIL" for the stage that began at *t0, which then
  * restarts for the next one. */
-static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+static void driver_stage(const NnlRunOptions *opt, struct timespec *t0, const char *stage,
                          const char *fmt, ...) NNL_PRINTF(4, 5);
-static void driver_stage(const RunOptions *opt, struct timespec *t0, const char *stage,
+static void driver_stage(const NnlRunOptions *opt, struct timespec *t0, const char *stage,
                          const char *fmt, ...)
 {
     if (opt->verbose) {
@@ -324,7 +338,7 @@ static int driver_kernels(const Plan *plan)
 }
 
 /* The compiled model as the runtime sees it (entry points from the JIT, or NULL). */
-static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Plan *plan,
+static NnlrtModel driver_model(Nnl *nnl, const NnlRunOptions *opt, IrProgram *p, Plan *plan,
                                const JitEntries *fns, const NnlrtDataset *train)
 {
     NnlrtTensor *tensors = arena_alloc(&nnl->arena, sizeof(NnlrtTensor) * (size_t)p->nparams);
@@ -336,7 +350,7 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
         memcpy(tensors[i].dims, prm->shape.dim, sizeof tensors[i].dims);
     }
     return (NnlrtModel){
-        .elem_size = opt->elem_size, .n_params = p->nparam_elems, .n_tensors = p->nparams,
+        .elem_size = driver_elem_size(opt), .n_params = p->nparam_elems, .n_tensors = p->nparams,
         .tensors = tensors, .n_states = p->nstates, .x_size = train->x_size, .y_size = 1,
         .target_kind = p->target_kind, .n_classes = p->n_classes, .n_metrics = p->nmetrics,
         .metric_names = p->metric_names, .n_bufs = plan->nbufs, .buf_elems = plan->buf_elems,
@@ -347,27 +361,28 @@ static NnlrtModel driver_model(Nnl *nnl, const RunOptions *opt, IrProgram *p, Pl
     };
 }
 
-/* The train block's settings for the runtime, with the command line's files. */
-static NnlrtTrainConfig driver_config(const RunOptions *opt, const TrainSpec *spec)
+/* The train block's settings for the runtime, with the command line's. */
+static NnlrtTrainConfig driver_config(const NnlRunOptions *opt, const TrainSpec *spec)
 {
-    return (NnlrtTrainConfig){
-        .epochs = spec->epochs, .batch = spec->batch, .seed = spec->seed,
-        .shuffle = spec->shuffle, .log_path = opt->log ? opt->log : spec->log,
-        .log_every = spec->log_every, .init_path = opt->init, .dump_path = opt->dump_params,
-        .quiet = opt->quiet, .out = opt->out, .checkpoint_path = spec->checkpoint,
-        .checkpoint_every = spec->checkpoint_every,
-        .checkpoint_every_steps = spec->checkpoint_every_steps, .keep = spec->keep,
-        .resume_path = opt->resume, .plot_path = spec->plot, .verbose = opt->verbose,
-    };
+    NnlrtTrainConfig c = spec->config;
+    if (opt->log)
+        c.log_path = opt->log;
+    c.init_path = opt->init;
+    c.dump_path = opt->dump_params;
+    c.resume_path = opt->resume;
+    c.quiet = opt->quiet;
+    c.verbose = opt->verbose;
+    c.out = opt->out;
+    return c;
 }
 
-static NnlResult driver_train(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spec,
                               IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
                               NnlrtDataset *val)
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
-    if (opt->gradcheck)
-        return nnlrt_gradcheck(&m, train, spec->seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
+    if (opt->mode == NNL_RUN_GRADCHECK)
+        return nnlrt_gradcheck(&m, train, spec->config.seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
                                    spec->decl->src->path);
@@ -400,14 +415,14 @@ static void driver_report(FILE *out, const NnlrtModel *m, const double *means,
 
 /* nnlc predict and nnlc eval: the checkpoint's parameters, then the outputs for the
  * inputs, or the loss, metrics and confusion matrix on a data set. */
-static NnlResult driver_infer(Nnl *nnl, const RunOptions *opt, const TrainSpec *spec,
+static NnlResult driver_infer(Nnl *nnl, const NnlRunOptions *opt, const TrainSpec *spec,
                               IrProgram *p, Plan *plan, JitEntries *fns, NnlrtDataset *train,
                               NnlrtDataset *val, NnlrtDataset *input)
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
     void *params = nnlrt_alloc_aligned((size_t)m.n_params * (size_t)m.elem_size);
     int rc = nnlrt_checkpoint_load_params(&m, opt->checkpoint, params);
-    if (rc == NNLRT_OK && opt->stop == STOP_PREDICT) {
+    if (rc == NNLRT_OK && driver_stop(opt) == STOP_PREDICT) {
         rc = nnlrt_check_dataset(&m, input) ? NNLRT_OK : NNLRT_EUSER;
         void *out = rc ? NULL : nnlrt_alloc((size_t)(input->n * m.out_size) * (size_t)m.elem_size);
         if (out) {
@@ -423,7 +438,7 @@ static NnlResult driver_infer(Nnl *nnl, const RunOptions *opt, const TrainSpec *
         nnlrt_evaluate(&m, params, ds, plan->max_batch_eval, means, confusion);
         if (!opt->quiet)
             fprintf(opt->out, "nnlc: %s evaluated on '%s' (%lld samples) with %s\n",
-                    spec->model->name, val ? spec->validate->name : spec->data->name,
+                    spec->model->name, val ? spec->validate->spec.name : spec->data->spec.name,
                     (long long)ds->n, opt->checkpoint);
         driver_report(opt->out, &m, means, confusion);
         nnl_dealloc(means);
@@ -440,9 +455,9 @@ static bool driver_lib_inputs(Nnl *nnl, DriverData *dd, AotInput *lib)
     const NnlrtDataset *t = driver_load(nnl, dd, dd->train);
     if (!t)
         return false;
-    const DataSource *root = driver_root(dd->src[dd->train]);
+    const ScriptData *root = driver_root(dd->src[dd->train]);
     lib->x_scale = t->x_scale;
-    if (!root->standardize)
+    if (!root->spec.standardize)
         return true;
     double *mean = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);
     double *sd = arena_alloc(&nnl->arena, sizeof(double) * (size_t)t->x_size);
@@ -452,7 +467,7 @@ static bool driver_lib_inputs(Nnl *nnl, DriverData *dd, AotInput *lib)
     return true;
 }
 
-static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
+static NnlResult driver_build(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spec,
                               IrProgram *p, Plan *plan, const DriverData *dd,
                               const NnlrtDataset *train, const AotInput *lib)
 {
@@ -462,13 +477,13 @@ static NnlResult driver_build(Nnl *nnl, const RunOptions *opt, TrainSpec *spec,
                    .ndata = dd->n, .train_data = dd->train, .val_data = dd->val,
                    .config = &cfg, .x_mean = lib->x_mean, .x_sd = lib->x_sd,
                    .x_scale = lib->x_scale};
-    return opt->lib ? aot_build_lib(nnl, opt, &in) : aot_build(nnl, opt, &in);
+    return opt->mode == NNL_RUN_BUILD_LIB ? aot_build_lib(nnl, opt, &in) : aot_build(nnl, opt, &in);
 }
 
-static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train);
+static NnlResult driver_run_train(Nnl *nnl, const NnlRunOptions *opt, AstNode *train);
 
 /* check → names → train keys → data → graph → gradients → kernels → LLVM → train */
-NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
+static NnlResult driver_run(Nnl *nnl, const NnlRunOptions *opt)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -480,10 +495,10 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         if ((r = sema_check(nnl)) != NNL_OK)
             return r;
     }
-    if (opt->stop >= STOP_RUN)
+    if (driver_stop(opt) >= STOP_RUN)
         driver_stage(opt, &t0, "check", "%d source files (the script and the stdlib "
                      "modules it imports)", nnl->nsources);
-    if ((opt->stop == STOP_CHECK || opt->stop == STOP_SUMMARY) && !opt->train_name) {
+    if ((driver_stop(opt) == STOP_CHECK || driver_stop(opt) == STOP_SUMMARY) && !opt->train) {
         /* check every train declaration there is */
         int nuser = nnl->nsources;
         for (int i = 0; i < nuser; i++) {
@@ -500,162 +515,197 @@ NnlResult driver_run(Nnl *nnl, const RunOptions *opt)
         }
         return r;
     }
-    AstNode *train = driver_find_train(nnl, opt->train_name);
+    AstNode *train = driver_find_train(nnl, opt->train);
     return train ? driver_run_train(nnl, opt, train) : NNL_EUSER;
 }
 
-static NnlResult driver_run_train(Nnl *nnl, const RunOptions *opt, AstNode *train)
-{
-    NnlResult r;
-    AstList overrides = {0};
+/* One train declaration's run: what its stages make, freed by driver_run_free. */
+typedef struct {
+    const NnlRunOptions *opt;
     TrainSpec spec;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (!driver_overrides(nnl, opt, &overrides) ||
-        lower_train_spec(nnl, train, &overrides, &spec) != NNL_OK)
-        return NNL_EUSER;
-    driver_stage(opt, &t0, "train keys", "train %s", spec.model->name);
-    IrProgram prog = {.arena = &nnl->arena};
-    Plan plan = {0};
-    Jit *jit = NULL;
-    StrBuf dump = {0};
-    DriverData dd = {0};
-    NnlrtDataset input = {0};
-    if (opt->no_data) {
-        /* names, keys and shapes only, with data shaped as the model's input */
-        r = lower_program(nnl, &spec, -1, &prog);
-        goto done;
-    }
-    driver_data_init(nnl, &dd, &spec);
+    IrProgram prog;
+    int forward;              /* the forward graph is prog's nodes [0, forward) */
+    Plan plan;
+    Jit *jit;
+    StrBuf dump;              /* the text of the stage the run stops at */
+    DriverData dd;
+    NnlrtDataset *data, *val; /* the training and validation sets, prepared */
+    NnlrtDataset input;       /* nnlc predict: the inputs */
+    AotInput lib;             /* nnlc build --lib: the training inputs' scale and statistics */
+    struct timespec t0;       /* when the current stage began */
+} DriverRun;
+
+/* The data sets, loaded and prepared (and predict's inputs); false after reporting. */
+static bool driver_read_data(Nnl *nnl, DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    DriverData *dd = &R->dd;
+    driver_data_init(nnl, dd, &R->spec);
     /* a trainer reads (and checks) its inputs when it runs: building takes the sizes from
      * the files' headers, and reads the labels to check them */
-    dd.data.shapes_only = opt->stop == STOP_BUILD;
-    NnlrtDataset *data, *val;
-    r = NNL_EUSER;
-    AotInput lib = {.x_scale = 1};
-    if (opt->lib && !driver_lib_inputs(nnl, &dd, &lib))
-        goto done;
-    if (opt->stop == STOP_PREDICT) {
+    dd->data.shapes_only = driver_stop(opt) == STOP_BUILD;
+    if (opt->mode == NNL_RUN_BUILD_LIB && !driver_lib_inputs(nnl, dd, &R->lib))
+        return false;
+    if (driver_stop(opt) == STOP_PREDICT) {
         /* new inputs take the training set's statistics before it is standardized */
-        if (!driver_load(nnl, &dd, dd.train))
-            goto done;
-        if (!nnlrt_data_load_inputs(&dd.data, dd.train, opt->input, &input)) {
+        if (!driver_load(nnl, dd, dd->train))
+            return false;
+        if (!nnlrt_data_load_inputs(&dd->data, dd->train, opt->input, &R->input)) {
             nnl->nerrors++; /* the runtime has reported it */
-            goto done;
+            return false;
         }
     }
-    if (!driver_load_data(nnl, &dd, &spec, &data, &val))
-        goto done;
-    driver_stage(opt, &t0, "data", "%lld training samples, %lld validation samples",
-                 (long long)data->n, val ? (long long)val->n : 0LL);
-    if (lower_program(nnl, &spec, data->x_size, &prog) != NNL_OK)
-        goto done;
-    if (prog.target_kind == NNLRT_TARGET_CLASS &&
-        (!driver_check_labels(nnl, data, &spec, &prog) ||
-         (val && !driver_check_labels(nnl, val, &spec, &prog))))
-        goto done;
-    r = NNL_OK;
-    if (opt->stop == STOP_CHECK)
-        goto done;
-    int forward = prog.nnodes;
-    driver_stage(opt, &t0, "graph", "%d nodes", forward);
-    if (opt->stop == STOP_IR) {
-        driver_dump_ir(&dump, &prog, 0, forward);
-        driver_dump_roots(&dump, &prog, false);
-        goto done;
+    if (!driver_load_data(nnl, dd, &R->spec, &R->data, &R->val))
+        return false;
+    driver_stage(opt, &R->t0, "data", "%lld training samples, %lld validation samples",
+                 (long long)R->data->n, R->val ? (long long)R->val->n : 0LL);
+    return true;
+}
+
+/* The graph for the data's inputs, with the labels checked; false after reporting. */
+static bool driver_lower(Nnl *nnl, DriverRun *R)
+{
+    IrProgram *prog = &R->prog;
+    if (lower_program(nnl, &R->spec, R->data->x_size, prog) != NNL_OK)
+        return false;
+    return prog->target_kind != NNLRT_TARGET_CLASS ||
+           (driver_check_labels(nnl, R->data, &R->spec, prog) &&
+            (!R->val || driver_check_labels(nnl, R->val, &R->spec, prog)));
+}
+
+/* graph → gradients → kernels, each dumped when the run stops there; false when it
+ * stops (*r set). */
+static bool driver_graph(Nnl *nnl, DriverRun *R, NnlResult *r)
+{
+    const NnlRunOptions *opt = R->opt;
+    StopAt stop = driver_stop(opt);
+    IrProgram *prog = &R->prog;
+    if (stop == STOP_CHECK)
+        return false;
+    R->forward = prog->nnodes;
+    driver_stage(opt, &R->t0, "graph", "%d nodes", R->forward);
+    if (stop == STOP_IR) {
+        driver_dump_ir(&R->dump, prog, 0, R->forward);
+        driver_dump_roots(&R->dump, prog, false);
+        return false;
     }
-    ad_backward(&prog);
-    if (!ir_verify(nnl, &prog)) {
-        r = NNL_EINTERNAL;
-        goto done;
+    ad_backward(prog);
+    if (!ir_verify(nnl, prog)) {
+        *r = NNL_EINTERNAL;
+        return false;
     }
-    driver_stage(opt, &t0, "gradients", "%d nodes in all", prog.nnodes);
-    if (opt->stop == STOP_GRAD) {
-        driver_dump_ir(&dump, &prog, forward, prog.nnodes);
-        driver_dump_roots(&dump, &prog, true);
-        goto done;
+    driver_stage(opt, &R->t0, "gradients", "%d nodes in all", prog->nnodes);
+    if (stop == STOP_GRAD) {
+        driver_dump_ir(&R->dump, prog, R->forward, prog->nnodes);
+        driver_dump_roots(&R->dump, prog, true);
+        return false;
     }
-    fuse_plan(nnl, &prog, &plan);
-    driver_stage(opt, &t0, "kernels", "%d fused loops and library calls", driver_kernels(&plan));
-    if (opt->stop == STOP_KERNELS) {
-        fuse_dump(&dump, &prog, &plan);
-        goto done;
+    fuse_plan(nnl, prog, &R->plan);
+    driver_stage(opt, &R->t0, "kernels", "%d fused loops and library calls",
+                 driver_kernels(&R->plan));
+    if (stop == STOP_KERNELS)
+        fuse_dump(&R->dump, prog, &R->plan);
+    if (stop == STOP_SUMMARY) {
+        int64_t n = R->data->n;
+        summary_write(&R->dump, &R->spec, prog, &R->plan, R->forward,
+                      R->spec.config.batch ? R->spec.config.batch : n, n, driver_elem_size(opt));
     }
-    if (opt->stop == STOP_SUMMARY) {
-        summary_write(&dump, &spec, &prog, &plan, forward, spec.batch ? spec.batch : data->n,
-                      data->n, opt->elem_size);
-        goto done;
-    }
-    /* training steps take `batch` samples (all of them with batch = all); the runtime
-     * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
-     * only steer code generation (vector or scalar loops, BLAS or inline products): any
-     * batch size runs correctly. */
-    plan.max_batch = spec.batch ? spec.batch : data->n;
-    plan.max_batch_eval = !spec.validate ? plan.max_batch : spec.batch ? spec.batch : 1024;
-    if (opt->gradcheck)
-        plan.max_batch = plan.max_batch_eval = data->n < 8 ? data->n : 8;
-    plan.predict = opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL || opt->lib;
-    if (opt->stop == STOP_BUILD) {
-        r = driver_build(nnl, opt, &spec, &prog, &plan, &dd, data, &lib);
-        goto done;
-    }
+    return stop != STOP_KERNELS && stop != STOP_SUMMARY;
+}
+
+/* Training steps take `batch` samples (all of them with batch = all); the runtime
+ * evaluates validation data in batches of `batch`, or of 1024 with batch = all. These
+ * only steer code generation (vector or scalar loops, BLAS or inline products): any
+ * batch size runs correctly. */
+static void driver_batches(DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    const TrainSpec *spec = &R->spec;
+    Plan *plan = &R->plan;
+    int64_t n = R->data->n;
+    int64_t batch = spec->config.batch;
+    plan->max_batch = batch ? batch : n;
+    plan->max_batch_eval = !spec->validate ? plan->max_batch : batch ? batch : 1024;
+    if (opt->mode == NNL_RUN_GRADCHECK)
+        plan->max_batch = plan->max_batch_eval = n < 8 ? n : 8;
+    plan->predict = driver_stop(opt) == STOP_PREDICT || driver_stop(opt) == STOP_EVAL ||
+                    opt->mode == NNL_RUN_BUILD_LIB;
+}
+
+/* build, or LLVM → predict, eval or train. */
+static NnlResult driver_compile(Nnl *nnl, DriverRun *R)
+{
+    const NnlRunOptions *opt = R->opt;
+    StopAt stop = driver_stop(opt);
+    TrainSpec *spec = &R->spec;
+    IrProgram *prog = &R->prog;
+    driver_batches(R);
+    if (stop == STOP_BUILD)
+        return driver_build(nnl, opt, spec, prog, &R->plan, &R->dd, R->data, &R->lib);
     JitEntries fns;
-    r = cg_compile(nnl, &prog, &plan, opt->elem_size, opt->stop == STOP_LLVM ? &dump : NULL,
-                   &jit, &fns);
-    if (r != NNL_OK || opt->stop == STOP_LLVM)
-        goto done;
-    double llvm_ms = driver_ms(&t0);
-    driver_stage(opt, &t0, "LLVM", "code generated, optimized and JIT-compiled");
-    if (opt->stop == STOP_PREDICT || opt->stop == STOP_EVAL) {
-        r = driver_infer(nnl, opt, &spec, &prog, &plan, &fns, data, val, &input);
-        goto done;
-    }
+    NnlResult r = cg_compile(nnl, prog, &R->plan, driver_elem_size(opt),
+                             stop == STOP_LLVM ? &R->dump : NULL, &R->jit, &fns);
+    if (r != NNL_OK || stop == STOP_LLVM)
+        return r;
+    double llvm_ms = driver_ms(&R->t0);
+    driver_stage(opt, &R->t0, "LLVM", "code generated, optimized and JIT-compiled");
+    if (stop == STOP_PREDICT || stop == STOP_EVAL)
+        return driver_infer(nnl, opt, spec, prog, &R->plan, &fns, R->data, R->val, &R->input);
     if (!opt->quiet) {
         int64_t nparams = 0; /* the arena pads each tensor; count what the model has */
-        for (int i = 0; i < prog.nparams; i++)
-            nparams += prog.params[i].size;
+        for (int i = 0; i < prog->nparams; i++)
+            nparams += prog->params[i].size;
         fprintf(opt->out, "nnlc: %s: %lld parameters, compiled in %.0f ms; training on %lld "
-                "samples\n", spec.model->name, (long long)nparams, llvm_ms,
-                (long long)data->n);
+                "samples\n", spec->model->name, (long long)nparams, llvm_ms,
+                (long long)R->data->n);
     }
-    r = driver_train(nnl, opt, &spec, &prog, &plan, &fns, data, val);
-done:
-    if (dump.len && fwrite(dump.data, 1, dump.len, opt->out) != dump.len)
+    return driver_train(nnl, opt, spec, prog, &R->plan, &fns, R->data, R->val);
+}
+
+/* Writes the dump, if any, and frees what the run made. */
+static NnlResult driver_run_free(DriverRun *R, NnlResult r)
+{
+    StrBuf *dump = &R->dump;
+    if (dump->len && fwrite(dump->data, 1, dump->len, R->opt->out) != dump->len)
         r = NNL_EUSAGE;
-    sb_free(&dump);
-    jit_free(jit);
-    if (plan.entries[0].name)
-        fuse_free(&plan);
-    nnl_dealloc(prog.params);
-    nnl_dealloc(prog.new_states);
-    nnl_dealloc(prog.state_init);
-    driver_data_free(&dd);
-    nnlrt_dataset_free(&input);
+    sb_free(dump);
+    jit_free(R->jit);
+    if (R->plan.entries[0].name)
+        fuse_free(&R->plan);
+    nnl_dealloc(R->prog.params);
+    nnl_dealloc(R->prog.new_states);
+    nnl_dealloc(R->prog.state_init);
+    driver_data_free(&R->dd);
+    nnlrt_dataset_free(&R->input);
     return r;
+}
+
+static NnlResult driver_run_train(Nnl *nnl, const NnlRunOptions *opt, AstNode *train)
+{
+    DriverRun R = {.opt = opt, .prog = {.arena = &nnl->arena}, .lib = {.x_scale = 1}};
+    clock_gettime(CLOCK_MONOTONIC, &R.t0);
+    AstList overrides = {0};
+    if (!driver_overrides(nnl, opt, &overrides) ||
+        lower_train_spec(nnl, train, &overrides, &R.spec) != NNL_OK)
+        return NNL_EUSER;
+    driver_stage(opt, &R.t0, "train keys", "train %s", R.spec.model->name);
+    NnlResult r = NNL_OK;
+    if (opt->mode == NNL_RUN_CHECK_NO_DATA) /* names, keys and shapes, data as the model's */
+        r = lower_program(nnl, &R.spec, -1, &R.prog);
+    else if (!driver_read_data(nnl, &R) || !driver_lower(nnl, &R))
+        r = NNL_EUSER;
+    else if (driver_graph(nnl, &R, &r))
+        r = driver_compile(nnl, &R);
+    return driver_run_free(&R, r);
 }
 
 NnlResult nnl_run(Nnl *nnl, const NnlRunOptions *o)
 {
-    static const StopAt stops[] = {
-        [NNL_RUN_CHECK] = STOP_CHECK, [NNL_RUN_DUMP_IR] = STOP_IR,
-        [NNL_RUN_DUMP_GRAD] = STOP_GRAD, [NNL_RUN_DUMP_KERNELS] = STOP_KERNELS,
-        [NNL_RUN_DUMP_LLVM] = STOP_LLVM, [NNL_RUN_TRAIN] = STOP_RUN,
-        [NNL_RUN_GRADCHECK] = STOP_RUN, [NNL_RUN_CHECK_NO_DATA] = STOP_CHECK,
-        [NNL_RUN_BUILD] = STOP_BUILD, [NNL_RUN_BUILD_LIB] = STOP_BUILD,
-        [NNL_RUN_PREDICT] = STOP_PREDICT, [NNL_RUN_EVAL] = STOP_EVAL,
-        [NNL_RUN_SUMMARY] = STOP_SUMMARY,
-    };
-    RunOptions opt = {
-        .stop = stops[o->mode], .train_name = o->train, .sets = o->sets, .nsets = o->nsets,
-        .log = o->log, .init = o->init, .dump_params = o->dump_params, .resume = o->resume,
-        .elem_size = o->mode == NNL_RUN_GRADCHECK || o->float64 ? 8 : 4,
-        .gradcheck = o->mode == NNL_RUN_GRADCHECK, .quiet = o->quiet != 0,
-        .verbose = o->verbose && !o->quiet && (o->mode == NNL_RUN_TRAIN ||
-                                               o->mode == NNL_RUN_BUILD),
-        .no_data = o->mode == NNL_RUN_CHECK_NO_DATA,
-        .out = o->out ? o->out : stdout, .output = o->output,
-        .cpu = o->cpu ? o->cpu : "x86-64-v3", .lib = o->mode == NNL_RUN_BUILD_LIB,
-        .checkpoint = o->checkpoint, .input = o->input, .eval_data = o->data,
-    };
+    NnlRunOptions opt = *o;
+    opt.float64 = o->float64 || o->mode == NNL_RUN_GRADCHECK;
+    opt.verbose = o->verbose && !o->quiet && (o->mode == NNL_RUN_TRAIN ||
+                                              o->mode == NNL_RUN_BUILD);
+    opt.out = o->out ? o->out : stdout;
+    opt.cpu = o->cpu ? o->cpu : "x86-64-v3";
     return driver_run(nnl, &opt);
 }

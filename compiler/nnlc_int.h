@@ -430,68 +430,152 @@ BuiltinValue sema_builtin_value(const char *name);
 NnlResult sema_check(Nnl *nnl);
 /* The declaration a global name refers to, or NULL. */
 AstNode *sema_lookup(Nnl *nnl, const char *name);
-/* The train keys nnlc knows, NULL-terminated. */
+/* The names of the train keys (runtime/train_keys.def), NULL-terminated. */
 extern const char *const sema_train_keys[];
 /* The closest of `n` candidate names to `name`, or NULL if none is close. */
 const char *sema_suggest(const char *name, const char *const *candidates, int n);
 
-/* ---- lower.c: a train declaration to a tensor-graph program ---- */
+/* ---- lower.c and lower_*.c: a train declaration to a tensor-graph program ---- */
 
 #include "nnlrt.h"
 
-/* A data source as the script describes it; driver.c loads it. */
-typedef struct DataSource DataSource;
-struct DataSource {
-    enum { DS_CSV, DS_SPLIT, DS_IDX, DS_NPY } kind;
-    const char *name;          /* the data declaration's name */
-    Source *src;               /* where it is declared */
+/* A data set a script declares: the runtime's description of it, where it is declared
+ * (for messages) and, for a split part, the set it divides. Lowering fills in the spec
+ * but for spec.parent; the driver hands the runtime a copy with the parent's index in its
+ * list and script_dir made absolute. */
+typedef struct ScriptData ScriptData;
+struct ScriptData {
+    NnlrtDataSpec spec;
+    const ScriptData *parent;  /* split(...): the data set it divides */
+    Source *src;               /* the call that describes it */
     uint32_t off;
-    /* files: csv(path), idx(images, labels), npy(x, y); found by nnlrt_find_data */
-    const char *path;
-    const char *path2;
-    const char *script_dir;    /* NULL: the current directory */
-    double scale;              /* idx, npy: inputs are multiplied by it */
-    const char *target_name;
-    long target_index;
-    long *features;
-    const char **feature_names;
-    int nfeatures;
-    bool header, standardize;
-    char delimiter;
-    /* split(...) */
-    DataSource *parent;
-    double fraction;
-    uint64_t seed;
-    int part;                  /* 0: the first part, 1: the rest */
 };
 
-/* The evaluated train declaration (and --set overrides). */
+/* The evaluated train declaration (and --set overrides): each key's value in the field
+ * its row of runtime/train_keys.def names. */
 typedef struct {
     AstNode *decl;             /* the train declaration */
     AstNode *model;
-    DataSource *data, *validate;
+    ScriptData *data, *validate;
     AstNode *loss;             /* NAME or CALL of a loss */
     AstNode *optimizer;        /* NAME or CALL of an optimizer */
     AstNode **metrics;         /* NAMEs or CALLs of metrics or losses */
     int nmetrics;
-    int64_t epochs, batch;     /* batch 0: all */
-    uint64_t seed;
-    bool shuffle;
-    const char *log;
-    int64_t log_every;
-    bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
     double clip_norm, clip_value, l1, l2;  /* 0: off */
-    const char *checkpoint;    /* checkpoint file, or NULL */
-    int64_t checkpoint_every, checkpoint_every_steps, keep;
-    const char *plot;          /* the SVG of the log's curves, written at the end, or NULL */
-    const AstNode *key_at[24]; /* where each key was set, for messages */
+    NnlrtTrainConfig config;   /* the run's settings (epochs, batch, ..., plot) */
+    bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
+    const AstNode *key_at[NNLRT_TRAIN_KEY_COUNT]; /* where each key was set, for messages */
 } TrainSpec;
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
 NnlResult lower_train_spec(Nnl *nnl, AstNode *train, AstList *overrides, TrainSpec *spec);
+/* Where `spec` holds the value of train key `key` (an NnlrtTrainKeyId): the field its
+ * row of train_keys.def names. */
+const void *lower_train_field(const TrainSpec *spec, int key);
 /* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
  * with float data of `x_size` inputs per sample (-1: as many as the model takes). */
 NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);
+
+/* ---- lower*.c, privately: what the lowering files share ----
+ *
+ * lower.c evaluates expressions, calls and parameters and builds the program;
+ * lower_builtin.c the built-in functions, lower_data.c data declarations,
+ * lower_train.c the train keys, lower_optim.c the optimizer's update. */
+
+typedef enum { V_NONE, V_NUM, V_STR, V_LIST, V_FUNC, V_BUILTIN, V_TENSOR, V_DATA, V_ALL } VKind;
+
+typedef struct Val Val;
+struct Val {
+    VKind kind;
+    double num;
+    const char *str;
+    Val *items;
+    int n;
+    AstNode *decl;      /* V_FUNC */
+    Builtin builtin;    /* V_BUILTIN */
+    IrNode *t;          /* V_TENSOR */
+    ScriptData *data;   /* V_DATA */
+    Source *src;        /* where the value was made */
+    uint32_t off;
+};
+
+/* What is being evaluated: globals (data, train keys, hyper-parameters), a model, a loss
+ * or metric, an initializer, an optimizer body. */
+typedef enum { MODE_GLOBAL, MODE_MODEL, MODE_OBJECTIVE, MODE_INIT, MODE_OPT } Mode;
+
+enum { LOWER_MAX_DEPTH = 64, LOWER_MAX_NODES = 1 << 16 };
+
+typedef struct {
+    Nnl *nnl;
+    IrProgram *p;
+    TrainSpec *spec;
+    Mode mode;
+    int depth;              /* call depth, against runaway recursion */
+    const AstNode *calls[LOWER_MAX_DEPTH]; /* the call sites being evaluated, outermost first */
+    bool exploded;          /* the graph grew past LOWER_MAX_NODES (reported) */
+    /* parameters: the prefix of the layer being evaluated, the name hint of the statement */
+    const char *prefix;
+    const char *hint;
+    int last_matrix;        /* the last rank >= 2 parameter of the current layer, or -1 */
+    /* initializers */
+    Shape init_shape;
+    double fan_in, fan_out;
+    /* optimizer */
+    IrNode *param_arena, *grad_arena;
+    bool target_is_index;
+    int64_t target_classes;
+    const AstNode *target_use;
+    ScriptData **data_cache_keys;
+    int ndata_cache;
+} Lower;
+
+/* The names bound in a scope, innermost last. */
+typedef struct {
+    const char **names;
+    Val *vals;
+    int n, cap;
+} Env;
+
+static inline Val val_err(void) { return (Val){.kind = V_NONE}; }
+static inline bool val_ok(Val v) { return v.kind != V_NONE; }
+static inline bool val_is_numeric(Val v) { return v.kind == V_NUM || v.kind == V_TENSOR; }
+static inline Val val_num(double x, const AstNode *at)
+{
+    return (Val){.kind = V_NUM, .num = x, .src = at ? at->src : NULL, .off = at ? at->off : 0};
+}
+Val val_tensor(IrNode *t, const AstNode *at);
+IrNode *val_node(Lower *L, Val v);            /* a tensor, or a number as a constant */
+const char *val_desc(Lower *L, Val v);        /* "a tensor [B, 3]", "the number 2" */
+const char *val_origin(Lower *L, Val v);      /* "[B, 3] (from h at model.nnl:4:5)" */
+
+void env_bind(Env *e, const char *name, Val v);
+Val *env_find(Env *e, const char *name);
+void env_free(Env *e);
+
+/* An error at `at`; inside the standard library, a note at the user's call into it. */
+void lower_error(Lower *L, const AstNode *at, const char *fmt, ...) NNL_PRINTF(3, 4);
+bool lower_want_tensor(Lower *L, AstNode *at, Val v, const char *what);
+bool lower_want_int(Lower *L, AstNode *at, Val v, const char *what, int64_t lo, int64_t *out);
+bool lower_want_str(Lower *L, AstNode *at, Val v, const char *what);
+
+/* lower.c */
+Val lower_expr(Lower *L, Env *e, AstNode *x);
+Val lower_builtin_value(Lower *L, AstNode *at, BuiltinValue bv);
+Op lower_token_op(int tk);                    /* the Op of a binary or compound-assign TK_ */
+Val lower_binary(Lower *L, AstNode *at, Op op, Val a, Val b);
+Val lower_unary_op(Lower *L, AstNode *at, Op op, Val a);
+/* Binds the formals of `decl`: `pre` values first (the model output and target of a loss),
+ * then the call's arguments, then defaults, evaluated in the callee's environment. */
+bool lower_bind_args(Lower *L, Env *callee, Env *caller, AstNode *decl, AstNode *call,
+                     Val *pre, int npre);
+Val lower_call_decl(Lower *L, AstNode *decl, AstNode *call, Env *caller, Val *pre, int npre);
+/* lower_builtin.c */
+Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b);
+/* lower_data.c: a data declaration, evaluated once per name; csv, idx, npy and split */
+Val lower_data_decl(Lower *L, AstNode *decl, const char *name);
+Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given);
+/* lower_optim.c: the optimizer's new parameters and states (false after reporting) */
+bool lower_optimizer(Lower *L);
 
 /* ---- autodiff.c ---- */
 
@@ -586,32 +670,14 @@ NnlResult cg_emit_object(Nnl *nnl, IrProgram *p, Plan *plan, int elem_size, cons
 
 /* ---- driver.c: the pipeline ---- */
 
-typedef enum { STOP_CHECK, STOP_IR, STOP_GRAD, STOP_KERNELS, STOP_LLVM, STOP_RUN,
-               STOP_BUILD, STOP_PREDICT, STOP_EVAL, STOP_SUMMARY } StopAt;
+/* nnl_run hands the stages (and aot.c) its NnlRunOptions completed: out and cpu set,
+ * float64 set for a gradient check, verbose only where a run or a build reports stages. */
 
-typedef struct {
-    StopAt stop;
-    const char *train_name;       /* --train NAME, when a script has several */
-    const char **sets;            /* --set key=value */
-    int nsets;
-    const char *log;              /* --log FILE */
-    const char *init, *dump_params;
-    const char *resume;           /* --resume CKPT */
-    int elem_size;                /* 4, or 8 for gradient checks */
-    bool gradcheck;
-    bool no_data;                 /* check without reading data files */
-    bool quiet;
-    bool verbose;                 /* the stages and their times */
-    FILE *out;
-    const char *output;           /* STOP_BUILD: the trainer to write */
-    const char *cpu;              /* STOP_BUILD: "native" or an LLVM CPU name */
-    bool lib;                     /* STOP_BUILD: a library (NAME.o, NAME.h), not a trainer */
-    const char *checkpoint;       /* STOP_PREDICT, STOP_EVAL: the trained parameters */
-    const char *input;            /* STOP_PREDICT: the inputs; output: where to write */
-    const char *eval_data;        /* STOP_EVAL: the data declaration to evaluate on */
-} RunOptions;
-
-NnlResult driver_run(Nnl *nnl, const RunOptions *opt);
+/* The size of a float the model computes in: 8 with --float64 and for gradient checks. */
+static inline int driver_elem_size(const NnlRunOptions *opt)
+{
+    return opt->float64 ? 8 : 4;
+}
 
 /* ---- aot.c: standalone trainers (nnlc build) ----
  *
@@ -631,11 +697,11 @@ typedef struct {
 
 /* Writes the trainer opt->output for opt->cpu: the object file, a C file with the
  * NnlrtProgram and main, compiled and linked with cc against libnnlrt.a. */
-NnlResult aot_build(Nnl *nnl, const RunOptions *opt, const AotInput *in);
+NnlResult aot_build(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 /* Writes the library opt->output + ".o" and ".h": the predict entry as NAME_nnl_predict
  * with runtime/nnlrt_lib.c around it (NAME_load, NAME_set_params, NAME_predict,
  * NAME_error), NAME the last component of opt->output. */
-NnlResult aot_build_lib(Nnl *nnl, const RunOptions *opt, const AotInput *in);
+NnlResult aot_build_lib(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 
 /* ---- context (nnl.c) ---- */
 

@@ -55,9 +55,12 @@ static const char *const builtin_values[BV_COUNT] = {
 };
 
 const char *const sema_train_keys[] = {
-    "data", "validate", "loss", "optimizer", "epochs", "batch", "seed", "shuffle", "metrics",
-    "log", "log_every", "clip_norm", "clip_value", "l1", "l2", "checkpoint",
-    "checkpoint_every", "checkpoint_every_steps", "keep", "plot", NULL,
+#define RUN_KEY(id, name, ...) name,
+#define MODEL_KEY(id, name, ...) name,
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+    NULL,
 };
 
 Builtin sema_builtin(const char *name)
@@ -498,6 +501,17 @@ static void sema_callable(Nnl *nnl, AstNode *d)
     nnl_dealloc(sc.names);
 }
 
+/* "data, validate, loss, ...": every train key, for a message. */
+static const char *sema_train_key_list(Nnl *nnl)
+{
+    StrBuf b = {0};
+    for (int k = 0; k < NNLRT_TRAIN_KEY_COUNT; k++)
+        sb_printf(&b, "%s%s", k ? ", " : "", sema_train_keys[k]);
+    const char *list = arena_strndup(&nnl->arena, b.data, b.len);
+    sb_free(&b);
+    return list;
+}
+
 static void sema_train(Nnl *nnl, AstNode *t)
 {
     AstNode *m = sema_lookup(nnl, t->name);
@@ -511,28 +525,21 @@ static void sema_train(Nnl *nnl, AstNode *t)
             sema_unknown(&sc, &at, "model", t->name);
     }
     Scope sc = {.nnl = nnl, .decl = t};
-    int nkeys = 0;
-    while (sema_train_keys[nkeys])
-        nkeys++;
     for (int i = 0; i < t->body.len; i++) {
         AstNode *s = t->body.items[i];
         if (s->kind != AST_ASSIGN || s->op != TK_ASSIGN) {
             diag_error(nnl, s->src, s->off, "a train block holds only 'key = value' lines");
             continue;
         }
-        bool known = false;
-        for (int k = 0; k < nkeys; k++)
-            known |= strcmp(sema_train_keys[k], s->name) == 0;
-        if (!known) {
-            const char *sug = sema_suggest(s->name, sema_train_keys, nkeys);
+        int key = nnlrt_train_key(s->name);
+        if (key < 0) {
+            const char *sug = sema_suggest(s->name, sema_train_keys, NNLRT_TRAIN_KEY_COUNT);
             if (sug)
                 diag_error(nnl, s->src, s->off, "unknown train key '%s'; did you mean '%s'?",
                            s->name, sug);
             else
-                diag_error(nnl, s->src, s->off, "unknown train key '%s' (known: data, "
-                           "validate, loss, optimizer, epochs, batch, seed, shuffle, metrics, "
-                           "log, log_every, clip_norm, clip_value, l1, l2, checkpoint, checkpoint_every, "
-                           "checkpoint_every_steps, keep, plot)", s->name);
+                diag_error(nnl, s->src, s->off, "unknown train key '%s' (known: %s)", s->name,
+                           sema_train_key_list(nnl));
         }
         for (int j = 0; j < i; j++)
             if (strcmp(t->body.items[j]->name, s->name) == 0) {
@@ -541,7 +548,8 @@ static void sema_train(Nnl *nnl, AstNode *t)
                 break;
             }
         /* loss = huber(delta = 2), metrics = [accuracy]: called with (output, target) */
-        bool objective = strcmp(s->name, "loss") == 0 || strcmp(s->name, "metrics") == 0;
+        NnlrtKeyKind kind = key >= 0 ? nnlrt_train_keys[key].kind : NNLRT_KEY_INT;
+        bool objective = kind == NNLRT_KEY_LOSS || kind == NNLRT_KEY_METRICS;
         AstNode *v = s->rhs;
         if (objective && v->kind == AST_CALL) {
             sema_call(&sc, v, 2);

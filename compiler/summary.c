@@ -160,7 +160,7 @@ void summary_write(StrBuf *b, const TrainSpec *spec, const IrProgram *p, const P
     Arena tmp = {0};
     sb_printf(b, "model %s (train %s)\n", spec->model->name, spec->decl->name);
     sb_printf(b, "  input   %-14s %lld samples of '%s'\n", shape_str(&tmp, &p->input->shape),
-              (long long)samples, spec->data->name);
+              (long long)samples, spec->data->spec.name);
     sb_printf(b, "  output  %-14s ", shape_str(&tmp, &p->output->shape));
     if (p->target_kind == NNLRT_TARGET_CLASS)
         sb_printf(b, "a score for each of %lld classes\n", (long long)p->n_classes);

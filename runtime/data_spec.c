@@ -77,17 +77,29 @@ static bool spec_load_csv(const NnlrtData *d, int i, NnlrtDataset *out)
     return nnlrt_csv_load(&opt, out);
 }
 
+/* The loaders of the formats of two files (NNLRT_DATA_KINDS), NULL for the others. */
+typedef struct {
+    bool (*load)(const char *x_path, const char *y_path, double scale, NnlrtDataset *out);
+    bool (*load_shape)(const char *x_path, const char *y_path, double scale,
+                       NnlrtDataset *out);
+} SpecPair;
+
+static const SpecPair spec_pairs[] = {
+#define SPEC_PAIR(id, name, files, load, load_shape) {load, load_shape},
+    NNLRT_DATA_KINDS(SPEC_PAIR)
+#undef SPEC_PAIR
+};
+
 static bool spec_load_pair(const NnlrtData *d, int i, NnlrtDataset *out)
 {
     const NnlrtDataSpec *s = &d->specs[i];
     char a[SPEC_PATH_MAX], b[SPEC_PATH_MAX];
     if (!spec_file(d, i, 0, a, sizeof a) || !spec_file(d, i, 1, b, sizeof b))
         return false;
+    const SpecPair *pair = &spec_pairs[s->kind];
     if (d->shapes_only && !s->standardize)
-        return s->kind == NNLRT_DATA_IDX ? nnlrt_idx_load_shape(a, b, s->scale, out)
-                                         : nnlrt_npy_load_shape(a, b, s->scale, out);
-    return s->kind == NNLRT_DATA_IDX ? nnlrt_idx_load(a, b, s->scale, out)
-                                     : nnlrt_npy_load(a, b, s->scale, out);
+        return pair->load_shape(a, b, s->scale, out);
+    return pair->load(a, b, s->scale, out);
 }
 
 /* Part s->part of the parent: the split is made again for each part (it is cheap and
@@ -120,12 +132,16 @@ NnlrtDataset *nnlrt_data_load(NnlrtData *d, int i)
     NnlrtDataset loaded;
     memset(&loaded, 0, sizeof loaded);
     bool ok;
-    switch (d->specs[i].kind) {
-    case NNLRT_DATA_CSV: ok = spec_load_csv(d, i, &loaded); break;
-    case NNLRT_DATA_IDX:
-    case NNLRT_DATA_NPY: ok = spec_load_pair(d, i, &loaded); break;
-    case NNLRT_DATA_SPLIT: ok = spec_load_split(d, i, &loaded); break;
-    default: ok = false; nnlrt_error(NULL, 0, 0, "data set %d has an unknown kind", i);
+    NnlrtDataKind kind = d->specs[i].kind;
+    if (kind == NNLRT_DATA_CSV)
+        ok = spec_load_csv(d, i, &loaded);
+    else if (kind == NNLRT_DATA_SPLIT)
+        ok = spec_load_split(d, i, &loaded);
+    else if ((size_t)kind < sizeof spec_pairs / sizeof spec_pairs[0] && spec_pairs[kind].load)
+        ok = spec_load_pair(d, i, &loaded);
+    else {
+        ok = false;
+        nnlrt_error(NULL, 0, 0, "data set %d has an unknown kind", i);
     }
     if (!ok)
         return NULL;
@@ -230,6 +246,12 @@ static void spec_describe_csv(SpecText *t, const NnlrtDataSpec *s)
     spec_printf(t, ")");
 }
 
+static const char *const spec_kind_names[] = {
+#define SPEC_KIND_NAME(id, name, files, load, load_shape) name,
+    NNLRT_DATA_KINDS(SPEC_KIND_NAME)
+#undef SPEC_KIND_NAME
+};
+
 const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
 {
     SpecText t = {buf, n, 0};
@@ -238,10 +260,8 @@ const char *nnlrt_data_describe(const NnlrtData *d, int i, char *buf, size_t n)
     const NnlrtDataSpec *s = &d->specs[i];
     switch (s->kind) {
     case NNLRT_DATA_CSV: spec_describe_csv(&t, s); break;
-    case NNLRT_DATA_IDX:
-    case NNLRT_DATA_NPY:
-        spec_printf(&t, "%s(\"%s\", \"%s\"", s->kind == NNLRT_DATA_IDX ? "idx" : "npy", s->path,
-                    s->path2);
+    default: /* two files */
+        spec_printf(&t, "%s(\"%s\", \"%s\"", spec_kind_names[s->kind], s->path, s->path2);
         if (s->scale != 1)
             spec_printf(&t, ", scale = %g", s->scale);
         spec_printf(&t, ")");

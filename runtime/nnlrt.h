@@ -183,7 +183,21 @@ const char *nnlrt_data_places(const char *name, const char *script_dir, char *bu
 
 /* One `data` declaration, as nnlc evaluated it: enough for the runtime to load it the way
  * `nnlc run` does, so that a standalone trainer needs no compiler. */
-typedef enum { NNLRT_DATA_CSV, NNLRT_DATA_IDX, NNLRT_DATA_NPY, NNLRT_DATA_SPLIT } NnlrtDataKind;
+/* The kinds of data set, X(ID, the built-in that declares one, the files a trainer's
+ * --data NAME=... takes for one, and for a format of two files (inputs, targets) its
+ * loaders: the whole set, and the inputs' header only, as nnlrt_idx_load and
+ * nnlrt_idx_load_shape): a new format of two files is a row here and its loader. */
+#define NNLRT_DATA_KINDS(X) \
+    X(CSV, "csv", "one CSV file", NULL, NULL) \
+    X(IDX, "idx", "two files: give IMAGES,LABELS", nnlrt_idx_load, nnlrt_idx_load_shape) \
+    X(NPY, "npy", "two files: give X,Y", nnlrt_npy_load, nnlrt_npy_load_shape) \
+    X(SPLIT, "split", "the file(s) of the data set it splits", NULL, NULL)
+
+typedef enum {
+#define NNLRT_DATA_KIND_ID(id, name, files, load, load_shape) NNLRT_DATA_##id,
+    NNLRT_DATA_KINDS(NNLRT_DATA_KIND_ID)
+#undef NNLRT_DATA_KIND_ID
+} NnlrtDataKind;
 
 typedef struct {
     const char *name;         /* the data declaration's name */
@@ -414,6 +428,48 @@ typedef struct {
                                      * the rows are kept in memory for it; NULL: none */
 } NnlrtTrainConfig;
 
+/* The keys of a train block (train_keys.def, train_keys.c): nnlc checks and evaluates
+ * them, and a trainer's --set changes the settable ones, from this one table. */
+typedef enum {
+    NNLRT_KEY_INT,         /* a whole number of at least `least` (int64_t) */
+    NNLRT_KEY_BATCH,       /* a whole number of at least `least`, or all: 0 (int64_t) */
+    NNLRT_KEY_SEED,        /* a whole number of at least 0 (uint64_t) */
+    NNLRT_KEY_BOOL,        /* true or false (bool) */
+    NNLRT_KEY_PATH,        /* a file (a string) */
+    NNLRT_KEY_POSITIVE,    /* a number above 0 (double) */
+    NNLRT_KEY_NONNEGATIVE, /* a number of at least 0 (double) */
+    NNLRT_KEY_DATA,        /* the name of a data declaration */
+    NNLRT_KEY_LOSS,        /* a loss or fn, by name or called with options */
+    NNLRT_KEY_OPTIMIZER,   /* an optimizer, by name or called with options */
+    NNLRT_KEY_METRICS,     /* a list of metrics, losses or fns */
+} NnlrtKeyKind;
+
+enum { NNLRT_KEY_REQUIRED = 1, NNLRT_KEY_SETTABLE = 2 };
+
+typedef enum {
+#define RUN_KEY(id, ...) NNLRT_TRAIN_##id,
+#define MODEL_KEY(id, ...) NNLRT_TRAIN_##id,
+#include "train_keys.def"
+#undef RUN_KEY
+#undef MODEL_KEY
+    NNLRT_TRAIN_KEY_COUNT
+} NnlrtTrainKeyId;
+
+typedef struct {
+    const char *name;
+    NnlrtKeyKind kind;
+    int64_t least, def;       /* the least whole number; the default (train_keys.def) */
+    const char *what;         /* the key as messages name it */
+    int flags;                /* NNLRT_KEY_REQUIRED, NNLRT_KEY_SETTABLE */
+    int offset;               /* of its field in NnlrtTrainConfig; -1: compiled in */
+} NnlrtTrainKey;
+
+extern const NnlrtTrainKey nnlrt_train_keys[NNLRT_TRAIN_KEY_COUNT];
+/* The NnlrtTrainKeyId of `name`, or -1. */
+int nnlrt_train_key(const char *name);
+/* Every setting of the run to its default (the others untouched). */
+void nnlrt_train_defaults(NnlrtTrainConfig *c);
+
 /* Per-epoch results, for callers and tests. */
 typedef struct {
     double loss;              /* mean training loss over the epoch's samples */
@@ -471,7 +527,6 @@ typedef struct {
     int n_data;
     int train_data, val_data;     /* indices in data; val_data -1: no validation */
     NnlrtTrainConfig config;      /* the train block's settings; out NULL: stdout */
-    const char *const *train_keys; /* every train key of the language, NULL-terminated */
     bool epochs_compiled;         /* hyper-parameters use `epochs`: it cannot change */
     /* The first CPU feature the code needs that this machine lacks, or NULL. */
     const char *(*missing_cpu_feature)(void);

@@ -27,9 +27,6 @@ typedef struct {
     bool help, version;
 } TrainerArgs;
 
-static const char *const trainer_settable[] = {"epochs", "batch", "seed", "shuffle", "log",
-                                               "log_every", "plot", NULL};
-
 static int trainer_usage(const char *fmt, const char *arg)
 {
     fprintf(stderr, "%s: error: ", nnlrt_program_name());
@@ -96,6 +93,34 @@ static void trainer_help_data(FILE *f, const NnlrtProgram *p, const NnlrtData *d
     fprintf(f, "  the script's directory: %s\n", dir ? dir : ".");
 }
 
+/* "  batch      32": a setting's value as --set writes it. */
+static void trainer_help_key(FILE *f, const NnlrtTrainKey *k, const void *field, bool compiled)
+{
+    fprintf(f, "  %-10s ", k->name);
+    switch (k->kind) {
+    case NNLRT_KEY_INT:
+    case NNLRT_KEY_BATCH: {
+        int64_t n = *(const int64_t *)field;
+        if (k->kind == NNLRT_KEY_BATCH && n == 0)
+            fprintf(f, "all\n");
+        else
+            fprintf(f, "%lld%s\n", (long long)n,
+                    compiled ? "  (compiled in: the hyper-parameters use it)" : "");
+        return;
+    }
+    case NNLRT_KEY_SEED:
+        fprintf(f, "%llu\n", (unsigned long long)*(const uint64_t *)field);
+        return;
+    case NNLRT_KEY_BOOL:
+        fprintf(f, "%s\n", *(const bool *)field ? "true" : "false");
+        return;
+    default: { /* NNLRT_KEY_PATH */
+        const char *path = *(const char *const *)field;
+        fprintf(f, "%s\n", path ? path : "(none)");
+    }
+    }
+}
+
 static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
 {
     const NnlrtTrainConfig *c = &p->config;
@@ -107,17 +132,12 @@ static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
         s += len + (s[len] == '\n');
     }
     fprintf(f, "\ntraining, changed with --set KEY=VALUE:\n");
-    fprintf(f, "  epochs     %lld%s\n", (long long)c->epochs,
-            p->epochs_compiled ? "  (compiled in: the hyper-parameters use it)" : "");
-    if (c->batch)
-        fprintf(f, "  batch      %lld\n", (long long)c->batch);
-    else
-        fprintf(f, "  batch      all\n");
-    fprintf(f, "  seed       %llu\n", (unsigned long long)c->seed);
-    fprintf(f, "  shuffle    %s\n", c->shuffle ? "true" : "false");
-    fprintf(f, "  log        %s\n", c->log_path ? c->log_path : "(none)");
-    fprintf(f, "  log_every  %lld\n", (long long)c->log_every);
-    fprintf(f, "  plot       %s\n", c->plot_path ? c->plot_path : "(none)");
+    for (int id = 0; id < NNLRT_TRAIN_KEY_COUNT; id++) {
+        const NnlrtTrainKey *k = &nnlrt_train_keys[id];
+        if (k->flags & NNLRT_KEY_SETTABLE)
+            trainer_help_key(f, k, (const char *)c + k->offset,
+                             id == NNLRT_TRAIN_EPOCHS && p->epochs_compiled);
+    }
 }
 
 static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
@@ -229,14 +249,6 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
 
 /* ---- --set ---- */
 
-static bool trainer_in(const char *const *list, const char *s)
-{
-    for (int i = 0; list && list[i]; i++)
-        if (strcmp(list[i], s) == 0)
-            return true;
-    return false;
-}
-
 static bool trainer_set_error(const char *key, const char *value, const char *fmt)
 {
     char msg[512];
@@ -278,54 +290,52 @@ static const char *trainer_unquote(char *value)
     return value;
 }
 
+/* KEY=VALUE for a key the table (train_keys.def) marks settable, checked by its kind. */
 static bool trainer_set_key(TrainerArgs *a, const char *key, char *value)
 {
-    NnlrtTrainConfig *c = &a->cfg;
-    const NnlrtProgram *p = a->p;
-    int64_t n;
-    if (!trainer_in(trainer_settable, key)) {
-        if (!trainer_in(p->train_keys, key))
-            return trainer_set_error(key, value, "unknown train key '%s'");
+    int id = nnlrt_train_key(key);
+    if (id < 0)
+        return trainer_set_error(key, value, "unknown train key '%s'");
+    const NnlrtTrainKey *k = &nnlrt_train_keys[id];
+    if (!(k->flags & NNLRT_KEY_SETTABLE))
         return trainer_set_error(key, value, "'%s' is compiled into the trainer: change it in "
                                  "the script (or with nnlc build --set) and run 'nnlc build' "
                                  "again");
-    }
-    if (strcmp(key, "epochs") == 0) {
-        if (p->epochs_compiled)
-            return trainer_set_error(key, value, "the script's hyper-parameters use '%s', so "
-                                     "it is compiled into the trainer: run 'nnlc build --set "
-                                     "epochs=N' instead");
-        return trainer_set_number(key, value, 1, &c->epochs);
-    }
-    if (strcmp(key, "batch") == 0) {
+    if (id == NNLRT_TRAIN_EPOCHS && a->p->epochs_compiled)
+        return trainer_set_error(key, value, "the script's hyper-parameters use '%s', so "
+                                 "it is compiled into the trainer: run 'nnlc build --set "
+                                 "epochs=N' instead");
+    void *field = (char *)&a->cfg + k->offset;
+    int64_t n;
+    switch (k->kind) {
+    case NNLRT_KEY_BATCH:
         if (strcmp(value, "all") == 0) {
-            c->batch = 0;
+            *(int64_t *)field = 0;
             return true;
         }
-        if (trainer_int(value, 1, &c->batch))
+        if (trainer_int(value, k->least, field))
             return true;
         return trainer_set_error(key, value, "%s must be a whole number, at least 1, or all");
-    }
-    if (strcmp(key, "seed") == 0) {
-        if (!trainer_set_number(key, value, 0, &n))
+    case NNLRT_KEY_SEED:
+        if (!trainer_set_number(key, value, k->least, &n))
             return false;
-        c->seed = (uint64_t)n;
+        *(uint64_t *)field = (uint64_t)n;
         return true;
-    }
-    if (strcmp(key, "shuffle") == 0) {
+    case NNLRT_KEY_BOOL:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
             return trainer_set_error(key, value, "%s must be true or false");
-        c->shuffle = strcmp(value, "true") == 0;
+        *(bool *)field = strcmp(value, "true") == 0;
         return true;
-    }
-    if (strcmp(key, "log") == 0 || strcmp(key, "plot") == 0) {
+    case NNLRT_KEY_PATH: {
         const char *path = trainer_unquote(value);
         if (!*path)
             return trainer_set_error(key, value, "%s must name a file");
-        *(key[0] == 'l' ? &c->log_path : &c->plot_path) = path;
+        *(const char **)field = path;
         return true;
     }
-    return trainer_set_number(key, value, 0, &c->log_every);
+    default: /* NNLRT_KEY_INT: the kinds a run's settings have */
+        return trainer_set_number(key, value, k->least, field);
+    }
 }
 
 /* Trims blanks in place. */
@@ -405,12 +415,15 @@ static bool trainer_data(const NnlrtProgram *p, NnlrtData *d, char *text)
         return false;
     }
     char *comma = strchr(files, ',');
-    bool pair = s->kind != NNLRT_DATA_CSV;
+    static const char *const takes[] = {
+#define TRAINER_DATA_FILES(id, name, files, load, load_shape) files,
+        NNLRT_DATA_KINDS(TRAINER_DATA_FILES)
+#undef TRAINER_DATA_FILES
+    };
+    bool pair = s->path2 != NULL;
     if (pair != (comma != NULL) || (comma && (comma == files || !comma[1]))) {
         nnlrt_error(NULL, 0, 0, "--data %s=%s: '%s' is read from %s", text, files, text,
-                    pair ? (s->kind == NNLRT_DATA_IDX ? "two files: give IMAGES,LABELS"
-                                                      : "two files: give X,Y")
-                         : "one CSV file");
+                    takes[s->kind]);
         return false;
     }
     if (comma)

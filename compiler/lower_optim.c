@@ -1,0 +1,148 @@
+/* lower_optim.c — the optimizer's update of the parameter and state arenas. */
+#include <string.h>
+
+#include "nnlc_int.h"
+#include "parser.h"
+
+/* What the optimizer sees as `grad`: the loss's gradient, plus the regularization terms
+ * (l1: l1 |w|, l2: l2 w^2 added to the objective), clipped elementwise (clip_value), then
+ * scaled to a global L2 norm of at most clip_norm (as torch.nn.utils.clip_grad_norm_). */
+static IrNode *lower_grad_terms(Lower *L, IrNode *g, IrNode *w)
+{
+    IrProgram *p = L->p;
+    TrainSpec *sp = L->spec;
+    if (sp->l1) {
+        IrNode *l1 = ir_const(p, sp->l1), *sg = ir_unary(p, OP_SIGN, w);
+        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, l1, sg));
+    }
+    if (sp->l2)
+        g = ir_binary(p, OP_ADD, g, ir_binary(p, OP_MUL, ir_const(p, 2 * sp->l2), w));
+    if (sp->clip_value) {
+        IrNode *lo = ir_binary(p, OP_MAX, g, ir_const(p, -sp->clip_value));
+        g = ir_binary(p, OP_MIN, lo, ir_const(p, sp->clip_value));
+    }
+    if (sp->clip_norm) {
+        IrNode *norm = ir_unary(p, OP_SQRT, ir_sum_all(p, ir_binary(p, OP_MUL, g, g), false));
+        IrNode *limit = ir_const(p, sp->clip_norm);
+        IrNode *coef = ir_binary(p, OP_DIV, limit, ir_binary(p, OP_ADD, norm, ir_const(p, 1e-6)));
+        g = ir_binary(p, OP_MUL, g, ir_binary(p, OP_MIN, coef, ir_const(p, 1)));
+    }
+    return g;
+}
+
+/* `state NAME = number`: an arena of the parameters' shape, starting from the number. */
+static bool optim_state(Lower *L, Env *env, AstNode *s, Shape arena, IrNode **leaves,
+                        const char **names)
+{
+    IrProgram *p = L->p;
+    Val init = lower_expr(L, env, s->rhs);
+    if (!val_ok(init) || init.kind != V_NUM) {
+        if (val_ok(init))
+            lower_error(L, s->rhs, "a state starts from a number, not %s", val_desc(L, init));
+        return false;
+    }
+    if (s->shape.len || p->nstates >= 32) {
+        lower_error(L, s, s->shape.len ? "a state has the shape of each parameter; it takes "
+                    "no size" : "too many states (the limit is 32)");
+        return false;
+    }
+    int k = p->nstates++;
+    p->new_states = nnl_realloc(p->new_states, sizeof(IrNode *) * (size_t)p->nstates);
+    p->state_init = nnl_realloc(p->state_init, sizeof(double) * (size_t)p->nstates);
+    p->state_init[k] = init.num;
+    names[k] = s->name;
+    IrNode *leaf = ir_leaf(p, OP_ARENA, arena);
+    leaf->index = ARENA_STATE;
+    leaf->aux = k;
+    leaves[k] = leaf;
+    IrNode *cur = leaf;
+    if (init.num != 0) { /* the arenas start at 0: the first step sees `init` */
+        IrNode *stp = ir_var(p, VAR_STEP), *one = ir_const(p, 1);
+        IrNode *first = ir_binary(p, OP_EQ, stp, one);
+        cur = ir_where(p, first, ir_const(p, init.num), leaf);
+    }
+    env_bind(env, s->name, val_tensor(cur, s));
+    return true;
+}
+
+/* `NAME = expr` or `NAME op= expr`: numbers, or tensors element by element. */
+static bool optim_assign(Lower *L, Env *env, AstNode *s)
+{
+    Val v = lower_expr(L, env, s->rhs);
+    if (val_ok(v) && s->op != TK_ASSIGN) {
+        Val *old = env_find(env, s->name);
+        Val cur = old ? *old : lower_builtin_value(L, s, sema_builtin_value(s->name));
+        v = lower_binary(L, s, lower_token_op(s->op), cur, v);
+    }
+    if (!val_ok(v))
+        return false;
+    if (!val_is_numeric(v) ||
+        (v.kind == V_TENSOR && (v.t->shape.batched || v.t->shape.rank > 1))) {
+        lower_error(L, s, "an optimizer works on numbers, element by element; '%s' is %s",
+                    s->name, val_desc(L, v));
+        return false;
+    }
+    env_bind(env, s->name, v);
+    return true;
+}
+
+bool lower_optimizer(Lower *L)
+{
+    IrProgram *p = L->p;
+    AstNode *ref = L->spec->optimizer;
+    AstNode *d = sema_lookup(L->nnl, ref->name);
+    Shape arena = {.rank = 1, .dim = {p->nparam_elems}};
+    L->param_arena = ir_leaf(p, OP_ARENA, arena);
+    L->param_arena->index = ARENA_PARAMS;
+    L->grad_arena = ir_leaf(p, OP_ARENA, arena);
+    L->grad_arena->index = ARENA_GRADS;
+    /* running statistics (batch normalization) are not trained: their slots of the grad
+     * arena hold their new values, which replace them; the optimizer sees zeros there */
+    IrNode *raw_grads = L->grad_arena, *bufmask = NULL;
+    for (int i = 0; i < p->nparams && !bufmask; i++)
+        if (p->params[i].buffer)
+            bufmask = ir_leaf(p, OP_BUFMASK, arena);
+    if (bufmask) {
+        IrNode *zero = ir_const(p, 0);
+        L->grad_arena = ir_where(p, bufmask, zero, raw_grads);
+    }
+    L->grad_arena = lower_grad_terms(L, L->grad_arena, L->param_arena);
+    IrNode *state_leaves[32];
+    Env env = {0}, global = {0};
+    L->mode = MODE_GLOBAL; /* hyper-parameters: numbers, or expressions of epoch and step */
+    bool good = lower_bind_args(L, &env, &global, d, ref->kind == AST_CALL ? ref : NULL, NULL, 0);
+    env_free(&global);
+    L->mode = MODE_OPT;
+    const char *state_names[32];
+    for (int i = 0; good && i < d->body.len; i++) {
+        AstNode *s = d->body.items[i];
+        if (s->kind == AST_STATE) {
+            good = optim_state(L, &env, s, arena, state_leaves, state_names);
+        } else if (s->kind == AST_ASSIGN) {
+            good = optim_assign(L, &env, s);
+        } else {
+            lower_error(L, s, "'%s' is not allowed in an optimizer", ast_kind_name(s->kind));
+            good = false;
+        }
+    }
+    if (good) {
+        Val *np = env_find(&env, "param");
+        if (!np) {
+            lower_error(L, d, "optimizer '%s' never updates 'param'", d->name);
+            good = false;
+        } else {
+            p->new_params = ir_broadcast(p, val_node(L, *np), arena);
+            for (int k = 0; k < p->nstates; k++)
+                p->new_states[k] = ir_broadcast(p, val_node(L, *env_find(&env, state_names[k])),
+                                                arena);
+            if (bufmask) { /* buffers take their new values; their states stay */
+                p->new_params = ir_where(p, bufmask, raw_grads, p->new_params);
+                for (int k = 0; k < p->nstates; k++)
+                    p->new_states[k] = ir_where(p, bufmask, state_leaves[k], p->new_states[k]);
+            }
+        }
+    }
+    env_free(&env);
+    L->mode = MODE_GLOBAL;
+    return good;
+}
