@@ -530,6 +530,17 @@ static bool aot_temp_dir(Nnl *nnl, AotTemp *t)
     return true;
 }
 
+/* The temporary file cc (and objcopy) wrote, the trainer or the --lib object, synced and
+ * renamed over its target; false after reporting. */
+static bool aot_put_object(Nnl *nnl, NnlrtAtomic *a)
+{
+    if (nnlrt_atomic_sync_written(a) && nnlrt_atomic_rename(a, "rename") &&
+        nnlrt_atomic_sync_dir(a))
+        return true;
+    diag_file_error(nnl, a->path, "cannot write the file: %s", strerror(a->err));
+    return false;
+}
+
 static NnlResult aot_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in,
                             const char *cc, const AotTemp *t)
 {
@@ -543,8 +554,13 @@ static NnlResult aot_in_dir(Nnl *nnl, const NnlRunOptions *opt, const AotInput *
                             : opt->cpu;
     StrBuf b = {0};
     aot_program(nnl, &b, in, aot_script(nnl, in->spec), label, opt->cpu, features);
-    r = aot_write(nnl, t->c_file, &b) ? aot_link(nnl, cc, t->c_file, t->obj, opt->output)
+    NnlrtAtomic a; /* the trainer appears whole, or the one there stays as it was */
+    nnlrt_atomic_init(&a, opt->output, 0);
+    r = aot_write(nnl, t->c_file, &b) ? aot_link(nnl, cc, t->c_file, t->obj, a.tmp)
                                       : NNL_EUSAGE;
+    if (r == NNL_OK && !aot_put_object(nnl, &a))
+        r = NNL_EUSAGE;
+    nnlrt_atomic_free(&a);
     sb_free(&b);
     return r;
 }
@@ -683,17 +699,6 @@ static bool aot_write_atomic(Nnl *nnl, const char *path, const StrBuf *b)
     }
     nnlrt_atomic_free(&a);
     return ok;
-}
-
-/* The temporary object cc and objcopy wrote, synced and renamed over `out`; false after
- * reporting. */
-static bool aot_put_object(Nnl *nnl, NnlrtAtomic *a)
-{
-    if (nnlrt_atomic_sync_written(a) && nnlrt_atomic_rename(a, "rename") &&
-        nnlrt_atomic_sync_dir(a))
-        return true;
-    diag_file_error(nnl, a->path, "cannot write the file: %s", strerror(a->err));
-    return false;
 }
 
 /* cc -c the glue, then cc -r: one relocatable object of both and of the runtime routines

@@ -35,6 +35,8 @@ int ir_op_arity(Op op) { return op_info[op].arity; }
 KernelKind ir_op_kernel(Op op) { return op_info[op].kernel; }
 bool ir_op_in_memory(Op op, int operand) { return op_info[op].memory >> operand & 1; }
 
+bool ir_op_is_function(Op op) { return op_info[op].script; }
+
 Op ir_op_function(const char *name)
 {
     for (int op = 0; op < OP_COUNT; op++)

@@ -452,15 +452,9 @@ Val lower_builtin(Lower *L, Env *e, AstNode *call, Builtin b)
     int npos = builtin_args(L, e, call, b, a, given);
     if (npos < 0)
         return val_err();
-    static const Op unary_ops[] = {
-        [BI_EXP] = OP_EXP, [BI_LOG] = OP_LOG, [BI_SQRT] = OP_SQRT, [BI_ABS] = OP_ABS,
-        [BI_SIGN] = OP_SIGN, [BI_TANH] = OP_TANH, [BI_ERF] = OP_ERF, [BI_SIN] = OP_SIN,
-        [BI_COS] = OP_COS, [BI_FLOOR] = OP_FLOOR,
-    };
+    if (b >= BI_OP) /* exp, log, tanh...: ops.def's FN SCRIPT ops */
+        return lower_unary_op(L, call, (Op)(b - BI_OP), a[0]);
     switch (b) {
-    case BI_EXP: case BI_LOG: case BI_SQRT: case BI_ABS: case BI_SIGN: case BI_TANH:
-    case BI_ERF: case BI_SIN: case BI_COS: case BI_FLOOR:
-        return lower_unary_op(L, call, unary_ops[b], a[0]);
     case BI_MIN:
     case BI_MAX:
         if (given[1])

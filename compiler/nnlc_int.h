@@ -350,6 +350,7 @@ KernelKind ir_op_kernel(Op op);
 bool ir_op_in_memory(Op op, int operand);  /* whether the operand must be in memory */
 /* The op scripts call as the function `name` of one tensor (FN SCRIPT), or OP_COUNT. */
 Op ir_op_function(const char *name);
+bool ir_op_is_function(Op op);             /* FN SCRIPT */
 const OpCall *ir_op_call(Op op);           /* the runtime routine of an OPC_CALL op, or NULL */
 /* The tensor a ROLE_* of OpCall stands for in node n: an operand, n itself, or NULL. */
 const IrNode *ir_call_role(const IrNode *n, int role);
@@ -393,26 +394,28 @@ bool ir_verify(Nnl *nnl, const IrProgram *p);
 
 /* ---- sema.c: names, arity, arguments, duplicates ---- */
 
+/* The built-in functions and values: builtins.def's lines. */
 typedef enum {
     BI_NONE = 0,
-    /* elementwise */
-    BI_EXP, BI_LOG, BI_SQRT, BI_ABS, BI_SIGN, BI_TANH, BI_ERF, BI_SIN, BI_COS, BI_FLOOR,
-    BI_MIN, BI_MAX, BI_WHERE,
-    /* reductions and indexing */
-    BI_SUM, BI_MEAN, BI_LOGSUMEXP, BI_PICK, BI_ONEHOT, BI_ARGMAX, BI_DIM, BI_RESHAPE,
-    BI_FLATTEN,
-    /* images */
-    BI_CONVOLVE2D, BI_MAX_POOL2D, BI_AVG_POOL2D, BI_DROP, BI_BATCH_NORMALIZE,
-    /* initializers */
-    BI_RAND, BI_RANDN,
-    /* data */
-    BI_CSV, BI_SPLIT, BI_IDX, BI_NPY,
-    BI_COUNT
+#define BUILTIN(id, ...) BI_##id,
+#define VALUE(id, name)
+#include "builtins.def"
+#undef BUILTIN
+#undef VALUE
+    BI_COUNT,
+    /* BI_OP + op: an op of ops.def that scripts call as a function of one tensor, `x`
+     * (FN SCRIPT: exp, log, tanh, ...); sema_builtin finds them by their text */
+    BI_OP = BI_COUNT
 } Builtin;
 
 typedef enum {
-    BV_NONE = 0, BV_PI, BV_EPOCH, BV_STEP, BV_EPOCHS, BV_FAN_IN, BV_FAN_OUT, BV_PARAM,
-    BV_GRAD, BV_ALL, BV_COUNT
+    BV_NONE = 0,
+#define BUILTIN(id, ...)
+#define VALUE(id, name) BV_##id,
+#include "builtins.def"
+#undef BUILTIN
+#undef VALUE
+    BV_COUNT
 } BuiltinValue;
 
 enum { BUILTIN_MAX_ARGS = 8 };

@@ -11,47 +11,19 @@
 #include "parser.h"
 
 static const BuiltinInfo builtins[BI_COUNT] = {
-    [BI_EXP] = {"exp", 1, 1, {"x"}},
-    [BI_LOG] = {"log", 1, 1, {"x"}},
-    [BI_SQRT] = {"sqrt", 1, 1, {"x"}},
-    [BI_ABS] = {"abs", 1, 1, {"x"}},
-    [BI_SIGN] = {"sign", 1, 1, {"x"}},
-    [BI_TANH] = {"tanh", 1, 1, {"x"}},
-    [BI_ERF] = {"erf", 1, 1, {"x"}},
-    [BI_SIN] = {"sin", 1, 1, {"x"}},
-    [BI_COS] = {"cos", 1, 1, {"x"}},
-    [BI_FLOOR] = {"floor", 1, 1, {"x"}},
-    [BI_MIN] = {"min", 1, 2, {"x", "y", "axis"}},
-    [BI_MAX] = {"max", 1, 2, {"x", "y", "axis"}},
-    [BI_WHERE] = {"where", 3, 3, {"cond", "a", "b"}},
-    [BI_SUM] = {"sum", 1, 2, {"x", "axis"}},
-    [BI_MEAN] = {"mean", 1, 2, {"x", "axis"}},
-    [BI_LOGSUMEXP] = {"logsumexp", 1, 2, {"x", "axis"}},
-    [BI_PICK] = {"pick", 2, 2, {"x", "index"}},
-    [BI_ONEHOT] = {"onehot", 2, 2, {"index", "n"}},
-    [BI_ARGMAX] = {"argmax", 1, 1, {"x"}},
-    [BI_DIM] = {"dim", 1, 2, {"x", "axis"}},
-    [BI_RESHAPE] = {"reshape", 2, 2, {"x", "shape"}},
-    [BI_FLATTEN] = {"flatten", 1, 1, {"x"}},
-    [BI_CONVOLVE2D] = {"convolve2d", 2, 4, {"x", "w", "stride", "padding"}},
-    [BI_MAX_POOL2D] = {"max_pool2d", 2, 3, {"x", "size", "stride"}},
-    [BI_AVG_POOL2D] = {"avg_pool2d", 2, 3, {"x", "size", "stride"}},
-    [BI_DROP] = {"drop", 2, 2, {"x", "p"}},
-    [BI_BATCH_NORMALIZE] = {"batch_normalize", 5, 7, {"x", "gamma", "beta", "running_mean",
-                                                       "running_var", "momentum", "eps"}},
-    [BI_RAND] = {"rand", 0, 0, {0}},
-    [BI_RANDN] = {"randn", 0, 0, {0}},
-    [BI_CSV] = {"csv", 1, 6, {"path", "target", "features", "header", "delimiter",
-                               "standardize"}},
-    [BI_SPLIT] = {"split", 2, 3, {"source", "fraction", "seed"}},
-    [BI_IDX] = {"idx", 2, 3, {"images", "labels", "scale"}},
-    [BI_NPY] = {"npy", 2, 3, {"x", "y", "scale"}},
+#define BUILTIN(id, name, least, most, ...) [BI_##id] = {name, least, most, {__VA_ARGS__}},
+#define VALUE(id, name)
+#include "builtins.def"
+#undef BUILTIN
+#undef VALUE
 };
 
 static const char *const builtin_values[BV_COUNT] = {
-    [BV_PI] = "pi", [BV_EPOCH] = "epoch", [BV_STEP] = "step", [BV_EPOCHS] = "epochs",
-    [BV_FAN_IN] = "fan_in", [BV_FAN_OUT] = "fan_out", [BV_PARAM] = "param",
-    [BV_GRAD] = "grad", [BV_ALL] = "all",
+#define BUILTIN(id, ...)
+#define VALUE(id, name) [BV_##id] = name,
+#include "builtins.def"
+#undef BUILTIN
+#undef VALUE
 };
 
 const char *const sema_train_keys[] = {
@@ -63,17 +35,25 @@ const char *const sema_train_keys[] = {
     NULL,
 };
 
+/* The ops of ops.def that scripts call as functions (FN SCRIPT), each of one tensor. */
+static const BuiltinInfo op_builtins[OP_COUNT] = {
+#define OP(name, text, arity, cls, kernel, memory, fn, how) [OP_##name] = {text, 1, 1, {"x"}},
+#include "ops.def"
+#undef OP
+};
+
 Builtin sema_builtin(const char *name)
 {
     for (int i = 1; i < BI_COUNT; i++)
         if (strcmp(builtins[i].name, name) == 0)
             return (Builtin)i;
-    return BI_NONE;
+    Op op = ir_op_function(name);
+    return op == OP_COUNT ? BI_NONE : (Builtin)(BI_OP + op);
 }
 
 const BuiltinInfo *sema_builtin_info(Builtin b)
 {
-    return &builtins[b];
+    return b >= BI_OP ? &op_builtins[b - BI_OP] : &builtins[b];
 }
 
 BuiltinValue sema_builtin_value(const char *name)
@@ -243,13 +223,16 @@ static bool scope_has(const Scope *sc, const char *name)
 static const char **scope_candidates(const Scope *sc, int *n)
 {
     Nnl *nnl = sc->nnl;
-    int cap = sc->nnames + nnl->nglobals + BI_COUNT + BV_COUNT;
+    int cap = sc->nnames + nnl->nglobals + OP_COUNT + BI_COUNT + BV_COUNT;
     const char **c = arena_alloc(&nnl->arena, sizeof(char *) * (size_t)cap);
     int k = 0;
     for (int i = 0; i < sc->nnames; i++)
         c[k++] = sc->names[i];
     for (int i = 0; i < nnl->nglobals; i++)
         c[k++] = nnl->global_names[i];
+    for (int op = 0; op < OP_COUNT; op++)
+        if (ir_op_is_function((Op)op))
+            c[k++] = op_builtins[op].name;
     for (int i = 1; i < BI_COUNT; i++)
         c[k++] = builtins[i].name;
     for (int i = 1; i < BV_COUNT; i++)

@@ -1,10 +1,13 @@
 /* atomic_file.c — a file replaced whole or not at all: the temporary file beside it, fsync,
  * rename, fsync of the directory (nnlrt_util.h). Checkpoints, --save-params, exports,
  * predictions, plots and nnlc build's outputs are all written through it. */
-#define _POSIX_C_SOURCE 200809L /* fsync */
+#define _POSIX_C_SOURCE 200809L /* fsync, kill */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -179,4 +182,48 @@ void nnlrt_atomic_free(NnlrtAtomic *a)
     nnlrt_free(a->tmp);
     nnlrt_free(a->dir);
     memset(a, 0, sizeof *a);
+}
+
+/* ---- temporary files of killed writers ---- */
+
+/* The pid of "<base>.tmp.<pid>", or 0 when `name` is not one. */
+static long atomic_tmp_pid(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0)
+        return 0;
+    const char *digits = name + n + 5;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
+        return 0;
+    return strtol(digits, NULL, 10);
+}
+
+/* A temp file is stale when the process that wrote it is gone (or is this one, which is
+ * not writing yet): a live writer of the same path keeps its file. */
+static bool atomic_stale(long pid)
+{
+    if (pid == (long)getpid())
+        return true;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+void nnlrt_atomic_clean_stale(const char *path)
+{
+    char *dir = nnlrt_dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        long pid = atomic_tmp_pid(e->d_name, base);
+        if (pid <= 0 || !atomic_stale(pid))
+            continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *file = nnlrt_alloc(len);
+        snprintf(file, len, "%s/%s", dir, e->d_name);
+        unlink(file); /* best effort: a file that stays is only space */
+        nnlrt_free(file);
+    }
+    if (d)
+        closedir(d);
+    nnlrt_free(dir);
 }

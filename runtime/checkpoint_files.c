@@ -134,44 +134,8 @@ bool nnlrt_checkpoint_write(const char *path, int64_t keep, const NnlrtModel *m,
 
 /* ---- stale temporary files ---- */
 
-/* The pid of "<base>.tmp.<pid>", or 0 when `name` is not one. */
-static long ckpt_tmp_pid(const char *name, const char *base)
-{
-    size_t n = strlen(base);
-    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0)
-        return 0;
-    const char *digits = name + n + 5;
-    if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9)
-        return 0;
-    return strtol(digits, NULL, 10);
-}
-
-/* A temp file is stale when the process that wrote it is gone (or is this one, which is
- * not writing yet): a live writer of the same path keeps its file. */
-static bool ckpt_stale(long pid)
-{
-    if (pid == (long)getpid())
-        return true;
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
-
+/* The temporary files are atomic_file.c's: nnlrt_atomic_clean_stale removes them. */
 void nnlrt_checkpoint_clean_stale(const char *path)
 {
-    char *dir = nnlrt_dir_of(path);
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        long pid = ckpt_tmp_pid(e->d_name, base);
-        if (pid <= 0 || !ckpt_stale(pid))
-            continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *file = nnlrt_alloc(len);
-        snprintf(file, len, "%s/%s", dir, e->d_name);
-        unlink(file); /* best effort: a file that stays is only space */
-        nnlrt_free(file);
-    }
-    if (d)
-        closedir(d);
-    nnlrt_free(dir);
+    nnlrt_atomic_clean_stale(path);
 }

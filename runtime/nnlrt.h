@@ -556,7 +556,8 @@ enum { NNLRT_EINT = 130, NNLRT_ETERM = 143 };
 uint64_t nnlrt_model_signature(const NnlrtModel *m);
 
 /* Removes the "<path>.tmp.<pid>" files that writers of checkpoint `path` killed before
- * their rename left behind (those whose process is gone). nnlrt_train calls it at start. */
+ * their rename left behind (those whose process is gone). nnlrt_train does that at start
+ * for the checkpoint, the --save-params file and the plot. */
 void nnlrt_checkpoint_clean_stale(const char *path);
 
 /* Checks that `path` is a whole, uncorrupted checkpoint of m, loading nothing. Returns 0,

@@ -84,6 +84,10 @@ void nnlrt_atomic_free(NnlrtAtomic *a);
 char *nnlrt_dir_of(const char *path);
 /* fsync of a directory: 0 (also when the filesystem cannot, EINVAL), or the errno. */
 int nnlrt_fsync_dir(const char *dir);
+/* Removes the temporary files "<path>.tmp.<pid>" that writers of `path` killed before their
+ * rename left (the process gone, or this one, which is not writing yet); a live writer's
+ * stays. Best effort: a file that cannot be removed is only space. */
+void nnlrt_atomic_clean_stale(const char *path);
 
 /* Failure injection for tests: the next write flagged NNLRT_ATOMIC_INJECT fails at `step`
  * as if the call there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */

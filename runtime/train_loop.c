@@ -799,8 +799,11 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
         return NNLRT_EUSER;
     NnlrtTrainer t;
     train_setup(&t, m, cfg, train, val);
-    if (cfg->checkpoint_path)
-        nnlrt_checkpoint_clean_stale(cfg->checkpoint_path);
+    /* what a run killed while writing its outputs left (atomic_file.c) */
+    const char *outputs[] = {cfg->checkpoint_path, cfg->dump_path, cfg->plot_path};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
+        if (outputs[i])
+            nnlrt_atomic_clean_stale(outputs[i]);
     NnlrtCheckpoint from;
     int rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
     if (rc == NNLRT_OK)

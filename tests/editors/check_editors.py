@@ -6,8 +6,9 @@
             uses no Oniguruma-only syntax)
   keywords  every keyword of compiler/tokens.def (reserved and contextual) gets a
             keyword's scope/group from both the grammar and the Vim file at a
-            statement's start; every builtin of compiler/sema.c and every name
-            stdlib/*.nnl declares gets a function's or a value's scope/group
+            statement's start; every builtin of compiler/builtins.def and compiler/ops.def
+            (FN SCRIPT) and every name stdlib/*.nnl declares gets a function's or a
+            value's scope/group
   sample    tests/editors/sample.nnl: given words get the scope and the group they must
   vim       Vim loads ftdetect and syntax with no error, and sets filetype nnl
 
@@ -46,9 +47,14 @@ def compiler_keywords():
 
 
 def sema_builtins():
-    src = read("compiler/sema.c")
-    fns = set(re.findall(r'\[BI_[A-Z]+\] = \{"([a-z_]+)"', src))
-    values = set(re.findall(r'\[BV_[A-Z_]+\] = "([a-z_]+)"', src))
+    """The built-in functions and values of compiler/builtins.def ('BUILTIN(MIN, "min", ...',
+    'VALUE(PI, "pi")'), and the ops compiler/ops.def lets scripts call as functions
+    (FN SCRIPT: 'OP(EXP, "exp", 1, ELEM, ELEM, 0, SCRIPT, ...)')."""
+    src = read("compiler/builtins.def")
+    fns = set(re.findall(r'^BUILTIN\([A-Z_0-9]+, "([a-z_0-9]+)"', src, re.M))
+    fns |= set(re.findall(r'^OP\([A-Z_0-9]+, *"([a-z_0-9]+)", *\d+, *\w+, *\w+, *\w+, *SCRIPT,',
+                          read("compiler/ops.def"), re.M))
+    values = set(re.findall(r'^VALUE\([A-Z_0-9]+, "([a-z_0-9]+)"\)', src, re.M))
     return fns, values
 
 

@@ -1,5 +1,6 @@
 " syntax/nnl.vim — Vim syntax for nnl, the language of nnlc (docs/language.md).
-" Keywords from compiler/tokens.def, builtin names from compiler/sema.c and stdlib/*.nnl;
+" Keywords from compiler/tokens.def, builtin names from compiler/builtins.def,
+" compiler/ops.def and stdlib/*.nnl;
 " tests/editors/check_editors.py checks that every one is named here.
 " Install: editors/README.md.
 
