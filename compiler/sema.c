@@ -326,7 +326,7 @@ static void sema_call(Scope *sc, AstNode *call, int npre)
         return; /* a function passed as an argument: checked when it is called */
     Builtin b = sema_builtin(call->name);
     if (b) {
-        const BuiltinInfo *bi = &builtins[b];
+        const BuiltinInfo *bi = sema_builtin_info(b);
         int np = 0;
         while (np < BUILTIN_MAX_ARGS && bi->params[np])
             np++;
