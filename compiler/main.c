@@ -5,6 +5,7 @@
 
 #include "nnlc.h"
 #include "nnlrt.h"
+#include "nnlrt_util.h" /* nnlrt_option_value */
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -215,24 +216,6 @@ static void print_diag(void *user, const NnlDiag *d)
     nnl_print_diag(stderr, d);
 }
 
-/* "--name=value" or "--name value": the value, advancing *i; NULL if `a` is not --name. */
-static const char *option_value(const char *name, int argc, char **argv, int *i, bool *missing)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0)
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n] != 0)
-        return NULL;
-    if (*i + 1 == argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 static int parse_args(const Command *c, int argc, char **argv, Args *a)
 {
     /* options with a value, and the commands that take each */
@@ -263,7 +246,7 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             options_done = true;
             continue;
         }
-        if ((c->options & OPT_STAGE) && (v = option_value("--stage", argc, argv, &i, &missing))) {
+        if ((c->options & OPT_STAGE) && (v = nnlrt_option_value("--stage", argc, argv, &i, &missing))) {
             a->stage = v;
             continue;
         }
@@ -291,7 +274,7 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         }
         for (size_t k = 0; k < sizeof run_opts / sizeof *run_opts && !missing; k++) {
             if (!(c->options & run_opts[k].commands) ||
-                !(v = option_value(run_opts[k].name, argc, argv, &i, &missing)))
+                !(v = nnlrt_option_value(run_opts[k].name, argc, argv, &i, &missing)))
                 continue;
             matched = true;
             if (k == 0) {
@@ -491,10 +474,10 @@ static int cmd_export(int argc, char **argv)
         bool missing = false;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return cmd_help(1, (char *[]){"export"});
-        if ((v = option_value("-o", argc, argv, &i, &missing)) ||
-            (v = option_value("--output", argc, argv, &i, &missing)))
+        if ((v = nnlrt_option_value("-o", argc, argv, &i, &missing)) ||
+            (v = nnlrt_option_value("--output", argc, argv, &i, &missing)))
             out = v;
-        else if ((v = option_value("--format", argc, argv, &i, &missing)))
+        else if ((v = nnlrt_option_value("--format", argc, argv, &i, &missing)))
             format = v;
         else if (missing)
             return usage_error("export", "option '%s' needs a value", argv[i]);

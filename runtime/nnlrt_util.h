@@ -1,5 +1,6 @@
 /* nnlrt_util.h — the runtime's utilities that nnlc uses too (it links libnnlrt): the
- * atomic file writer and the growable string. Generated code never sees them. */
+ * atomic file writer, the growable string, command-line options. Generated code never
+ * sees them. */
 #ifndef NNLRT_UTIL_H
 #define NNLRT_UTIL_H
 
@@ -94,6 +95,13 @@ void nnlrt_atomic_clean_stale(const char *path);
 void nnlrt_atomic_fail_at(NnlrtCkptStep step, int err);
 /* Whether that write is to fail at `step` now (once), with errno set as it would be. */
 bool nnlrt_atomic_injected(const NnlrtAtomic *a, NnlrtCkptStep step);
+
+/* ---- trainer_main.c: command-line options, for trainers and nnlc ---- */
+
+/* "--name=value" or "--name value" at argv[*i]: the value, advancing *i past it; NULL when
+ * argv[*i] is not --name, or (with *missing set) when the value is missing. */
+const char *nnlrt_option_value(const char *name, int argc, char **argv, int *i,
+                               bool *missing);
 
 /* ---- str.c: the growable string ----
  *

@@ -177,10 +177,9 @@ static void trainer_version(const NnlrtProgram *p)
 
 /* ---- options ---- */
 
-/* "--name=value" or "--name value": the value, advancing *i; NULL when argv[*i] is not
- * --name, or (with *missing set) when the value is missing. */
-static const char *trainer_value(const char *name, int argc, char **argv, int *i,
-                                 bool *missing)
+/* nnlrt_util.h: shared with nnlc's main.c */
+const char *nnlrt_option_value(const char *name, int argc, char **argv, int *i,
+                               bool *missing)
 {
     const char *a = argv[*i];
     size_t n = strlen(name);
@@ -219,7 +218,7 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
         }
         size_t k = 0;
         for (; k < sizeof names / sizeof *names; k++)
-            if ((v = trainer_value(names[k], argc, argv, &i, &missing)) || missing)
+            if ((v = nnlrt_option_value(names[k], argc, argv, &i, &missing)) || missing)
                 break;
         if (missing)
             return trainer_usage("option '%s' needs a value", arg);
