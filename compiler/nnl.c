@@ -6,15 +6,6 @@
 #include "nnlc_int.h"
 #include "parser.h"
 
-/* Generated at build time from stdlib/ *.nnl (cmake/embed.cmake). */
-typedef struct {
-    const char *name;
-    const char *text;
-    size_t len;
-} EmbeddedFile;
-extern const EmbeddedFile nnl_stdlib_files[];
-extern const int nnl_stdlib_count;
-
 Nnl *nnl_new(NnlDiagFn fn, void *user)
 {
     Nnl *nnl = nnl_malloc(sizeof *nnl);

@@ -209,7 +209,14 @@ void parse_snapshot(void *parser, ParseState *ps);
 bool parse_innermost_open(ParseState *ps, Token *open);
 /* Whether the parser, as it was before the current token, would shift `kind`. */
 bool parse_accepts(ParseState *ps, int kind);
+/* The token on top of the copied stack (TK_*). */
+int parse_snapshot_top(const ParseState *ps);
 int parse_token_count(void);
+/* The parser Lemon generates from parser.y (prefix nnlParse, %extra_context ps). */
+void *nnlParseAlloc(void *(*alloc)(size_t), ParseState *ps);
+void nnlParseFree(void *parser, void (*dealloc)(void *));
+void nnlParse(void *parser, int kind, Token tok);
+void nnlParseTrace(FILE *out, char *prompt);
 
 /* Grammar action helpers (parse.c): one call per reduce action. */
 AstList parse_list1(ParseState *ps, AstNode *first);
@@ -707,6 +714,16 @@ NnlResult aot_build(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 NnlResult aot_build_lib(Nnl *nnl, const NnlRunOptions *opt, const AotInput *in);
 
 /* ---- context (nnl.c) ---- */
+
+/* The standard library, stdlib/ *.nnl, compiled in: stdlib_embed.c, which
+ * cmake/embed.cmake generates at build time. */
+typedef struct {
+    const char *name;
+    const char *text;
+    size_t len;
+} EmbeddedFile;
+extern const EmbeddedFile nnl_stdlib_files[];
+extern const int nnl_stdlib_count;
 
 /* A source that is not a script: command-line text parsed for messages with positions. */
 Source *nnl_text_source(Nnl *nnl, const char *name, const char *text);

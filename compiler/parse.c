@@ -16,12 +16,6 @@
 #include "nnlc_int.h"
 #include "parser.h"
 
-void *nnlParseAlloc(void *(*alloc)(size_t), ParseState *ps);
-void nnlParseFree(void *parser, void (*dealloc)(void *));
-void nnlParse(void *parser, int kind, Token tok);
-void nnlParseTrace(FILE *out, char *prompt);
-int parse_snapshot_top(const ParseState *ps);
-
 /* ---- AST construction (grammar actions) ---- */
 
 static AstNode *parse_new(ParseState *ps, AstKind kind, uint32_t off)
