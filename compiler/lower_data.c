@@ -92,11 +92,31 @@ static Val lower_csv(Lower *L, AstNode *call, Val *a, bool *given)
     return (Val){.kind = V_DATA, .data = sd, .src = call->src, .off = call->off};
 }
 
-/* idx(images, labels, scale = 1) and npy(x, y, scale = 1) */
-static Val lower_file_pair(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
+/* The data sources of two files, inputs and targets, with a scale: `name(inputs, targets,
+ * scale = 1)`. A new format of this kind is a row here (and its runtime row in nnlrt.h's
+ * NNLRT_DATA_KINDS, its line in builtins.def). */
+static const struct {
+    Builtin builtin;
+    NnlrtDataKind kind;
+    const char *inputs, *targets; /* the files as messages name them */
+} file_pairs[] = {
+    {BI_IDX, NNLRT_DATA_IDX, "the images file", "the labels file"},
+    {BI_NPY, NNLRT_DATA_NPY, "the inputs file", "the targets file"},
+};
+
+static int file_pair_index(Builtin b)
 {
-    if (!lower_want_str(L, call, a[0], b == BI_IDX ? "the images file" : "the inputs file") ||
-        !lower_want_str(L, call, a[1], b == BI_IDX ? "the labels file" : "the targets file"))
+    for (int i = 0; i < (int)NNL_COUNTOF(file_pairs); i++)
+        if (file_pairs[i].builtin == b)
+            return i;
+    return -1;
+}
+
+/* idx(images, labels, scale = 1), npy(x, y, scale = 1): file_pairs[pair] */
+static Val lower_file_pair(Lower *L, AstNode *call, int pair, Val *a, bool *given)
+{
+    if (!lower_want_str(L, call, a[0], file_pairs[pair].inputs) ||
+        !lower_want_str(L, call, a[1], file_pairs[pair].targets))
         return val_err();
     double scale = 1;
     if (given[2]) {
@@ -108,14 +128,15 @@ static Val lower_file_pair(Lower *L, AstNode *call, Builtin b, Val *a, bool *giv
     }
     ScriptData *sd = arena_alloc(&L->nnl->arena, sizeof *sd);
     *sd = (ScriptData){.src = call->src, .off = call->off, .spec = {
-        .kind = b == BI_IDX ? NNLRT_DATA_IDX : NNLRT_DATA_NPY, .path = a[0].str,
+        .kind = file_pairs[pair].kind, .path = a[0].str,
         .path2 = a[1].str, .script_dir = script_dir(L, call->src), .scale = scale}};
     return (Val){.kind = V_DATA, .data = sd, .src = call->src, .off = call->off};
 }
 
 Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
 {
-    if (b != BI_CSV && b != BI_IDX && b != BI_NPY && b != BI_SPLIT) {
+    int file_pair = file_pair_index(b);
+    if (b != BI_CSV && b != BI_SPLIT && file_pair < 0) {
         lower_error(L, call, "internal error: the built-in '%s' has no lowering", call->name);
         return val_err();
     }
@@ -126,8 +147,8 @@ Val lower_data_call(Lower *L, AstNode *call, Builtin b, Val *a, bool *given)
     }
     if (b == BI_CSV)
         return lower_csv(L, call, a, given);
-    if (b == BI_IDX || b == BI_NPY)
-        return lower_file_pair(L, call, b, a, given);
+    if (file_pair >= 0)
+        return lower_file_pair(L, call, file_pair, a, given);
     if (a[0].kind != V_DATA) {
         lower_error(L, call, "split needs a data set, not %s", val_desc(L, a[0]));
         return val_err();

@@ -28,7 +28,7 @@ syn match nnlDeclName "\h\w*" contained
 syn match nnlImport "\%(^\|[{;]\)\s*\zs\<import\>\ze\s*\""
 
 " A key of a train block: at a statement's start, before '='.
-syn match nnlTrainKey "\%(^\|[{;]\)\s*\zs\<\%(data\|validate\|loss\|optimizer\|epochs\|batch\|seed\|shuffle\|metrics\|log\|log_every\|clip_norm\|clip_value\|l1\|l2\|checkpoint\|checkpoint_every\|checkpoint_every_steps\|keep\)\>\ze\s*=[^=]"
+syn match nnlTrainKey "\%(^\|[{;]\)\s*\zs\<\%(data\|validate\|loss\|optimizer\|epochs\|batch\|seed\|shuffle\|metrics\|log\|log_every\|clip_norm\|clip_value\|l1\|l2\|checkpoint\|checkpoint_every\|checkpoint_every_steps\|keep\|plot\)\>\ze\s*=[^=]"
 
 " Operations built into the compiler, and the data sources.
 syn keyword nnlBuiltin exp sqrt abs sign tanh erf sin cos floor min max where sum mean
