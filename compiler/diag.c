@@ -61,12 +61,46 @@ bool diag_stopped(const Nnl *nnl)
     return nnl->stopped;
 }
 
+/* An error or warning already shown: its place, message and context. */
+struct DiagShown {
+    struct DiagShown *next;
+    NnlSeverity severity;
+    const char *path, *message;
+    int line, col;
+    const void *context;
+};
+
+/* True when `d` was shown before (and it is then not shown again); notes go with the
+ * error or warning before them. */
+static bool diag_repeated(Nnl *nnl, const NnlDiag *d)
+{
+    if (d->severity == NNL_SEV_NOTE)
+        return nnl->diag_skip_notes;
+    for (const struct DiagShown *s = nnl->diag_shown; s; s = s->next)
+        if (s->severity == d->severity && s->line == d->line && s->col == d->col &&
+            s->context == nnl->diag_context && strcmp(s->message, d->message) == 0 &&
+            (s->path == d->path || (s->path && d->path && strcmp(s->path, d->path) == 0))) {
+            nnl->diag_skip_notes = true;
+            return true;
+        }
+    struct DiagShown *s = arena_alloc(&nnl->arena, sizeof *s);
+    *s = (struct DiagShown){.next = nnl->diag_shown, .severity = d->severity,
+                            .path = d->path ? arena_printf(&nnl->arena, "%s", d->path) : NULL,
+                            .message = arena_printf(&nnl->arena, "%s", d->message),
+                            .line = d->line, .col = d->col, .context = nnl->diag_context};
+    nnl->diag_shown = s;
+    nnl->diag_skip_notes = false;
+    return false;
+}
+
 static void diag_emit(Nnl *nnl, const NnlDiag *d)
 {
     if (nnl->stopped)
         return;
     if (d->severity == NNL_SEV_ERROR)
-        nnl->nerrors++;
+        nnl->nerrors++; /* a repeated error still fails the stage that finds it */
+    if (diag_repeated(nnl, d))
+        return;
     if (nnl->diag_fn)
         nnl->diag_fn(nnl->diag_user, d);
     if (d->severity == NNL_SEV_ERROR && nnl->nerrors >= NNL_MAX_ERRORS) {

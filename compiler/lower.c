@@ -55,20 +55,22 @@ void env_free(Env *e)
 
 void lower_error(Lower *L, const AstNode *at, const char *fmt, ...)
 {
+    /* an error inside the standard library: where the user's script called into it */
+    const AstNode *site = NULL;
+    for (int i = L->depth - 1; at->src && at->src->is_stdlib && i >= 0 && !site; i--) {
+        const AstNode *c = L->calls[i];
+        if (c && c->src && !c->src->is_stdlib)
+            site = c;
+    }
     va_list ap;
     va_start(ap, fmt);
+    L->nnl->diag_context = site;
     diag_verror(L->nnl, NNL_SEV_ERROR, at->src, at->off, fmt, ap);
+    L->nnl->diag_context = NULL;
     va_end(ap);
-    /* an error inside the standard library: where the user's script called into it */
-    if (!at->src || !at->src->is_stdlib)
-        return;
-    for (int i = L->depth - 1; i >= 0; i--) {
-        const AstNode *c = L->calls[i];
-        if (c && c->src && !c->src->is_stdlib) {
-            diag_note(L->nnl, c->src, c->off, "in this call of '%s'", c->name);
-            return;
-        }
-    }
+    if (site)
+        diag_note(L->nnl, site->src, site->off, "in this %s of '%s'",
+                  site->kind == AST_CALL ? "call" : "use", site->name);
 }
 
 const char *val_desc(Lower *L, Val v)
@@ -697,7 +699,9 @@ static IrNode *lower_objective(Lower *L, AstNode *ref, Val out, Val target, cons
     }
     Env global = {0};
     Val pre[2] = {out, target};
+    L->calls[L->depth++] = ref; /* a loss named without options: messages point here too */
     Val v = lower_call_decl(L, d, ref->kind == AST_CALL ? ref : NULL, &global, pre, 2);
+    L->depth--;
     env_free(&global);
     if (!val_ok(v))
         return NULL;

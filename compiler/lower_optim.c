@@ -109,6 +109,8 @@ bool lower_optimizer(Lower *L)
     L->grad_arena = lower_grad_terms(L, L->grad_arena, L->param_arena);
     IrNode *state_leaves[32];
     Env env = {0}, global = {0};
+    /* the train block's optimizer key: what an error in the optimizer's body notes */
+    L->calls[L->depth++] = ref;
     L->mode = MODE_GLOBAL; /* hyper-parameters: numbers, or expressions of epoch and step */
     bool good = lower_bind_args(L, &env, &global, d, ref->kind == AST_CALL ? ref : NULL, NULL, 0);
     env_free(&global);
@@ -143,6 +145,7 @@ bool lower_optimizer(Lower *L)
         }
     }
     env_free(&env);
+    L->depth--;
     L->mode = MODE_GLOBAL;
     return good;
 }

@@ -734,6 +734,13 @@ struct Nnl {
     void *diag_user;
     int nerrors;
     bool stopped;
+    /* diag.c: the errors and warnings shown, so that each is shown once (a data set
+     * evaluated for two names, a stage that runs twice); the notes of one not shown again
+     * are dropped; `diag_context` tells apart the same message reached from two places
+     * (an error inside the standard library, from two calls in the script) */
+    struct DiagShown *diag_shown;
+    bool diag_skip_notes;
+    const void *diag_context;
     Source **sources;
     int nsources;
     AstNode **programs;  /* parallel to sources once parsed */

@@ -200,7 +200,14 @@ typedef struct {
     AstNode *decl;        /* the declaration being checked */
     const char **names;   /* visible local names */
     int nnames, cap;
+    /* A train key's value: the kinds of declaration it names (KIND_BIT), those suggested
+     * first (`want`) and those it also accepts (`also`), and the word for them in a
+     * message ("data set"); 0 and NULL elsewhere. */
+    uint32_t want, also;
+    const char *what;
 } Scope;
+
+#define KIND_BIT(k) (1u << (k))
 
 static void scope_add(Scope *sc, const char *name)
 {
@@ -219,37 +226,62 @@ static bool scope_has(const Scope *sc, const char *name)
     return false;
 }
 
-/* Every name a reference could have meant, for suggestions. */
-static const char **scope_candidates(const Scope *sc, int *n)
+/* Every name a reference could have meant, for suggestions: with `kinds`, only the
+ * declarations of those kinds; for a call, only what can be called. */
+static const char **scope_candidates(const Scope *sc, uint32_t kinds, bool call, int *n)
 {
     Nnl *nnl = sc->nnl;
     int cap = sc->nnames + nnl->nglobals + OP_COUNT + BI_COUNT + BV_COUNT;
     const char **c = arena_alloc(&nnl->arena, sizeof(char *) * (size_t)cap);
     int k = 0;
+    if (kinds) {
+        for (int i = 0; i < nnl->nglobals; i++)
+            if (kinds & KIND_BIT(nnl->globals[i]->kind))
+                c[k++] = nnl->global_names[i];
+        *n = k;
+        return c;
+    }
+    const uint32_t not_called =
+        KIND_BIT(AST_MODEL) | KIND_BIT(AST_DATA) | KIND_BIT(AST_OPTIMIZER);
     for (int i = 0; i < sc->nnames; i++)
         c[k++] = sc->names[i];
     for (int i = 0; i < nnl->nglobals; i++)
-        c[k++] = nnl->global_names[i];
+        if (!call || !(not_called & KIND_BIT(nnl->globals[i]->kind)))
+            c[k++] = nnl->global_names[i];
     for (int op = 0; op < OP_COUNT; op++)
         if (ir_op_is_function((Op)op))
             c[k++] = op_builtins[op].name;
     for (int i = 1; i < BI_COUNT; i++)
         c[k++] = builtins[i].name;
-    for (int i = 1; i < BV_COUNT; i++)
+    for (int i = 1; !call && i < BV_COUNT; i++)
         c[k++] = builtin_values[i];
     *n = k;
     return c;
 }
 
+/* `what` is "name", "function" or "model"; a train key's value says what it names. */
 static void sema_unknown(Scope *sc, const AstNode *at, const char *what, const char *name)
 {
     if (strcmp(what, "name") == 0 && sema_builtin_value(name)) { /* param, grad */
         diag_error(sc->nnl, at->src, at->off, "'%s' is only known in an optimizer", name);
         return;
     }
+    bool call = strcmp(what, "function") == 0;
     int n;
-    const char **cand = scope_candidates(sc, &n);
-    const char *s = sema_suggest(name, cand, n);
+    const char *s = NULL;
+    if (sc->want) { /* the kinds that fit the place first, then those it also accepts */
+        what = sc->what;
+        const char **cand = scope_candidates(sc, sc->want, call, &n);
+        s = sema_suggest(name, cand, n);
+        if (!s && sc->also) {
+            cand = scope_candidates(sc, sc->also, call, &n);
+            s = sema_suggest(name, cand, n);
+        }
+    } else {
+        const char **cand = scope_candidates(sc, strcmp(what, "model") == 0 ?
+                                                 KIND_BIT(AST_MODEL) : 0, call, &n);
+        s = sema_suggest(name, cand, n);
+    }
     if (s)
         diag_error(sc->nnl, at->src, at->off, "unknown %s '%s'; did you mean '%s'?", what, name, s);
     else
@@ -320,8 +352,11 @@ static void sema_args(Scope *sc, AstNode *call, const char *const *params, int n
 static void sema_call(Scope *sc, AstNode *call, int npre)
 {
     Nnl *nnl = sc->nnl;
+    uint32_t want = sc->want; /* the arguments are expressions of their own */
+    sc->want = 0;
     for (int i = 0; i < call->args.len; i++)
         sema_expr(sc, call->args.items[i]->rhs);
+    sc->want = want;
     if (scope_has(sc, call->name))
         return; /* a function passed as an argument: checked when it is called */
     Builtin b = sema_builtin(call->name);
@@ -534,6 +569,25 @@ static void sema_train(Nnl *nnl, AstNode *t)
         NnlrtKeyKind kind = key >= 0 ? nnlrt_train_keys[key].kind : NNLRT_KEY_INT;
         bool objective = kind == NNLRT_KEY_LOSS || kind == NNLRT_KEY_METRICS;
         AstNode *v = s->rhs;
+        /* an unknown name here is suggested among the declarations the key takes */
+        sc.want = sc.also = 0;
+        switch (kind) {
+        case NNLRT_KEY_DATA:
+            sc.want = KIND_BIT(AST_DATA), sc.what = "data set";
+            break;
+        case NNLRT_KEY_LOSS:
+            sc.want = KIND_BIT(AST_LOSS), sc.also = KIND_BIT(AST_FN), sc.what = "loss";
+            break;
+        case NNLRT_KEY_OPTIMIZER:
+            sc.want = KIND_BIT(AST_OPTIMIZER), sc.what = "optimizer";
+            break;
+        case NNLRT_KEY_METRICS:
+            sc.want = KIND_BIT(AST_METRIC) | KIND_BIT(AST_LOSS), sc.also = KIND_BIT(AST_FN);
+            sc.what = "metric";
+            break;
+        default:
+            break;
+        }
         if (objective && v->kind == AST_CALL) {
             sema_call(&sc, v, 2);
         } else if (objective && v->kind == AST_LIST) {
