@@ -5,7 +5,7 @@
 
 #include "nnlc.h"
 #include "nnlrt.h"
-#include "nnlrt_util.h" /* nnlrt_option_value */
+#include "nnlrt_util.h" /* nnlrt_option_value, nnlrt_set_not_pair */
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -280,6 +280,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             if (k == 0) {
                 if (a->run.nsets == 64)
                     return usage_error(c->name, "%s", "too many --set options");
+                if (nnlrt_set_not_pair("nnlc", v, i + 1 < argc ? argv[i + 1] : NULL))
+                    return NNL_EUSAGE;
                 a->sets[a->run.nsets++] = v;
             } else {
                 const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,
