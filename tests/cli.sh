@@ -81,7 +81,8 @@ has "<stdin>: error: file is too large (more than the limit of 1048576 bytes)" e
 expect 2 "--set epochs 5" "$nnlc" run "$tmp/ok.nnl" --set epochs 5
 has "^nnlc: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err "--set epochs 5"
 expect 2 "check --set epochs 5" "$nnlc" check "$tmp/ok.nnl" --set epochs 5
-has "^nnlc: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err "check --set epochs 5"
+has "^nnlc: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err \
+    "check --set epochs 5"
 expect 2 "--set epochs before the script" "$nnlc" run --set epochs "$tmp/ok.nnl"
 has "not 'epochs' (e.g. --set epochs=VALUE)$" err "--set epochs before the script"
 expect 2 "--set 'epochs 5'" "$nnlc" build "$tmp/ok.nnl" -o "$tmp/t" --set "epochs 5"
