@@ -389,20 +389,43 @@ static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
     return (NnlResult)nnlrt_train(&m, &cfg, train, val);
 }
 
-/* "loss 0.31" and each metric, then for a classifier the confusion matrix. */
+/* Where a binary classifier's one output turns to class 1, from what the loss says the
+ * model outputs: the standard library's bce takes a probability (0.5), bce_logits a logit
+ * (0, where its sigmoid is 0.5). NaN for any other model or loss: no confusion matrix. */
+static double driver_binary_threshold(Nnl *nnl, const TrainSpec *spec, const NnlrtModel *m)
+{
+    if (m->target_kind == NNLRT_TARGET_CLASS || m->out_size != 1 || m->y_size != 1)
+        return NAN;
+    const AstNode *d = sema_lookup(nnl, spec->loss->name);
+    if (!d || !d->src || !d->src->is_stdlib)
+        return NAN;
+    if (strcmp(d->name, "bce") == 0)
+        return 0.5;
+    return strcmp(d->name, "bce_logits") == 0 ? 0 : NAN;
+}
+
+/* "loss 0.31" and each metric, then for a classifier the confusion matrix: K x K (K 2
+ * for a binary one, with the threshold in the title). */
 static void driver_report(FILE *out, const NnlrtModel *m, const double *means,
-                          const int64_t *confusion)
+                          const int64_t *confusion, double threshold)
 {
     fprintf(out, "%-10s %.6g\n", "loss", means[0]);
     for (int i = 0; i < m->n_metrics; i++)
         fprintf(out, "%-10s %.6g\n", m->metric_names[i], means[1 + i]);
     if (!confusion)
         return;
-    int64_t k = m->n_classes, most = 0;
+    bool binary = m->target_kind != NNLRT_TARGET_CLASS;
+    int64_t k = binary ? 2 : m->n_classes, most = 0;
     for (int64_t i = 0; i < k * k; i++)
         most = confusion[i] > most ? confusion[i] : most;
     int w = snprintf(NULL, 0, "%lld", (long long)(most > k ? most : k)) + 1;
-    fprintf(out, "\nconfusion matrix (rows: true class, columns: predicted class)\n%*s", w, "");
+    if (binary)
+        fprintf(out, "\nconfusion matrix (rows: true class, columns: predicted class, 1 when "
+                "the output%s is > %g)\n%*s", threshold == 0 ? ", a logit," : "", threshold, w,
+                "");
+    else
+        fprintf(out, "\nconfusion matrix (rows: true class, columns: predicted class)\n%*s",
+                w, "");
     for (int64_t j = 0; j < k; j++)
         fprintf(out, " %*lld", w, (long long)j);
     for (int64_t i = 0; i < k; i++) {
@@ -433,14 +456,20 @@ static NnlResult driver_infer(Nnl *nnl, const NnlRunOptions *opt, const TrainSpe
     } else if (rc == NNLRT_OK) {
         const NnlrtDataset *ds = val ? val : train;
         double *means = nnl_malloc(sizeof(double) * (size_t)(1 + m.n_metrics));
-        int64_t *confusion = m.target_kind == NNLRT_TARGET_CLASS
-            ? nnl_malloc(sizeof(int64_t) * (size_t)(m.n_classes * m.n_classes)) : NULL;
-        nnlrt_evaluate(&m, params, ds, plan->max_batch_eval, means, confusion);
+        double threshold = driver_binary_threshold(nnl, spec, &m);
+        int64_t k = m.target_kind == NNLRT_TARGET_CLASS ? m.n_classes : isnan(threshold) ? 0 : 2;
+        int64_t *confusion = k ? nnl_malloc(sizeof(int64_t) * (size_t)(k * k)) : NULL;
+        int64_t not_binary = nnlrt_evaluate(&m, params, ds, plan->max_batch_eval, means,
+                                            confusion, threshold);
         if (!opt->quiet)
             fprintf(opt->out, "nnlc: %s evaluated on '%s' (%lld samples) with %s\n",
                     spec->model->name, val ? spec->validate->spec.name : spec->data->spec.name,
                     (long long)ds->n, opt->checkpoint);
-        driver_report(opt->out, &m, means, confusion);
+        driver_report(opt->out, &m, means, not_binary ? NULL : confusion, threshold);
+        if (not_binary)
+            fprintf(opt->out, "\nno confusion matrix: the targets must be 0 or 1, and %lld of "
+                    "the %lld %s not\n", (long long)not_binary, (long long)ds->n,
+                    not_binary == 1 ? "is" : "are");
         nnl_dealloc(means);
         nnl_dealloc(confusion);
     }

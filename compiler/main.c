@@ -5,7 +5,7 @@
 
 #include "nnlc.h"
 #include "nnlrt.h"
-#include "nnlrt_util.h" /* nnlrt_option_value */
+#include "nnlrt_util.h" /* nnlrt_option_value, nnlrt_set_not_pair */
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -111,7 +111,9 @@ static const Command commands[] = {
      "each metric of the train block over a data set: NAME, a data declaration of FILE, or\n"
      "by default the validation data (the training data when there is none). For a\n"
      "classifier it also prints the confusion matrix: a row per true class, a column per\n"
-     "predicted class.\n"
+     "predicted class. A class target (cross_entropy) predicts the largest output; a binary\n"
+     "classifier (one output, targets 0 or 1) predicts 1 when the output is > 0.5 with\n"
+     "bce (a probability), > 0 with bce_logits (a logit).\n"
      "\noptions:\n"
      "  --checkpoint CKPT  the trained parameters (required)\n"
      "  --data NAME        the data declaration to evaluate on\n"
@@ -280,6 +282,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             if (k == 0) {
                 if (a->run.nsets == 64)
                     return usage_error(c->name, "%s", "too many --set options");
+                if (nnlrt_set_not_pair("nnlc", v, i + 1 < argc ? argv[i + 1] : NULL))
+                    return NNL_EUSAGE;
                 a->sets[a->run.nsets++] = v;
             } else {
                 const char **dst[] = {NULL, &a->run.train, &a->run.log, &a->run.init,

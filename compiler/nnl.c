@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nnlc_int.h"
 #include "parser.h"
@@ -61,13 +62,22 @@ Source *nnl_text_source(Nnl *nnl, const char *name, const char *text)
     return src;
 }
 
+/* `size` < 0: a pipe, read only to one byte past the limit. */
+static NnlResult nnl_too_large(Nnl *nnl, const char *name, long long size)
+{
+    if (size < 0)
+        diag_file_error(nnl, name, "file is too large (more than the limit of %d bytes)",
+                        NNL_MAX_FILE_BYTES);
+    else
+        diag_file_error(nnl, name, "file is too large (%lld bytes; the limit is %d bytes)", size,
+                        NNL_MAX_FILE_BYTES);
+    return NNL_EUSER;
+}
+
 NnlResult nnl_load_text(Nnl *nnl, const char *name, const char *text, size_t len)
 {
-    if (len > NNL_MAX_FILE_BYTES) {
-        diag_file_error(nnl, name, "file is too large (%zu bytes; the limit is %d bytes)", len,
-                        NNL_MAX_FILE_BYTES);
-        return NNL_EUSER;
-    }
+    if (len > NNL_MAX_FILE_BYTES)
+        return nnl_too_large(nnl, name, (long long)len);
     nnl_add_source(nnl, name, text, len, false);
     return NNL_OK;
 }
@@ -81,15 +91,19 @@ NnlResult nnl_load_file(Nnl *nnl, const char *path)
         diag_file_error(nnl, name, "cannot open file: %s", strerror(errno));
         return NNL_EUSAGE;
     }
-    /* Read at most one byte past the limit, so that a huge file or an endless pipe
-     * is refused without being read whole. */
+    /* A regular file over the limit is refused by its size, unread. Anything else (a pipe)
+     * is read to one byte past the limit, so that an endless pipe is refused too. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > NNL_MAX_FILE_BYTES) {
+        if (!is_stdin)
+            fclose(f);
+        return nnl_too_large(nnl, name, (long long)st.st_size);
+    }
     size_t cap = 64 * 1024, len = 0;
     char *buf = nnl_malloc(cap);
-    for (;;) {
+    while (len <= NNL_MAX_FILE_BYTES) {
         if (len == cap) {
-            if (cap > NNL_MAX_FILE_BYTES)
-                break;
-            cap *= 2;
+            cap = cap * 2 > NNL_MAX_FILE_BYTES ? NNL_MAX_FILE_BYTES + 1 : cap * 2;
             buf = nnl_realloc(buf, cap);
         }
         size_t n = fread(buf + len, 1, cap - len, f);
@@ -104,6 +118,8 @@ NnlResult nnl_load_file(Nnl *nnl, const char *path)
     if (err) {
         diag_file_error(nnl, name, "cannot read file: %s", strerror(err));
         r = NNL_EUSAGE;
+    } else if (len > NNL_MAX_FILE_BYTES) {
+        r = nnl_too_large(nnl, name, -1);
     } else {
         r = nnl_load_text(nnl, name, buf, len);
     }

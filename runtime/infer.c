@@ -83,18 +83,20 @@ int64_t nnlrt_argmax(const NnlrtModel *m, const void *out, int64_t sample)
     return best;
 }
 
-void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
-                    int64_t batch, double *means, int64_t *confusion)
+int64_t nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
+                       int64_t batch, double *means, int64_t *confusion, double threshold)
 {
     NnlrtBuffers b;
     int64_t *idx = infer_setup(&b, m, params, ds, batch);
     int n_sums = 1 + m->n_metrics;
+    bool binary = m->target_kind != NNLRT_TARGET_CLASS;
+    int64_t k = binary ? 2 : m->n_classes, not_binary = 0;
     memset(means, 0, (size_t)n_sums * sizeof(double));
     void *out = confusion ? nnlrt_alloc(nnlrt_array_bytes((size_t)batch * (size_t)m->out_size,
                                                           (size_t)m->elem_size))
                           : NULL;
     if (confusion)
-        memset(confusion, 0, (size_t)(m->n_classes * m->n_classes) * sizeof(int64_t));
+        memset(confusion, 0, (size_t)(k * k) * sizeof(int64_t));
     for (int64_t start = 0; start < ds->n; start += batch) {
         int64_t count = infer_min(batch, ds->n - start);
         nnlrt_buffers_gather(&b, m, ds, idx + start, count);
@@ -102,9 +104,15 @@ void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset 
         if (!confusion)
             continue;
         m->predict(b.bufs, count, out);
-        for (int64_t k = 0; k < count; k++) {
-            int64_t truth = (int64_t)nnlrt_dataset_y(ds, start + k);
-            confusion[truth * m->n_classes + nnlrt_argmax(m, out, k)]++;
+        for (int64_t i = 0; i < count; i++) {
+            double y = nnlrt_dataset_y(ds, start + i);
+            if (binary && y != 0 && y != 1) {
+                not_binary++;
+                continue;
+            }
+            int64_t predicted = binary ? infer_value(m, out, i) > threshold
+                                       : nnlrt_argmax(m, out, i);
+            confusion[(int64_t)y * k + predicted]++;
         }
     }
     for (int i = 0; i < n_sums; i++)
@@ -112,6 +120,7 @@ void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset 
     nnlrt_free(out);
     nnlrt_free(idx);
     nnlrt_buffers_free(&b, m);
+    return not_binary;
 }
 
 /* ---- writing predictions ---- */

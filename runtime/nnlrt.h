@@ -499,11 +499,15 @@ void nnlrt_predict(const NnlrtModel *m, const void *params, const NnlrtDataset *
                    int64_t batch, void *out);
 /* The index of sample i's largest output (the predicted class); a NaN counts as largest. */
 int64_t nnlrt_argmax(const NnlrtModel *m, const void *out, int64_t sample);
-/* The means over ds of the loss and of each metric (means[0], means[1..n_metrics]), and
- * for a classifier, when confusion is not NULL, the confusion matrix: n_classes x
- * n_classes counts, row the true class, column the predicted one. */
-void nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
-                    int64_t batch, double *means, int64_t *confusion);
+/* The means over ds of the loss and of each metric (means[0], means[1..n_metrics]), and,
+ * when confusion is not NULL, a classifier's confusion matrix: K x K counts, row the true
+ * class, column the predicted one. For a class target K is n_classes and the predicted
+ * class the argmax; otherwise the model is a binary classifier (one output, targets 0 or
+ * 1), K is 2 and the predicted class 1 when the output is > threshold (a NaN: 0). Returns
+ * how many samples of a binary classifier have a target neither 0 nor 1 (left out of the
+ * matrix); 0 for a class target. */
+int64_t nnlrt_evaluate(const NnlrtModel *m, const void *params, const NnlrtDataset *ds,
+                       int64_t batch, double *means, int64_t *confusion, double threshold);
 /* Writes n samples of outputs to `path`, a .csv (a header row, then per sample the class
  * for a classifier and every output) or a .npy (shape (n, out_size)), atomically; with
  * path NULL, the CSV to `to`. Returns 0, or NNLRT_EUSER / NNLRT_EIO after reporting. */

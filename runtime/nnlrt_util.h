@@ -102,6 +102,10 @@ bool nnlrt_atomic_injected(const NnlrtAtomic *a, NnlrtCkptStep step);
  * argv[*i] is not --name, or (with *missing set) when the value is missing. */
 const char *nnlrt_option_value(const char *name, int argc, char **argv, int *i,
                                bool *missing);
+/* A --set value without '=': reports "PROG: error: --set needs KEY=VALUE, not 'epochs'
+ * (e.g. --set epochs=5)" with an example from `next` (the argument after it, or NULL) and
+ * returns true; false, silently, for a KEY=VALUE. */
+bool nnlrt_set_not_pair(const char *prog, const char *value, const char *next);
 
 /* ---- str.c: the growable string ----
  *

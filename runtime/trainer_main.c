@@ -196,6 +196,26 @@ const char *nnlrt_option_value(const char *name, int argc, char **argv, int *i,
     return argv[++*i];
 }
 
+/* "--set epochs 5" (or "--set epochs"): the value holds no '='. The example takes the value
+ * from the value's second word or the next argument, when that is no option or script. */
+bool nnlrt_set_not_pair(const char *prog, const char *value, const char *next)
+{
+    if (strchr(value, '='))
+        return false;
+    size_t key = strcspn(value, " \t");
+    const char *rest = value + key + strspn(value + key, " \t");
+    size_t nlen = next ? strlen(next) : 0;
+    if (*rest)
+        next = rest;
+    else if (!next || next[0] == '-' || (nlen > 4 && strcmp(next + nlen - 4, ".nnl") == 0))
+        next = "VALUE";
+    fprintf(stderr, "%s: error: --set needs KEY=VALUE, not '%s'", prog, value);
+    if (key)
+        fprintf(stderr, " (e.g. --set %.*s=%s)", (int)key, value, next);
+    fputc('\n', stderr);
+    return true;
+}
+
 static int trainer_parse(TrainerArgs *a, int argc, char **argv)
 {
     static const char *const names[] = {"--set", "--data", "--log", "--init", "--save-params",
@@ -230,6 +250,8 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
         case 0:
             if (a->n_sets == TRAINER_MAX_SETS)
                 return trainer_usage("%s", "too many --set options");
+            if (nnlrt_set_not_pair(nnlrt_program_name(), v, i + 1 < argc ? argv[i + 1] : NULL))
+                return NNLRT_EIO;
             a->sets[a->n_sets++] = v;
             break;
         case 1:

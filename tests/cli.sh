@@ -68,6 +68,25 @@ expect 1 "dump of a bad file" "$nnlc" dump --stage=ast "$tmp/bad.nnl"
 head -c 1100000 /dev/zero | tr '\0' ' ' >"$tmp/big.nnl"
 expect 1 "a file over the size limit" "$nnlc" check "$tmp/big.nnl"
 has "file is too large" err "size limit"
+head -c 3000000 /dev/zero | tr '\0' ' ' >"$tmp/big3.nnl"
+expect 1 "a 3 MB file" "$nnlc" check "$tmp/big3.nnl"
+has "big3.nnl: error: file is too large (3000000 bytes; the limit is 1048576 bytes)" err \
+    "the size limit's message gives the file's real size"
+expect 1 "a 3 MB file from stdin" sh -c "'$nnlc' check - <'$tmp/big3.nnl'"
+has "<stdin>: error: file is too large (3000000 bytes;" err "stdin from a file: its real size"
+expect 1 "a 3 MB pipe" sh -c "cat '$tmp/big3.nnl' | '$nnlc' check -"
+has "<stdin>: error: file is too large (more than the limit of 1048576 bytes)" err \
+    "a pipe over the limit"
+# --set takes one argument, KEY=VALUE
+expect 2 "--set epochs 5" "$nnlc" run "$tmp/ok.nnl" --set epochs 5
+has "^nnlc: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err "--set epochs 5"
+expect 2 "check --set epochs 5" "$nnlc" check "$tmp/ok.nnl" --set epochs 5
+has "^nnlc: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err \
+    "check --set epochs 5"
+expect 2 "--set epochs before the script" "$nnlc" run --set epochs "$tmp/ok.nnl"
+has "not 'epochs' (e.g. --set epochs=VALUE)$" err "--set epochs before the script"
+expect 2 "--set 'epochs 5'" "$nnlc" build "$tmp/ok.nnl" -o "$tmp/t" --set "epochs 5"
+has "not 'epochs 5' (e.g. --set epochs=5)$" err "--set 'epochs 5'"
 expect 2 "plot without a log" "$nnlc" plot
 expect 2 "plot of two logs" "$nnlc" plot a.csv b.csv
 has "plot takes one file" err "plot takes one file"

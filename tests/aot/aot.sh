@@ -272,8 +272,14 @@ errors)
     has "epochs must be a whole number, at least 1" err "--set epochs=0"
     expect 1 "--set batch=x" "$t" --set batch=x
     expect 1 "--set shuffle=maybe" "$t" --set shuffle=maybe
-    expect 1 "--set without =" "$t" --set epochs
-    has "'epochs' is not key=value" err "--set without ="
+    expect 2 "--set without =" "$t" --set epochs
+    has "trainer: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=VALUE)" err \
+        "--set without ="
+    expect 2 "--set epochs 5" "$t" --set epochs 5
+    has "^trainer: error: --set needs KEY=VALUE, not 'epochs' (e.g. --set epochs=5)$" err \
+        "--set epochs 5"
+    expect 1 "--set of a list with an item without =" "$t" --set "epochs=3; batch"
+    has "'batch' is not key=value" err "--set list item without ="
     expect 1 "--data of an unknown set" "$t" --data nope=x.csv
     has "the trainer reads no data set 'nope' (it reads xor)" err "--data nope"
     expect 1 "--data file missing" "$t" --data "xor=$tmp/missing.csv"

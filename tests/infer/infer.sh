@@ -5,6 +5,10 @@
 #   eval      iris: eval's accuracy and loss on the whole file equal those computed here
 #             from predict's outputs and the labels; an input file without the target
 #             column gives the same outputs; the confusion matrix adds up
+#   binary    a one-output classifier of iris (versicolor or not, 20 epochs: imperfect):
+#             with bce on a sigmoid output eval's 2x2 confusion matrix counts output > 0.5,
+#             with bce_logits on the logit output > 0, each equal to the counts from
+#             predict's outputs; mse prints none; targets not 0/1 print a note, no matrix
 #   errors    a missing or damaged checkpoint, another model's checkpoint, inputs of the
 #             wrong width, an unknown output format, an unknown --data name: each refused
 #             with a message naming the file (or option), exit status 1 or 2, no output file
@@ -101,6 +105,63 @@ eval)
     "$nnlc" eval iris.nnl --checkpoint iris.ckpt >default.txt
     grep -q "evaluated on 'test' (30 samples)" default.txt || fail "$(cat default.txt)"
     echo "eval: loss $loss and accuracy $acc equal those of predict's outputs; 150 samples"
+    ;;
+binary)
+    # y: 1 for versicolor, which no line separates from the other two species
+    awk -F, 'NR == 1 { print "a,b,c,d,y"; next } { print $1 "," $2 "," $3 "," $4 "," ($5 == 1) }' \
+        data/iris.csv >data/bin.csv
+    cat >bin.nnl <<'EOF'
+data bin = csv("data/bin.csv", target = "y", standardize = true)
+model net(x[4]) {
+    return sigmoid(dense(x, 1))
+}
+train net {
+    data      = bin
+    loss      = bce
+    optimizer = adam(lr = 0.01)
+    epochs    = 20
+    batch     = 16
+    seed      = 1
+    metrics   = [accuracy]
+}
+EOF
+    sed -e 's/return sigmoid(dense(x, 1))/return dense(x, 1)/' \
+        -e 's/loss      = bce/loss      = bce_logits/' bin.nnl >logit.nnl
+    sed 's/loss      = bce/loss      = mse/' bin.nnl >mse.nnl
+    tail -n +2 data/bin.csv | cut -d, -f5 >labels.txt
+    # matrix SCRIPT THRESHOLD: eval's matrix equals the one counted from predict's outputs
+    matrix() {
+        name=${1%.nnl}
+        train "$1"
+        "$nnlc" eval "$1" --checkpoint "$name.ckpt" --quiet >"$name.txt"
+        cat "$name.txt"
+        grep -q "^confusion matrix (.* > $2)\$" "$name.txt" || fail "$1: no matrix for > $2"
+        awk '/^confusion/ { on = 1; getline; next } on { print $2, $3 }' "$name.txt" >"$name.got"
+        "$nnlc" predict "$1" --checkpoint "$name.ckpt" --input data/bin.csv -o "$name.pred.csv"
+        tail -n +2 "$name.pred.csv" | paste -d, labels.txt - | awk -F, -v t="$2" '
+            { n[$1, ($2 > t)]++ }
+            END { print n[0, 0] + 0, n[0, 1] + 0; print n[1, 0] + 0, n[1, 1] + 0 }' >"$name.want"
+        cmp "$name.got" "$name.want" ||
+            fail "$1: eval's matrix $(cat "$name.got"), the outputs' $(cat "$name.want")"
+    }
+    matrix bin.nnl 0.5
+    matrix logit.nnl 0
+    # logits in (0, 0.5] make the two thresholds count differently
+    tail -n +2 logit.pred.csv | awk '$1 > 0 && $1 <= 0.5 { n++ } END { exit !n }' ||
+        fail "no logit in (0, 0.5]: the test cannot tell the thresholds apart"
+    train mse.nnl
+    "$nnlc" eval mse.nnl --checkpoint mse.ckpt --quiet >mse.txt
+    ! grep -q confusion mse.txt || fail "mse printed a confusion matrix: $(cat mse.txt)"
+    # a target neither 0 nor 1: a note instead of the matrix (unless refused as bce's data)
+    sed '2s/,[01]$/,0.5/' data/bin.csv >data/soft.csv
+    sed 's|data/bin.csv|data/soft.csv|' bin.nnl >soft.nnl
+    if "$nnlc" eval soft.nnl --checkpoint bin.ckpt --quiet >soft.txt 2>soft.err; then
+        grep -q "^no confusion matrix: the targets must be 0 or 1, and 1 of the 150 is not$" soft.txt ||
+            fail "soft targets: $(cat soft.txt)"
+        ! grep -q "^confusion" soft.txt || fail "soft targets printed a matrix"
+    fi
+    echo "binary: eval's confusion matrices (> 0.5 for bce, > 0 for bce_logits) equal" \
+        "predict's counts; none for mse"
     ;;
 errors)
     train iris.nnl
