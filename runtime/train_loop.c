@@ -803,7 +803,7 @@ static bool train_check_outputs(const NnlrtTrainConfig *cfg)
 {
     static const char *const what[] = {
         "cannot write the checkpoint: %s (creating its temporary file, checked before training)",
-        "cannot open the log for writing: %s (creating a file beside it, checked before training)",
+        "cannot open the log for writing: %s",
         "cannot write the plot: %s (creating its temporary file, checked before training)",
         "cannot write the parameter file: %s (creating its temporary file, checked before "
         "training)",
@@ -881,8 +881,9 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     if (!train_check_config(m, cfg) || !nnlrt_check_dataset(m, train) ||
         (val && !nnlrt_check_dataset(m, val)))
         return NNLRT_EUSER;
-    /* what a run killed while writing its outputs left (atomic_file.c) */
-    const char *outputs[] = {cfg->checkpoint_path, cfg->dump_path, cfg->plot_path};
+    /* what a run killed while writing its outputs, or probing them, left (atomic_file.c) */
+    const char *outputs[] = {cfg->checkpoint_path, cfg->dump_path, cfg->plot_path,
+                             cfg->log_path};
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
         if (outputs[i])
             nnlrt_atomic_clean_stale(outputs[i]);
