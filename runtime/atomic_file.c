@@ -1,6 +1,9 @@
 /* atomic_file.c — a file replaced whole or not at all: the temporary file beside it, fsync,
  * rename, fsync of the directory (nnlrt_util.h). Checkpoints, --save-params, exports,
- * predictions, plots and nnlc build's outputs are all written through it. */
+ * predictions, plots and nnlc build's outputs are all written through it. The outputs of a
+ * training run are probed before its first step (nnlrt_atomic_probe) and locked for its whole
+ * life (nnlrt_lock_acquire). */
+#define _DEFAULT_SOURCE /* flock */
 #define _POSIX_C_SOURCE 200809L /* fsync, kill */
 #include <dirent.h>
 #include <errno.h>
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,4 +230,108 @@ void nnlrt_atomic_clean_stale(const char *path)
     if (d)
         closedir(d);
     nnlrt_free(dir);
+}
+
+/* ---- probing ---- */
+
+int nnlrt_atomic_probe(const char *path, bool in_place)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return EISDIR;
+    if (in_place && atomic_not_regular(path))
+        return 0;
+    NnlrtAtomic a;
+    nnlrt_atomic_init(&a, path, 0);
+    int err = 0;
+    int fd = open(a.tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0)
+        err = errno ? errno : EIO;
+    else {
+        close(fd);
+        unlink(a.tmp);
+    }
+    nnlrt_atomic_free(&a);
+    return err;
+}
+
+/* ---- locks ---- */
+
+/* The pid recorded in an open lock file, or 0. */
+static long lock_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    long pid = strtol(buf, NULL, 10);
+    return pid > 0 ? pid : 0;
+}
+
+/* Whether fd is still the file named `file`: another run may have removed it (its end)
+ * between our open and our flock, and a new run may have created another. */
+static bool lock_same_file(int fd, const char *file)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && stat(file, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+int nnlrt_lock_acquire(NnlrtLock *l, const char *path, long *holder)
+{
+    l->fd = -1;
+    l->file = NULL;
+    *holder = 0;
+    if (atomic_not_regular(path))
+        return NNLRT_LOCK_OK;
+    size_t n = strlen(path) + 6;
+    char *file = nnlrt_alloc(n);
+    snprintf(file, n, "%s.lock", path);
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            break;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            if (err == EWOULDBLOCK)
+                *holder = lock_pid(fd);
+            close(fd);
+            nnlrt_free(file);
+            errno = err;
+            return err == EWOULDBLOCK ? NNLRT_LOCK_BUSY : NNLRT_LOCK_ERROR;
+        }
+        if (!lock_same_file(fd, file)) { /* removed by the run that held it: again */
+            close(fd);
+            continue;
+        }
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+            int err = errno;
+            unlink(file);
+            close(fd);
+            nnlrt_free(file);
+            errno = err;
+            return NNLRT_LOCK_ERROR;
+        }
+        l->fd = fd;
+        l->file = file;
+        return NNLRT_LOCK_OK;
+    }
+    int err = errno ? errno : EIO;
+    nnlrt_free(file);
+    errno = err;
+    return NNLRT_LOCK_ERROR;
+}
+
+void nnlrt_lock_release(NnlrtLock *l)
+{
+    if (l->fd >= 0) {
+        unlink(l->file); /* while still held: whoever opened it retries on the new one */
+        close(l->fd);
+    }
+    nnlrt_free(l->file);
+    l->fd = -1;
+    l->file = NULL;
 }

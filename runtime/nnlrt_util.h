@@ -90,6 +90,31 @@ int nnlrt_fsync_dir(const char *dir);
  * stays. Best effort: a file that cannot be removed is only space. */
 void nnlrt_atomic_clean_stale(const char *path);
 
+/* Whether `path` can be written the way nnlrt_atomic_open will: its temporary file created
+ * in the same directory, then removed. 0, or the errno (EISDIR when `path` is a directory).
+ * With in_place, a device or a pipe at `path` is written where it is: nothing to check. */
+int nnlrt_atomic_probe(const char *path, bool in_place);
+
+/* ---- atomic_file.c: an output owned by one run ----
+ *
+ * A run's lock on an output `path` is an flock (exclusive, not waiting) on the companion file
+ * "<path>.lock", which holds the pid of its owner. The file itself is not locked: a
+ * checkpoint is replaced by a rename, and a lock on the replaced file would lock nothing.
+ * The kernel releases the lock of a process that dies, so a lock file a killed run left is
+ * taken over; nnlrt_lock_release removes the file. */
+typedef struct {
+    int fd;     /* -1: nothing held */
+    char *file; /* "<path>.lock" */
+} NnlrtLock;
+
+/* Takes the lock on `path`. NNLRT_LOCK_OK; NNLRT_LOCK_BUSY with *holder the pid recorded
+ * by the run that holds it (0 when unknown); NNLRT_LOCK_ERROR with errno set. A device or
+ * a pipe at `path` is not locked (OK, nothing held). */
+enum { NNLRT_LOCK_OK, NNLRT_LOCK_BUSY, NNLRT_LOCK_ERROR };
+int nnlrt_lock_acquire(NnlrtLock *l, const char *path, long *holder);
+/* Removes the lock file and releases the lock (nothing when nothing is held). */
+void nnlrt_lock_release(NnlrtLock *l);
+
 /* Failure injection for tests: the next write flagged NNLRT_ATOMIC_INJECT fails at `step`
  * as if the call there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). */
 void nnlrt_atomic_fail_at(NnlrtCkptStep step, int err);

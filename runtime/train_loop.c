@@ -11,6 +11,10 @@
  * it was at the start of that epoch (the order is drawn again from it), the epoch's sums
  * so far and the log's length and CRC. A run stopped after any step and resumed from its
  * checkpoint writes the same parameters and log bytes as one that was never stopped.
+ *
+ * Before the first step every output (checkpoint, log, plot, parameter file) is probed the
+ * way its write will create it, and the checkpoint and the log are locked for the run's
+ * whole life (atomic_file.c; docs/checkpoints.md).
  */
 #define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <errno.h>
@@ -791,21 +795,108 @@ static int train_run(NnlrtTrainer *t)
     return rc;
 }
 
+/* ---- the outputs, before the first step ---- */
+
+/* Every file the run will write, created the way its write will (atomic_file.c), so that a
+ * path that cannot be written fails now and not after the last epoch. */
+static bool train_check_outputs(const NnlrtTrainConfig *cfg)
+{
+    static const char *const what[] = {
+        "cannot write the checkpoint: %s (creating its temporary file, checked before training)",
+        "cannot open the log for writing: %s",
+        "cannot write the plot: %s (creating its temporary file, checked before training)",
+        "cannot write the parameter file: %s (creating its temporary file, checked before "
+        "training)",
+    };
+    const char *paths[] = {cfg->checkpoint_path, cfg->log_path, cfg->plot_path, cfg->dump_path};
+    for (int i = 0; i < 4; i++) {
+        /* the log and the parameter file are written in place to a device or a pipe */
+        int err = paths[i] ? nnlrt_atomic_probe(paths[i], i == 1 || i == 3) : 0;
+        if (err) {
+            nnlrt_error(paths[i], 0, 0, what[i], strerror(err));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The checkpoint's and the log's locks (atomic_file.c), held while the run lasts: two runs
+ * never write the same checkpoint or log. */
+typedef struct {
+    NnlrtLock ckpt, log;
+} TrainLocks;
+
+static void train_unlock_outputs(TrainLocks *l)
+{
+    nnlrt_lock_release(&l->log);
+    nnlrt_lock_release(&l->ckpt);
+}
+
+static int train_lock_one(NnlrtLock *l, const char *path, const char *what)
+{
+    long holder = 0;
+    int got = nnlrt_lock_acquire(l, path, &holder);
+    if (got == NNLRT_LOCK_OK)
+        return NNLRT_OK;
+    if (got == NNLRT_LOCK_ERROR) {
+        nnlrt_error(path, 0, 0, "cannot create the lock file '%s.lock' of the %s: %s", path,
+                    what, strerror(errno));
+        return NNLRT_EIO;
+    }
+    char pid[32] = "a process";
+    if (holder > 0)
+        snprintf(pid, sizeof pid, "process %ld", holder);
+    nnlrt_error(path, 0, 0, "the %s is in use by another run (%s holds '%s.lock'): wait for it "
+                "to end, or give this run another %s", what, pid, path, what);
+    return NNLRT_EUSER;
+}
+
+/* Running out of memory exits: the lock files go first (alloc.c). */
+static void train_unlock_on_oom(void *ctx)
+{
+    train_unlock_outputs(ctx);
+}
+
+static int train_lock_outputs(const NnlrtTrainConfig *cfg, TrainLocks *l)
+{
+    l->ckpt.fd = l->log.fd = -1;
+    l->ckpt.file = l->log.file = NULL;
+    nnlrt_set_oom_cleanup(train_unlock_on_oom, l);
+    int rc = cfg->checkpoint_path ? train_lock_one(&l->ckpt, cfg->checkpoint_path, "checkpoint")
+                                  : NNLRT_OK;
+    bool same = cfg->checkpoint_path && cfg->log_path &&
+                strcmp(cfg->checkpoint_path, cfg->log_path) == 0;
+    if (rc == NNLRT_OK && cfg->log_path && !same)
+        rc = train_lock_one(&l->log, cfg->log_path, "log");
+    if (rc != NNLRT_OK) {
+        train_unlock_outputs(l);
+        nnlrt_set_oom_cleanup(NULL, NULL);
+    }
+    return rc;
+}
+
 int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDataset *train,
                 const NnlrtDataset *val)
 {
     if (!train_check_config(m, cfg) || !nnlrt_check_dataset(m, train) ||
         (val && !nnlrt_check_dataset(m, val)))
         return NNLRT_EUSER;
-    NnlrtTrainer t;
-    train_setup(&t, m, cfg, train, val);
-    /* what a run killed while writing its outputs left (atomic_file.c) */
-    const char *outputs[] = {cfg->checkpoint_path, cfg->dump_path, cfg->plot_path};
+    /* what a run killed while writing its outputs, or probing them, left (atomic_file.c) */
+    const char *outputs[] = {cfg->checkpoint_path, cfg->dump_path, cfg->plot_path,
+                             cfg->log_path};
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
         if (outputs[i])
             nnlrt_atomic_clean_stale(outputs[i]);
+    if (!train_check_outputs(cfg))
+        return NNLRT_EIO;
+    TrainLocks locks;
+    int rc = train_lock_outputs(cfg, &locks);
+    if (rc != NNLRT_OK)
+        return rc;
+    NnlrtTrainer t;
+    train_setup(&t, m, cfg, train, val);
     NnlrtCheckpoint from;
-    int rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
+    rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
     if (rc == NNLRT_OK)
         rc = nnlrt_log_open(&t, cfg->resume_path ? &from : NULL);
     if (rc == NNLRT_OK)
@@ -815,5 +906,7 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     if (rc == NNLRT_OK && cfg->dump_path)
         rc = nnlrt_params_dump(m, cfg->dump_path, t.b.bufs[NNLRT_BUF_PARAMS]);
     train_free(&t);
+    train_unlock_outputs(&locks);
+    nnlrt_set_oom_cleanup(NULL, NULL);
     return rc;
 }

@@ -100,4 +100,45 @@ expect 2 "NNL_THREADS=0" env NNL_THREADS=0 "$nnlc" check "$tmp/ok.nnl"
 expect 2 "NNL_THREADS=17" env NNL_THREADS=17 "$nnlc" check "$tmp/ok.nnl"
 expect 0 "NNL_THREADS=3" env NNL_THREADS=3 "$nnlc" check "$tmp/ok.nnl"
 
+# the outputs of a run are checked before its first step: exit 2, no epoch line printed
+xor=$(cd "$(dirname "$0")/.." && pwd)/examples/xor.nnl
+# before NAME: no epoch line was printed by the last command
+before() {
+    if grep -q "^epoch" "$tmp/out"; then
+        echo "FAIL: $1: found only after training"
+        fail=1
+    fi
+}
+expect 2 "a checkpoint in a missing directory" "$nnlc" run "$xor" --set 'checkpoint="/nonexistent/dir/ck"'
+has "^/nonexistent/dir/ck: error: cannot write the checkpoint: No such file or directory" err "checkpoint checked"
+before "a checkpoint in a missing directory"
+expect 2 "--save-params under a file" "$nnlc" run "$xor" --save-params "$tmp/ok.nnl/x"
+has "ok.nnl/x: error: cannot write the parameter file: Not a directory" err "--save-params checked"
+before "--save-params under a file"
+expect 2 "a plot in a missing directory" "$nnlc" run "$xor" --set 'plot="/nonexistent/p.svg"'
+has "^/nonexistent/p.svg: error: cannot write the plot: No such file or directory" err "plot checked"
+before "a plot in a missing directory"
+expect 2 "a log in a missing directory" "$nnlc" run "$xor" --log /nonexistent/l.csv
+has "^/nonexistent/l.csv: error: cannot open the log for writing" err "log checked"
+before "a log in a missing directory"
+[ -z "$(ls "$tmp" | grep tmp)" ] || { echo "FAIL: a check left a temporary file"; fail=1; }
+# two runs never share a checkpoint or log: the second exits 1, naming the holder's pid
+# (the holder here is this shell, with the lock file's flock, as a run takes it)
+(
+    exec 9>"$tmp/ck.lock"
+    flock -xn 9 || exit 1
+    echo 4242 >&9
+    expect 1 "a checkpoint in use" "$nnlc" run "$xor" --set "checkpoint=\"$tmp/ck\"" 9>&-
+    has "ck: error: the checkpoint is in use by another run (process 4242 holds '$tmp/ck.lock')" err "checkpoint lock"
+    before "a checkpoint in use"
+    expect 1 "a log in use" "$nnlc" run "$xor" --quiet --log "$tmp/ck" 9>&-
+    has "ck: error: the log is in use by another run (process 4242" err "log lock"
+    [ ! -e "$tmp/ck" ] || { echo "FAIL: a refused run wrote the file in use"; fail=1; }
+    exit $fail
+) || fail=1
+# a lock file left by a killed run (no flock on it) does not block the next, which removes it
+echo 999999 >"$tmp/ck.lock"
+expect 0 "a stale lock file" "$nnlc" run "$xor" --quiet --set "checkpoint=\"$tmp/ck\"" --log "$tmp/l.csv"
+[ ! -e "$tmp/ck.lock" ] && [ ! -e "$tmp/l.csv.lock" ] || { echo "FAIL: a run left its lock files"; fail=1; }
+
 exit $fail

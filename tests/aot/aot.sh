@@ -285,6 +285,21 @@ errors)
     expect 1 "--data file missing" "$t" --data "xor=$tmp/missing.csv"
     has "missing.csv: error: cannot open" err "--data missing file"
     expect 2 "--init file missing" "$t" --quiet --init "$tmp/missing.params"
+    # the outputs are checked before the first step, and a log in use is refused
+    expect 2 "--save-params in a missing directory" "$t" --save-params "$tmp/no/x.params"
+    has "no/x.params: error: cannot write the parameter file: No such file or directory" err "--save-params checked"
+    ! grep -q "^epoch" "$tmp/out" || { echo "FAIL: --save-params checked after training"; fail=1; }
+    expect 2 "a plot in a missing directory" "$t" --set "plot=\"$tmp/no/p.svg\""
+    has "no/p.svg: error: cannot write the plot: No such file or directory" err "plot checked"
+    ! grep -q "^epoch" "$tmp/out" || { echo "FAIL: the plot checked after training"; fail=1; }
+    (
+        exec 9>"$tmp/l.csv.lock"
+        flock -xn 9 || exit 1
+        echo 4242 >&9
+        expect 1 "a log in use" "$t" --log "$tmp/l.csv" 9>&-
+        has "l.csv: error: the log is in use by another run (process 4242 holds" err "log lock"
+        exit $fail
+    ) || fail=1
     rm "$tmp/model/data/xor.csv"
     expect 1 "missing data file" "$t"
     has "trainer: error: data 'xor': cannot find the data file 'data/xor.csv' (looked in: $tmp/model" err "missing data file"

@@ -1236,6 +1236,76 @@ static void test_kill(void)
     EXPECT(count_tmp(check_tmp_dir()) <= 1, "stale temp files");
 }
 
+/* ---- two runs on the same outputs ---- */
+
+static int lock_notify_fd = -1;
+
+/* The holding child's update: says it is training (its locks taken), then waits for its
+ * SIGKILL. */
+static void lock_hold(int64_t step)
+{
+    (void)step;
+    char c = 'x';
+    if (write(lock_notify_fd, &c, 1) == 1)
+        for (;;)
+            pause();
+    _exit(3);
+}
+
+/* A run holds its checkpoint's and its log's locks while it lasts: a second run on either
+ * is refused at once (exit 1) naming the holder; once the holder is killed (the kernel
+ * releases its locks; its lock files stay), the next run takes them over and removes them. */
+static void test_lock(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = run_config(base_config());
+    remove_run_files();
+    int fds[2];
+    EXPECT(pipe(fds) == 0, "pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        lock_notify_fd = fds[1];
+        toy.before_update = lock_hold;
+        _exit(nnlrt_train(&m, &cfg, &train_set, NULL));
+    }
+    close(fds[1]);
+    char c;
+    EXPECT(pid > 0 && read(fds[0], &c, 1) == 1, "the holder started training");
+    close(fds[0]);
+    char want[1400];
+    check_clear();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == NNLRT_EUSER, "second run on ck");
+    snprintf(want, sizeof want, ": error: the checkpoint is in use by another run (process %ld "
+             "holds '%s.lock'): wait for it to end, or give this run another checkpoint",
+             (long)pid, cfg.checkpoint_path);
+    EXPECT_ONE_MESSAGE(cfg.checkpoint_path, want);
+    NnlrtTrainConfig other = cfg;
+    other.checkpoint_path = check_tmp_path("ck2");
+    other.dump_path = check_tmp_path("run2.params");
+    check_clear();
+    EXPECT(nnlrt_train(&m, &other, &train_set, NULL) == NNLRT_EUSER, "second run on the log");
+    snprintf(want, sizeof want, ": error: the log is in use by another run (process %ld "
+             "holds '%s.lock'): wait for it to end, or give this run another log", (long)pid,
+             cfg.log_path);
+    EXPECT_ONE_MESSAGE(cfg.log_path, want);
+    EXPECT(!exists(other.checkpoint_path) && !exists(check_tmp_path("ck2.lock")),
+           "the refused run left its checkpoint's lock");
+    kill(pid, SIGKILL);
+    int status = 0;
+    EXPECT(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "holder killed");
+    char lock[1200];
+    snprintf(lock, sizeof lock, "%s.lock", cfg.checkpoint_path);
+    EXPECT(exists(lock), "a killed run leaves its lock file");
+    check_clear();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "after the kill: %s", check_message);
+    EXPECT(!exists(lock), "the lock file is removed at the end");
+    snprintf(lock, sizeof lock, "%s.lock", cfg.log_path);
+    EXPECT(!exists(lock), "the log's lock file is removed at the end");
+    remove_run_files();
+}
+
 /* ---- settings that do not go together ---- */
 
 static void expect_config_error(NnlrtTrainConfig cfg, const char *want)
@@ -1300,6 +1370,7 @@ static const CheckGroup groups[] = {
     CHECK_GROUP(signal, test_signal),
     CHECK_GROUP(kill, test_kill),
     CHECK_GROUP(config, test_config),
+    CHECK_GROUP(lock, test_lock),
     CHECK_GROUP(table, test_table),
 };
 
