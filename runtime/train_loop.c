@@ -805,8 +805,8 @@ static bool train_check_outputs(const NnlrtTrainConfig *cfg)
         "cannot write the checkpoint: %s (creating its temporary file, checked before training)",
         "cannot open the log for writing: %s",
         "cannot write the plot: %s (creating its temporary file, checked before training)",
-        "cannot write the parameter file: %s (creating its temporary file, checked before "
-        "training)",
+        ("cannot write the parameter file: %s (creating its temporary file, checked before "
+         "training)"),
     };
     const char *paths[] = {cfg->checkpoint_path, cfg->log_path, cfg->plot_path, cfg->dump_path};
     for (int i = 0; i < 4; i++) {
