@@ -382,7 +382,7 @@ static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
     if (opt->mode == NNL_RUN_GRADCHECK)
-        return nnlrt_gradcheck(&m, train, spec->config.seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
+        return nnlrt_gradcheck(&m, train, spec->config.seed, NNLRT_GRADCHECK_RTOL, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
                                    spec->decl->src->path);
