@@ -382,7 +382,7 @@ static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
 {
     NnlrtModel m = driver_model(nnl, opt, p, plan, fns, train);
     if (opt->mode == NNL_RUN_GRADCHECK)
-        return nnlrt_gradcheck(&m, train, spec->config.seed, 1e-6, opt->out) ? NNL_OK : NNL_EUSER;
+        return nnlrt_gradcheck(&m, train, spec->config.seed, NNLRT_GRADCHECK_RTOL, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
                                    spec->decl->src->path);
@@ -511,6 +511,45 @@ static NnlResult driver_build(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
 
 static NnlResult driver_run_train(Nnl *nnl, const NnlRunOptions *opt, AstNode *train);
 
+/* Whether a train declaration of the user's script trains `model`. */
+static bool driver_model_trained(Nnl *nnl, const AstNode *model)
+{
+    for (int i = 0; i < nnl->nsources; i++) {
+        if (nnl->sources[i]->is_stdlib || !nnl->programs[i])
+            continue;
+        AstList *body = &nnl->programs[i]->body;
+        for (int j = 0; j < body->len; j++)
+            if (body->items[j]->kind == AST_TRAIN && strcmp(body->items[j]->name, model->name) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* nnlc check: the forward pass of each model of the user's script that declares the shape
+ * of its one input and that no train declaration trains (those are checked with it). */
+static NnlResult driver_check_models(Nnl *nnl)
+{
+    NnlResult r = NNL_OK;
+    for (int i = 0; i < nnl->nsources && !diag_stopped(nnl); i++) {
+        if (nnl->sources[i]->is_stdlib || !nnl->programs[i])
+            continue;
+        AstList *body = &nnl->programs[i]->body;
+        for (int j = 0; j < body->len && !diag_stopped(nnl); j++) {
+            AstNode *m = body->items[j];
+            if (m->kind != AST_MODEL || m->params.len != 1 || m->params.items[0]->shape.len == 0 ||
+                driver_model_trained(nnl, m))
+                continue;
+            IrProgram prog = {.arena = &nnl->arena};
+            if (lower_model_forward(nnl, m, &prog) != NNL_OK)
+                r = NNL_EUSER;
+            nnl_dealloc(prog.params);
+            nnl_dealloc(prog.new_states);
+            nnl_dealloc(prog.state_init);
+        }
+    }
+    return r;
+}
+
 /* check → names → train keys → data → graph → gradients → kernels → LLVM → train */
 static NnlResult driver_run(Nnl *nnl, const NnlRunOptions *opt)
 {
@@ -541,6 +580,11 @@ static NnlResult driver_run(Nnl *nnl, const NnlRunOptions *opt)
                 if (rt > r)
                     r = rt;
             }
+        }
+        if (driver_stop(opt) == STOP_CHECK) {
+            NnlResult rm = driver_check_models(nnl);
+            if (rm > r)
+                r = rm;
         }
         return r;
     }

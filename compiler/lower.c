@@ -658,8 +658,8 @@ static Val lower_model(Lower *L, int64_t x_size)
             !lower_want_int(L, f->shape.items[i], d, "an input size", 1, &in.dim[i]))
             return val_err();
     }
-    const NnlrtDataSpec *ds = &L->spec->data->spec;
     if (x_size >= 0 && shape_size(&in) != x_size) {
+        const NnlrtDataSpec *ds = &L->spec->data->spec;
         const AstNode *at = L->spec->key_at[NNLRT_TRAIN_DATA];
         lower_error(L, f, "model '%s' takes %s%s, but each sample of data '%s' (%s:%s) has %lld "
                     "value%s", m->name, f->name,
@@ -685,6 +685,19 @@ static Val lower_model(Lower *L, int64_t x_size)
         return val_err();
     }
     return out;
+}
+
+/* nnlc check: the forward pass of a model no train declaration uses, on its input as
+ * declared, for the shape errors in its body. */
+NnlResult lower_model_forward(Nnl *nnl, AstNode *model, IrProgram *prog)
+{
+    int before = nnl->nerrors;
+    TrainSpec spec = {.model = model};
+    Lower L = {.nnl = nnl, .p = prog, .spec = &spec, .mode = MODE_GLOBAL, .last_matrix = -1};
+    prog->arena = &nnl->arena;
+    lower_model(&L, -1);
+    nnl_dealloc(L.data_cache_keys);
+    return nnl->nerrors != before ? NNL_EUSER : NNL_OK;
 }
 
 /* A loss or metric applied to (model output, target): one number per sample. */

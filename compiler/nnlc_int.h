@@ -485,6 +485,8 @@ const void *lower_train_field(const TrainSpec *spec, int key);
 /* Builds the forward graph, the loss, the metrics and the optimizer update for `spec`
  * with float data of `x_size` inputs per sample (-1: as many as the model takes). */
 NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *prog);
+/* nnlc check: the forward pass of `model` on its declared input; NNL_EUSER after reporting. */
+NnlResult lower_model_forward(Nnl *nnl, AstNode *model, IrProgram *prog);
 
 /* ---- lower*.c, privately: what the lowering files share ----
  *
