@@ -185,6 +185,101 @@ static bool driver_load_data(Nnl *nnl, DriverData *dd, const TrainSpec *spec,
     return true;
 }
 
+/* The name of the standard library's loss the train block uses ("bce", "mse"...), or NULL
+ * for a loss of the user's. */
+static const char *driver_stdlib_loss(Nnl *nnl, const TrainSpec *spec)
+{
+    const AstNode *d = sema_lookup(nnl, spec->loss->name);
+    return d && d->src && d->src->is_stdlib ? d->name : NULL;
+}
+
+static int driver_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* What a data set's targets hold: "{0, 1, 2}" (its distinct values, the first and last few
+ * when there are many), with *classes set to K when they look like the class numbers
+ * 0..K-1 of K >= 2 classes, else 0. */
+static const char *driver_target_values(Nnl *nnl, const NnlrtDataset *ds, int64_t *classes)
+{
+    double *v = malloc(sizeof(double) * (size_t)(ds->n ? ds->n : 1));
+    if (!v)
+        return "(too many to list)";
+    for (int64_t i = 0; i < ds->n; i++)
+        v[i] = nnlrt_dataset_y(ds, i);
+    qsort(v, (size_t)ds->n, sizeof *v, driver_cmp_double);
+    int64_t k = 0;
+    for (int64_t i = 0; i < ds->n; i++)
+        if (k == 0 || v[i] != v[k - 1])
+            v[k++] = v[i];
+    bool index = k > 0 && v[0] >= 0 && v[k - 1] < 1e6;
+    for (int64_t i = 0; i < k && index; i++)
+        index = v[i] == floor(v[i]);
+    /* class numbers when at least half of 0..max are there (not prices, say) */
+    *classes = index && v[k - 1] >= 1 && v[k - 1] + 1 <= 2.0 * (double)k
+        ? (int64_t)v[k - 1] + 1 : 0;
+    const char *s = "{";
+    for (int64_t i = 0; i < k; i++) {
+        if (k > 10 && i == 5) {
+            s = arena_printf(&nnl->arena, "%s, ...", s);
+            i = k - 3;
+        }
+        s = arena_printf(&nnl->arena, "%s%s%g", s, i ? ", " : "", v[i]);
+    }
+    s = arena_printf(&nnl->arena, "%s}", s);
+    if (k > 10)
+        s = arena_printf(&nnl->arena, "%s (%lld distinct values)", s, (long long)k);
+    free(v);
+    return s;
+}
+
+/* The loss fits the data: bce and bce_logits take targets between 0 and 1, a loss that
+ * picks the label needs at least two classes. False after reporting at the loss. */
+static bool driver_check_loss(Nnl *nnl, const NnlrtDataset *ds, const TrainSpec *spec,
+                              const IrProgram *p, const char *which)
+{
+    const AstNode *out = spec->model->body.items[spec->model->body.len - 1]->rhs;
+    LineCol lc = source_linecol(out->src, out->off);
+    const char *file = ds->y_source ? ds->y_source : ds->source;
+    int64_t classes = 0;
+    if (!ds->y)
+        return true;
+    if (p->target_kind == NNLRT_TARGET_CLASS) {
+        if (p->n_classes != 1)
+            return true;
+        const char *held = driver_target_values(nnl, ds, &classes);
+        diag_error(nnl, spec->loss->src, spec->loss->off, "loss '%s' needs one output per "
+                   "class, but the model's output (%s:%u:%u) has 1; the %s data's targets "
+                   "(%s) are %s: %s", spec->loss->name, out->src->path, lc.line, lc.col, which,
+                   file, held, classes > 2
+                       ? arena_printf(&nnl->arena, "give the model %lld outputs",
+                                      (long long)classes)
+                       : "for two classes use bce on a sigmoid output (or bce_logits on the "
+                         "logit), or give the model 2 outputs");
+        return false;
+    }
+    const char *loss = driver_stdlib_loss(nnl, spec);
+    if (!loss || (strcmp(loss, "bce") != 0 && strcmp(loss, "bce_logits") != 0))
+        return true;
+    for (int64_t i = 0; i < ds->n; i++) {
+        double y = nnlrt_dataset_y(ds, i);
+        if (y >= 0 && y <= 1)
+            continue;
+        const char *held = driver_target_values(nnl, ds, &classes);
+        diag_error(nnl, spec->loss->src, spec->loss->off, "loss '%s' takes targets between "
+                   "0 and 1 (class 0 or 1), but the %s data's targets (%s) are %s: %s",
+                   spec->loss->name, which, file, held, classes > 2
+                       ? arena_printf(&nnl->arena, "for %lld classes use cross_entropy on a "
+                                      "model with %lld outputs", (long long)classes,
+                                      (long long)classes)
+                       : "for values use a regression loss such as mse");
+        return false;
+    }
+    return true;
+}
+
 /* Labels of a classifier must be class numbers of the model's output. */
 static bool driver_check_labels(Nnl *nnl, const NnlrtDataset *ds, const TrainSpec *spec,
                                 const IrProgram *p)
@@ -396,12 +491,12 @@ static double driver_binary_threshold(Nnl *nnl, const TrainSpec *spec, const Nnl
 {
     if (m->target_kind == NNLRT_TARGET_CLASS || m->out_size != 1 || m->y_size != 1)
         return NAN;
-    const AstNode *d = sema_lookup(nnl, spec->loss->name);
-    if (!d || !d->src || !d->src->is_stdlib)
+    const char *loss = driver_stdlib_loss(nnl, spec);
+    if (!loss)
         return NAN;
-    if (strcmp(d->name, "bce") == 0)
+    if (strcmp(loss, "bce") == 0)
         return 0.5;
-    return strcmp(d->name, "bce_logits") == 0 ? 0 : NAN;
+    return strcmp(loss, "bce_logits") == 0 ? 0 : NAN;
 }
 
 /* "loss 0.31" and each metric, then for a classifier the confusion matrix: K x K (K 2
@@ -639,7 +734,30 @@ static bool driver_read_data(Nnl *nnl, DriverRun *R)
 static bool driver_lower(Nnl *nnl, DriverRun *R)
 {
     IrProgram *prog = &R->prog;
+    const NnlrtDataset *sets[2] = {R->data, R->val};
+    for (int i = 0; i < 2; i++) {
+        const NnlrtDataset *ds = sets[i];
+        if (!ds || !ds->y || ds->y_size == 1)
+            continue;
+        diag_error(nnl, R->spec.loss->src, R->spec.loss->off, "loss '%s' compares the "
+                   "model's output with one target value per sample, but the %s data's "
+                   "targets (%s) have %lld values per sample (shape (%lld, %lld)): give the "
+                   "data one target per sample (shape (%lld) or (%lld, 1))",
+                   R->spec.loss->name, i ? "validation" : "training",
+                   ds->y_source ? ds->y_source : ds->source, (long long)ds->y_size,
+                   (long long)ds->n, (long long)ds->y_size, (long long)ds->n, (long long)ds->n);
+        return false;
+    }
+    if (R->data->y && R->data->y_size == 1) {
+        const char *held = driver_target_values(nnl, R->data, &R->spec.target_classes);
+        const char *file = R->data->y_source ? R->data->y_source : R->data->source;
+        R->spec.target_held = arena_printf(&nnl->arena, "the training data's targets (%s) "
+                                           "are %s", file, held);
+    }
     if (lower_program(nnl, &R->spec, R->data->x_size, prog) != NNL_OK)
+        return false;
+    if (!driver_check_loss(nnl, R->data, &R->spec, prog, "training") ||
+        (R->val && !driver_check_loss(nnl, R->val, &R->spec, prog, "validation")))
         return false;
     return prog->target_kind != NNLRT_TARGET_CLASS ||
            (driver_check_labels(nnl, R->data, &R->spec, prog) &&

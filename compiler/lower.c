@@ -770,10 +770,15 @@ NnlResult lower_program(Nnl *nnl, TrainSpec *spec, int64_t x_size, IrProgram *pr
     } else {
         prog->target_kind = NNLRT_TARGET_VALUES;
         if (shape_size(&out.t->shape) != 1) {
+            const char *held = spec->target_held
+                ? arena_printf(&nnl->arena, "; %s", spec->target_held) : "";
+            const char *classes = spec->target_classes > 0
+                ? arena_printf(&nnl->arena, "for %lld classes", (long long)spec->target_classes)
+                : "for classes";
             lower_error(&L, spec->loss, "loss '%s' compares the model's output %s with a target "
-                        "of one value per sample; for classes use a loss that picks the label, "
-                        "such as "
-                        "cross_entropy", spec->loss->name, val_origin(&L, out));
+                        "of one value per sample%s: give the model 1 output, or %s use a loss "
+                        "that picks the label, such as cross_entropy", spec->loss->name,
+                        val_origin(&L, out), held, classes);
             goto done;
         }
     }

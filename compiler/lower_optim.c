@@ -1,4 +1,5 @@
 /* lower_optim.c — the optimizer's update of the parameter and state arenas. */
+#include <math.h>
 #include <string.h>
 
 #include "nnlc_int.h"
@@ -86,6 +87,96 @@ static bool optim_assign(Lower *L, Env *env, AstNode *s)
     return true;
 }
 
+/* The value of a hyper-parameter at the first step (step 1, epoch 0), when it is a number
+ * or an expression of numbers, step and epoch; false when it is not known before running. */
+static bool optim_first_value(const IrNode *n, double *out)
+{
+    if (n->shape.rank != 0 || n->shape.batched || n->needs_grad)
+        return false;
+    if (n->op == OP_CONST) {
+        *out = n->value;
+        return true;
+    }
+    if (n->op == OP_VAR) {
+        *out = n->index == VAR_STEP ? 1 : 0;
+        return n->index == VAR_STEP || n->index == VAR_EPOCH;
+    }
+    if (ir_op_class(n->op) != OPC_ELEM)
+        return false;
+    double v[3];
+    int arity = ir_op_arity(n->op);
+    for (int i = 0; i < arity; i++)
+        if (!n->in[i] || !optim_first_value(n->in[i], &v[i]))
+            return false;
+    if (n->op == OP_WHERE)
+        *out = v[0] != 0 ? v[1] : v[2];
+    else if (arity == 1)
+        *out = ir_fold_unary(n->op, v[0]);
+    else if (arity == 2)
+        *out = ir_fold_binary(n->op, v[0], v[1]);
+    else
+        return false;
+    return true;
+}
+
+/* The ranges PyTorch's optimizers accept for the standard library's hyper-parameters
+ * (docs/optimizers.md); eps must be positive (PyTorch accepts 0), as the division it
+ * guards needs: Adam's first step divides 0 by 0 where a gradient is 0. */
+static const struct {
+    const char *name;
+    double lo, hi;
+    bool lo_open, hi_open;
+    const char *rule;
+} optim_ranges[] = {
+    {"lr", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"momentum", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"weight_decay", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"lr_decay", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"initial_accumulator_value", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"momentum_decay", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"alpha", 0, INFINITY, false, true, "must be >= 0 (PyTorch's rule)"},
+    {"beta1", 0, 1, false, true, "must be in [0, 1) (PyTorch's rule)"},
+    {"beta2", 0, 1, false, true, "must be in [0, 1) (PyTorch's rule)"},
+    {"rho", 0, 1, false, false, "must be in [0, 1] (PyTorch's rule)"},
+    {"eps", 0, INFINITY, true, true, "must be > 0 (it keeps a division from 0 / 0)"},
+    {"etaminus", 0, 1, true, true, "must be in (0, 1) (PyTorch's rule)"},
+    {"etaplus", 1, INFINITY, true, true, "must be > 1 (PyTorch's rule)"},
+};
+
+/* The hyper-parameters the user's call of a standard library optimizer gives, each within
+ * the range PyTorch accepts, at the first step; false after reporting at the argument. */
+static bool optim_check_ranges(Lower *L, Env *env, const AstNode *d, const AstNode *call)
+{
+    if (!call || call->kind != AST_CALL || !d->src || !d->src->is_stdlib)
+        return true;
+    int pos = 0;
+    for (int i = 0; i < call->args.len; i++) {
+        const AstNode *a = call->args.items[i];
+        int k = a->name ? -1 : pos++;
+        const char *name = a->name ? a->name
+                         : k < d->params.len ? d->params.items[k]->name : NULL;
+        Val *v = name ? env_find(env, name) : NULL;
+        double x;
+        if (!v || !(v->kind == V_NUM ? (x = v->num, true)
+                    : v->kind == V_TENSOR && optim_first_value(v->t, &x)))
+            continue;
+        for (size_t r = 0; r < sizeof optim_ranges / sizeof optim_ranges[0]; r++) {
+            if (strcmp(optim_ranges[r].name, name) != 0)
+                continue;
+            double lo = optim_ranges[r].lo, hi = optim_ranges[r].hi;
+            bool ok = (optim_ranges[r].lo_open ? x > lo : x >= lo) &&
+                      (optim_ranges[r].hi_open ? x < hi : x <= hi);
+            if (!ok) {
+                lower_error(L, a->rhs, "%s %s, not %g%s", name,
+                            optim_ranges[r].rule, x, v->kind == V_NUM ? ""
+                            : " (its value at the first step)");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 bool lower_optimizer(Lower *L)
 {
     IrProgram *p = L->p;
@@ -114,6 +205,7 @@ bool lower_optimizer(Lower *L)
     L->mode = MODE_GLOBAL; /* hyper-parameters: numbers, or expressions of epoch and step */
     bool good = lower_bind_args(L, &env, &global, d, ref->kind == AST_CALL ? ref : NULL, NULL, 0);
     env_free(&global);
+    good = good && optim_check_ranges(L, &env, d, ref);
     L->mode = MODE_OPT;
     const char *state_names[32];
     for (int i = 0; good && i < d->body.len; i++) {

@@ -475,6 +475,9 @@ typedef struct {
     NnlrtTrainConfig config;   /* the run's settings (epochs, batch, ..., plot) */
     bool uses_epochs;          /* an expression read `epochs`: its value is compiled in */
     const AstNode *key_at[NNLRT_TRAIN_KEY_COUNT]; /* where each key was set, for messages */
+    const char *target_held;   /* what the training data's targets hold, for messages:
+                                * "the training data's targets (f.csv) are {0, 1, 2}" */
+    int64_t target_classes;    /* K when those look like the class numbers 0..K-1, else 0 */
 } TrainSpec;
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
