@@ -465,6 +465,7 @@ static NnlrtTrainConfig driver_config(const NnlRunOptions *opt, const TrainSpec 
     c.init_path = opt->init;
     c.dump_path = opt->dump_params;
     c.resume_path = opt->resume;
+    c.fresh = opt->fresh != 0;
     c.quiet = opt->quiet;
     c.verbose = opt->verbose;
     c.out = opt->out;

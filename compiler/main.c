@@ -49,6 +49,8 @@ static int cmd_plot(Args *a);
     "  --init FILE       start from the parameters in FILE (lines: name,v1,v2,...)\n" \
     "  --save-params FILE  write the final parameters to FILE, in the same format\n" \
     "  --resume CKPT     go on from a checkpoint (written with checkpoint = \"path\")\n" \
+    "  --fresh           start over, replacing the checkpoint a run left (without it\n" \
+    "                    a run that does not resume refuses to replace one)\n" \
     "  --float64         compute in float64 instead of float32\n" \
     "  --quiet           print nothing but errors\n" \
     "  --verbose         also the compiler's stages and their times, the data and the run\n"
@@ -264,6 +266,10 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
         }
         if ((c->options & (OPT_RUN | OPT_BUILD | OPT_USE)) && strcmp(arg, "--float64") == 0) {
             a->run.float64 = 1;
+            continue;
+        }
+        if ((c->options & OPT_RUN) && strcmp(arg, "--fresh") == 0) {
+            a->run.fresh = 1;
             continue;
         }
         if ((c->options & OPT_CHECK) && strcmp(arg, "--summary") == 0) {

@@ -76,6 +76,7 @@ typedef struct {
     const char *init;           /* --init FILE: starting parameters */
     const char *dump_params;    /* --save-params FILE: final parameters */
     const char *resume;         /* --resume CKPT: go on from a checkpoint */
+    int fresh;                  /* --fresh: start over, replacing the checkpoint there */
     int quiet;
     int verbose;                /* --verbose: stages and their times, data, the run */
     int float64;                /* --float64: train in double precision */

@@ -43,12 +43,14 @@
  * Writing: nnlrt_checkpoint_put writes the bytes; checkpoint_files.c makes the write atomic
  * and durable and rotates the older checkpoints.
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat, lstat, open, read */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "nnlrt_int.h"
@@ -760,6 +762,35 @@ int nnlrt_checkpoint_verify(const NnlrtModel *m, const char *path)
     memset(&c, 0, sizeof c);
     c.n_sums = 1 + m->n_metrics;
     return nnlrt_checkpoint_read(path, m, &c);
+}
+
+/* With open and read, not stdio: nothing is allocated (tests/oom counts allocations). */
+NnlrtCkptFound nnlrt_checkpoint_found(const char *path, const NnlrtModel *m, int64_t *step)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return NNLRT_FOUND_NOTHING;
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return NNLRT_FOUND_NOT_CHECKPOINT;
+    uint8_t h[NNLRT_CKPT_HEADER];
+    size_t got = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        while (got < sizeof h) {
+            ssize_t n = read(fd, h + got, sizeof h - got);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+    close(fd);
+    if (got < sizeof h || memcmp(h, CKPT_MAGIC, 8) != 0)
+        return NNLRT_FOUND_NOT_CHECKPOINT;
+    if (get_u32(h + 8) != NNLRT_CKPT_VERSION || get_u64(h + 16) != nnlrt_model_signature(m))
+        return NNLRT_FOUND_OTHER_MODEL;
+    *step = (int64_t)get_u64(h + 48);
+    return NNLRT_FOUND_THIS_MODEL;
 }
 
 /* ---- reading without a model: the tensors alone ---- */

@@ -418,6 +418,8 @@ typedef struct {
     const char *resume_hint;        /* the command that resumes, less the path, for the
                                      * message on a stop ("nnlc run x.nnl --resume"); NULL:
                                      * "--resume" */
+    bool fresh;                     /* without resume_path: replace a checkpoint already at
+                                     * checkpoint_path (--fresh); false: refuse to start */
     int64_t stop_after_steps;       /* test hook: stop after step N as on SIGINT (0: never) */
     /* Progress and plots (docs/cli.md). On a terminal (isatty of `out`) each epoch's line
      * is drawn live while it runs (batches, running loss, samples/s, ETA) and ends as the

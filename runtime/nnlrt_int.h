@@ -182,6 +182,18 @@ bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckp
  * (cannot open or read) / NNLRT_EUSER (refused) after reporting. */
 int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c);
 
+/* What is at `path`, where a run that does not resume would write its checkpoint, from the
+ * header alone (magic, version, model signature), reporting nothing: nothing there, a
+ * checkpoint of m (*step: its updates done), another model's (or format's) checkpoint, or a
+ * file that is not a checkpoint (also one that cannot be read). */
+typedef enum {
+    NNLRT_FOUND_NOTHING,
+    NNLRT_FOUND_THIS_MODEL,
+    NNLRT_FOUND_OTHER_MODEL,
+    NNLRT_FOUND_NOT_CHECKPOINT,
+} NnlrtCkptFound;
+NnlrtCkptFound nnlrt_checkpoint_found(const char *path, const NnlrtModel *m, int64_t *step);
+
 /* Failure injection for tests: the next checkpoint write fails at `step` as if the call
  * there had failed with errno `err` (once; NNLRT_CKPT_NONE turns it off). The steps:
  * nnlrt_util.h. */

@@ -820,6 +820,31 @@ static bool train_check_outputs(const NnlrtTrainConfig *cfg)
     return true;
 }
 
+/* A run that does not resume replaces no checkpoint it did not write: one already at the
+ * path stops it before the first step, untouched, unless cfg->fresh (--fresh) says to start
+ * over. Checked under the lock, so that a run writing it now is named instead. */
+static bool train_check_fresh(const NnlrtModel *m, const NnlrtTrainConfig *cfg)
+{
+    if (!cfg->checkpoint_path || cfg->resume_path || cfg->fresh)
+        return true;
+    int64_t step = 0;
+    NnlrtCkptFound found = nnlrt_checkpoint_found(cfg->checkpoint_path, m, &step);
+    if (found == NNLRT_FOUND_NOTHING)
+        return true;
+    char word[1024];
+    const char *path = train_shell_word(cfg->checkpoint_path, word, sizeof word);
+    if (found == NNLRT_FOUND_THIS_MODEL)
+        nnlrt_error(cfg->checkpoint_path, 0, 0, "a checkpoint is already there (step %lld of a "
+                    "run of this model): go on from it with --resume %s, or start over with "
+                    "--fresh (which replaces it)", (long long)step, path);
+    else
+        nnlrt_error(cfg->checkpoint_path, 0, 0, "%s is already there, where this run would "
+                    "write its checkpoint: start over with --fresh (which replaces it), or "
+                    "give this run another checkpoint", found == NNLRT_FOUND_OTHER_MODEL
+                    ? "another model's checkpoint" : "a file that is not a checkpoint");
+    return false;
+}
+
 /* The checkpoint's and the log's locks (atomic_file.c), held while the run lasts: two runs
  * never write the same checkpoint or log. */
 typedef struct {
@@ -893,6 +918,11 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     int rc = train_lock_outputs(cfg, &locks);
     if (rc != NNLRT_OK)
         return rc;
+    if (!train_check_fresh(m, cfg)) {
+        train_unlock_outputs(&locks);
+        nnlrt_set_oom_cleanup(NULL, NULL);
+        return NNLRT_EUSER;
+    }
     NnlrtTrainer t;
     train_setup(&t, m, cfg, train, val);
     NnlrtCheckpoint from;

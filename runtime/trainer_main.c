@@ -140,6 +140,18 @@ static void trainer_help_settings(FILE *f, const NnlrtProgram *p)
     }
 }
 
+/* The files the trainer writes unless told otherwise (--log, --set log=...). */
+static void trainer_help_files(FILE *f, const NnlrtProgram *p)
+{
+    const NnlrtTrainConfig *c = &p->config;
+    fprintf(f, "\nfiles, compiled in:\n");
+    fprintf(f, "  checkpoint  %s\n", c->checkpoint_path ? c->checkpoint_path : "(none)");
+    if (c->checkpoint_path)
+        fprintf(f, "              (a run refuses to replace one already there: --resume it, or\n"
+                   "              --fresh to start over)\n");
+    fprintf(f, "  log         %s\n", c->log_path ? c->log_path : "(none)");
+}
+
 static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
 {
     FILE *f = stdout;
@@ -149,6 +161,7 @@ static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
     trainer_help_model(f, p);
     trainer_help_data(f, p, d);
     trainer_help_settings(f, p);
+    trainer_help_files(f, p);
     fprintf(f,
             "\noptions:\n"
             "  --set KEY=VALUE      change epochs, batch (a number or all), seed, shuffle (true\n"
@@ -161,6 +174,8 @@ static void trainer_help(const NnlrtProgram *p, const NnlrtData *d)
             "  --init FILE          start from the parameters in FILE (lines: name,v1,v2,...)\n"
             "  --save-params FILE   write the final parameters to FILE, in the same format\n"
             "  --resume CKPT        go on from a checkpoint (the script's checkpoint = \"path\")\n"
+            "  --fresh              start over, replacing the checkpoint a run left (without\n"
+            "                       it a run that does not resume refuses to replace one)\n"
             "  --quiet              print nothing but errors\n"
             "  --verbose            also the data, the batches, the files and the totals\n"
             "  --help               show this help\n"
@@ -229,6 +244,10 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
         }
         if (strcmp(arg, "--version") == 0) {
             a->version = true;
+            continue;
+        }
+        if (strcmp(arg, "--fresh") == 0) {
+            a->cfg.fresh = true;
             continue;
         }
         if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "--verbose") == 0) {

@@ -141,4 +141,23 @@ echo 999999 >"$tmp/ck.lock"
 expect 0 "a stale lock file" "$nnlc" run "$xor" --quiet --set "checkpoint=\"$tmp/ck\"" --log "$tmp/l.csv"
 [ ! -e "$tmp/ck.lock" ] && [ ! -e "$tmp/l.csv.lock" ] || { echo "FAIL: a run left its lock files"; fail=1; }
 
+# a run that does not resume never replaces a checkpoint it did not write: exit 1 before any
+# step, the file untouched; --resume goes on from it, --fresh starts over and replaces it
+expect 0 "a first run leaves a checkpoint" "$nnlc" run "$xor" --quiet --set "checkpoint=\"$tmp/fresh.ck\"; epochs=3"
+cp "$tmp/fresh.ck" "$tmp/first.ck"
+expect 1 "a second run over a checkpoint" "$nnlc" run "$xor" --set "checkpoint=\"$tmp/fresh.ck\"; epochs=2"
+has "fresh.ck: error: a checkpoint is already there (step [0-9]* of a run of this model): go on from it with --resume $tmp/fresh.ck, or start over with --fresh (which replaces it)" err "a checkpoint is already there"
+before "a second run over a checkpoint"
+cmp -s "$tmp/fresh.ck" "$tmp/first.ck" || { echo "FAIL: a refused run changed the checkpoint"; fail=1; }
+expect 0 "--fresh over a checkpoint" "$nnlc" run "$xor" --quiet --fresh --set "checkpoint=\"$tmp/fresh.ck\"; epochs=2"
+cmp -s "$tmp/fresh.ck" "$tmp/first.ck" && { echo "FAIL: --fresh did not replace the checkpoint"; fail=1; }
+printf 'not a checkpoint\n' >"$tmp/notck"
+expect 1 "a run over a file that is not a checkpoint" "$nnlc" run "$xor" --set "checkpoint=\"$tmp/notck\""
+has "notck: error: a file that is not a checkpoint is already there" err "not a checkpoint there"
+grep -qx 'not a checkpoint' "$tmp/notck" || { echo "FAIL: a refused run changed the file"; fail=1; }
+expect 1 "a run over another model's checkpoint" "$nnlc" run "$xor" --float64 --set "checkpoint=\"$tmp/fresh.ck\""
+has "fresh.ck: error: another model's checkpoint is already there" err "another model's checkpoint there"
+expect 0 "help run names --fresh" "$nnlc" help run
+has "--fresh" out "help run names --fresh"
+
 exit $fail

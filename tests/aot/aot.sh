@@ -162,6 +162,22 @@ resume)
     same full.params part.params "resume: parameters"
     "$tmp/trainer" --help | grep -q -- "--resume"
     echo "resume: a stopped and resumed trainer ends byte-identical to an uninterrupted one"
+    # a run without --resume never replaces the checkpoint a run left: exit 1, the file
+    # untouched; --fresh starts over and replaces it; --help names the compiled-in paths
+    cp iris.ckpt kept.ckpt
+    expect 1 "resume: a trainer over a checkpoint" "$tmp/trainer" --quiet --set epochs=1
+    has "^iris.ckpt: error: a checkpoint is already there (step [0-9]* of a run of this model): go on from it with --resume iris.ckpt, or start over with --fresh (which replaces it)" err "resume: a checkpoint is already there"
+    same kept.ckpt iris.ckpt "resume: a refused trainer left the checkpoint as it was"
+    expect 0 "resume: --fresh over a checkpoint" "$tmp/trainer" --quiet --fresh --set epochs=1
+    if cmp -s kept.ckpt iris.ckpt; then
+        echo "FAIL: resume: --fresh did not replace the checkpoint"
+        fail=1
+    fi
+    expect 0 "resume: --help" "$tmp/trainer" --help
+    has "^  checkpoint  iris.ckpt$" out "resume: --help names the checkpoint compiled in"
+    has "^  log         (none)$" out "resume: --help names the log compiled in"
+    has "^  --fresh " out "resume: --help names --fresh"
+    echo "resume: a trainer refuses to replace a checkpoint without --fresh"
     ;;
 fashion_cnn)
     # the CNN example (convolutions, pooling, batch normalization: runtime routines the

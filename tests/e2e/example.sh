@@ -252,7 +252,7 @@ NNL
     train=$(tail -1 bn.csv | cut -d, -f3)
     ev=$("$nnlc" eval bn.nnl --checkpoint bn.ckpt --quiet | awk '$1 == "loss" { print $2 }')
     sed 's/momentum = 1/momentum = 0/' bn.nnl >bn0.nnl
-    "$nnlc" run bn0.nnl --quiet
+    "$nnlc" run bn0.nnl --quiet --fresh # the same model: it replaces bn.ckpt on purpose
     ev0=$("$nnlc" eval bn0.nnl --checkpoint bn.ckpt --quiet | awk '$1 == "loss" { print $2 }')
     echo "batchnorm: training loss $train, eval $ev (momentum 1), $ev0 (momentum 0)"
     awk -v t="$train" -v e="$ev" -v z="$ev0" 'BEGIN {

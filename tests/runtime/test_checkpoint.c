@@ -148,8 +148,9 @@ enum { EPOCHS = 3, STEPS = 15 };
 
 static NnlrtTrainConfig base_config(void)
 {
+    /* fresh: the runs here start over on the path of the one before on purpose */
     return (NnlrtTrainConfig){.epochs = EPOCHS, .batch = 8, .seed = 7, .shuffle = true,
-                              .quiet = true};
+                              .quiet = true, .fresh = true};
 }
 
 /* An uninterrupted run's parameters and log, into ref.params and ref.log. */
@@ -1306,6 +1307,66 @@ static void test_lock(void)
     remove_run_files();
 }
 
+/* ---- a run that does not resume replaces no checkpoint it did not write ---- */
+
+/* A run without resume_path or fresh over a file at checkpoint_path: NNLRT_EUSER before
+ * any step, `tail` reported, the checkpoint and the log byte for byte as they were. */
+static void expect_fresh_refused(const NnlrtModel *m, NnlrtTrainConfig cfg, const char *tail)
+{
+    size_t nck, nlog, n2;
+    uint8_t *ck = slurp(cfg.checkpoint_path, &nck), *log = slurp(cfg.log_path, &nlog);
+    cfg.fresh = false;
+    check_clear();
+    EXPECT(nnlrt_train(m, &cfg, &train_set, NULL) == NNLRT_EUSER, "refused: %s", tail);
+    EXPECT_ONE_MESSAGE(cfg.checkpoint_path, tail);
+    uint8_t *after = slurp(cfg.checkpoint_path, &n2);
+    EXPECT(ck && after && n2 == nck && memcmp(ck, after, nck) == 0, "the file is untouched");
+    free(after);
+    after = slurp(cfg.log_path, &n2);
+    EXPECT(log && after && n2 == nlog && memcmp(log, after, nlog) == 0, "the log is untouched");
+    free(after);
+    free(log);
+    free(ck);
+}
+
+static void test_fresh(void)
+{
+    NnlrtModel m = tm_model(4);
+    NnlrtTrainConfig cfg = run_config(base_config());
+    remove_run_files();
+    cfg.fresh = false;
+    check_clear();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "first run: %s", check_message);
+    char want[1400];
+    snprintf(want, sizeof want, ": error: a checkpoint is already there (step %d of a run of "
+             "this model): go on from it with --resume %s, or start over with --fresh (which "
+             "replaces it)", STEPS, cfg.checkpoint_path);
+    expect_fresh_refused(&m, cfg, want);
+    NnlrtModel m64 = tm_model(8);
+    expect_fresh_refused(&m64, cfg, ": error: another model's checkpoint is already there, "
+                         "where this run would write its checkpoint: start over with --fresh "
+                         "(which replaces it), or give this run another checkpoint");
+    /* resuming is not starting over */
+    NnlrtTrainConfig res = cfg;
+    res.fresh = false;
+    res.epochs = EPOCHS + 1;
+    res.resume_path = cfg.checkpoint_path;
+    check_clear();
+    EXPECT(nnlrt_train(&m, &res, &train_set, NULL) == 0, "resumed: %s", check_message);
+    EXPECT(ckpt_step(cfg.checkpoint_path) == STEPS + STEPS / EPOCHS, "the resumed run's checkpoint");
+    /* --fresh replaces it */
+    cfg.fresh = true;
+    check_clear();
+    EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "fresh: %s", check_message);
+    EXPECT(ckpt_step(cfg.checkpoint_path) == STEPS, "the fresh run's checkpoint");
+    FILE *f = fopen(cfg.checkpoint_path, "w");
+    EXPECT(f && fputs("not a checkpoint\n", f) >= 0 && fclose(f) == 0, "write a text file");
+    expect_fresh_refused(&m, cfg, ": error: a file that is not a checkpoint is already there, "
+                         "where this run would write its checkpoint: start over with --fresh "
+                         "(which replaces it), or give this run another checkpoint");
+    remove_run_files();
+}
+
 /* ---- settings that do not go together ---- */
 
 static void expect_config_error(NnlrtTrainConfig cfg, const char *want)
@@ -1371,6 +1432,7 @@ static const CheckGroup groups[] = {
     CHECK_GROUP(kill, test_kill),
     CHECK_GROUP(config, test_config),
     CHECK_GROUP(lock, test_lock),
+    CHECK_GROUP(fresh, test_fresh),
     CHECK_GROUP(table, test_table),
 };
 
