@@ -1346,6 +1346,7 @@ static void test_fresh(void)
     expect_fresh_refused(&m64, cfg, ": error: another model's checkpoint is already there, "
                          "where this run would write its checkpoint: start over with --fresh "
                          "(which replaces it), or give this run another checkpoint");
+    m = tm_model(4); /* the toy model's settings are global: float32 again */
     /* resuming is not starting over */
     NnlrtTrainConfig res = cfg;
     res.fresh = false;
