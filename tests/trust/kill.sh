@@ -14,9 +14,9 @@
 #
 # Where a kill lands is chosen from progress the test observes, never from a guess of how
 # long things take, so that a loaded machine changes nothing but the test's duration: most
-# kills wait until the run has put 1 to 3 new checkpoints in place (the step in
-# run.ckpt's header changes) and then 0 to 4 ms more, so that they land in training, many
-# while the next checkpoint is being written; every fifth kill lands 0 to 20 ms after the
+# kills wait until the run has put 1 to 3 new checkpoints in place (inotifywait reports
+# each rename onto run.ckpt; nothing is polled) and then 0 to 4 ms more, so that they land
+# in training, many while the next checkpoint is being written; every fifth kill lands 0 to 20 ms after the
 # start, in the start-up (parsing, compiling, reading the data). Every restart after the
 # first checkpoint must resume from one. The random choices come from bash's RANDOM seeded
 # with NNL_KILL_SEED (printed first).
@@ -54,39 +54,36 @@ train net {
 }
 NNL
 
-# the step the checkpoint was written after (the header's 8 bytes at offset 48,
-# docs/formats.md), or 0 while there is none
-ckpt_id() {
-    local step
-    step=$(od -An -tu8 -j48 -N8 run.ckpt 2>/dev/null | tr -d ' ')
-    echo "${step:-0}"
-}
+# What happens in the directory, as inotifywait sees it: the name of every file renamed into
+# it, a line each, on fd 3. A checkpoint put in place is "run.ckpt"; a run that reaches its
+# end puts "run.params" in place last.
+mkfifo events
+inotifywait -m -q -e moved_to --format %f . >events &
+monitor=$!
+trap 'kill "$monitor" 2>/dev/null; rm -rf "$tmp"' EXIT
+exec 3<events
 
-# whether the run in progress is still running (not ended, nor a zombie not yet waited for)
-running() {
-    local state
-    state=$(cut -d ' ' -f 3 "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
+# forgets the events of runs that are over
+drain_events() {
+    local line
+    while read -t 0 -u 3; do
+        read -r -u 3 line || break
+    done
 }
 
 # waits until the run in progress has put `n` new checkpoints in place, or has ended;
-# fails the test when that takes more than 300 s (a hung run)
+# fails the test when nothing happens for 300 s (a hung run)
 await_checkpoints() {
-    local n=$1 seen id polls=0
-    seen=$(ckpt_id)
-    while [ "$n" -gt 0 ] && running; do
-        id=$(ckpt_id)
-        if [ "$id" != "$seen" ]; then
-            seen=$id
-            n=$((n - 1))
-            continue
-        fi
-        polls=$((polls + 1))
-        if [ "$polls" -gt 150000 ]; then
-            echo "kill: no new checkpoint for 300 s (seed $seed)"
+    local n=$1 name
+    while [ "$n" -gt 0 ]; do
+        if ! read -r -t 300 -u 3 name; then
+            echo "kill: no checkpoint and no end for 300 s (seed $seed)"
             exit 1
         fi
-        sleep 0.002
+        case $name in
+        run.ckpt) n=$((n - 1)) ;;
+        run.params) return ;;
+        esac
     done
 }
 
@@ -134,6 +131,7 @@ finished
 kills=0 resumed=0
 while [ "$kills" -lt "$cycles" ]; do
     [ -e run.ckpt ] && resumed=$((resumed + 1))
+    drain_events
     start
     if [ $((kills % 5)) = 4 ]; then
         ms=$((RANDOM % 21))
