@@ -469,6 +469,8 @@ static NnlrtTrainConfig driver_config(const NnlRunOptions *opt, const TrainSpec 
     c.quiet = opt->quiet;
     c.verbose = opt->verbose;
     c.out = opt->out;
+    c.options = opt->options;
+    c.n_options = opt->noptions;
     return c;
 }
 
@@ -480,8 +482,9 @@ static NnlResult driver_train(Nnl *nnl, const NnlRunOptions *opt, TrainSpec *spe
     if (opt->mode == NNL_RUN_GRADCHECK)
         return nnlrt_gradcheck(&m, train, spec->config.seed, NNLRT_GRADCHECK_RTOL, opt->out) ? NNL_OK : NNL_EUSER;
     NnlrtTrainConfig cfg = driver_config(opt, spec);
+    char word[4096];
     cfg.resume_hint = arena_printf(&nnl->arena, "nnlc run %s --resume",
-                                   spec->decl->src->path);
+                                   nnlrt_shell_word(spec->decl->src->path, word, sizeof word));
     return (NnlResult)nnlrt_train(&m, &cfg, train, val);
 }
 

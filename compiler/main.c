@@ -5,7 +5,9 @@
 
 #include "nnlc.h"
 #include "nnlrt.h"
-#include "nnlrt_util.h" /* nnlrt_option_value, nnlrt_set_not_pair */
+#include "nnlrt_util.h" /* nnlrt_option_value, nnlrt_set_not_pair, the recorded options */
+
+enum { MAX_SETS = 128 };
 
 /* Everything a command may be given; each command says which options it accepts. */
 typedef struct {
@@ -13,10 +15,21 @@ typedef struct {
     int nfiles;
     const char *stage;
     NnlRunOptions run;
-    const char *sets[64];
+    const char *sets[MAX_SETS];
     bool lib;          /* build --lib */
     bool summary;      /* check --summary */
+    /* the options a run records in its checkpoints (recorded_options), as given */
+    const char *words[2 * MAX_SETS + 8];
+    int nwords;
 } Args;
+
+/* The options a run records in its checkpoints, and how a later one replaces an earlier one
+ * (docs/checkpoints.md, "Resuming"). */
+static const NnlrtOptSpec recorded_options[] = {
+    {"--train", NNLRT_OPT_ONE}, {"--set", NNLRT_OPT_SET}, {"--log", NNLRT_OPT_ONE},
+    {"--save-params", NNLRT_OPT_ONE}, {"--float64", NNLRT_OPT_FLAG},
+};
+enum { N_RECORDED = sizeof recorded_options / sizeof recorded_options[0] };
 
 enum { OPT_STAGE = 1, OPT_RUN = 2, OPT_BUILD = 4, OPT_PREDICT = 8, OPT_EVAL = 16,
        OPT_CHECK = 32, OPT_PLOT = 64 };
@@ -220,20 +233,33 @@ static void print_diag(void *user, const NnlDiag *d)
     nnl_print_diag(stderr, d);
 }
 
+/* An option a run records, and its value (NULL: none), in a->words; false when full. */
+static bool push_word(Args *a, const char *option, const char *value)
+{
+    if (a->nwords + 2 > (int)(sizeof a->words / sizeof *a->words))
+        return false;
+    a->words[a->nwords++] = option;
+    if (value)
+        a->words[a->nwords++] = value;
+    return true;
+}
+
 static int parse_args(const Command *c, int argc, char **argv, Args *a)
 {
-    /* options with a value, and the commands that take each */
+    /* options with a value, the commands that take each, and whether a run records it */
     static const struct {
         const char *name;
         int commands;
+        bool recorded;
     } run_opts[] = {
-        {"--set", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
-        {"--train", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK},
-        {"--log", OPT_RUN}, {"--init", OPT_RUN}, {"--save-params", OPT_RUN},
-        {"--output", OPT_BUILD | OPT_PREDICT | OPT_PLOT},
-        {"-o", OPT_BUILD | OPT_PREDICT | OPT_PLOT},
-        {"--cpu", OPT_BUILD}, {"--resume", OPT_RUN}, {"--checkpoint", OPT_USE},
-        {"--input", OPT_PREDICT}, {"--data", OPT_EVAL},
+        {"--set", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK, true},
+        {"--train", OPT_RUN | OPT_BUILD | OPT_USE | OPT_CHECK, true},
+        {"--log", OPT_RUN, true}, {"--init", OPT_RUN, false}, {"--save-params", OPT_RUN, true},
+        {"--output", OPT_BUILD | OPT_PREDICT | OPT_PLOT, false},
+        {"-o", OPT_BUILD | OPT_PREDICT | OPT_PLOT, false},
+        {"--cpu", OPT_BUILD, false}, {"--resume", OPT_RUN, false},
+        {"--checkpoint", OPT_USE, false}, {"--input", OPT_PREDICT, false},
+        {"--data", OPT_EVAL, false},
     };
     bool options_done = false;
     a->run.sets = a->sets;
@@ -265,6 +291,8 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
             continue;
         }
         if ((c->options & (OPT_RUN | OPT_BUILD | OPT_USE)) && strcmp(arg, "--float64") == 0) {
+            if (!a->run.float64 && !push_word(a, arg, NULL))
+                return usage_error(c->name, "%s", "too many options");
             a->run.float64 = 1;
             continue;
         }
@@ -285,8 +313,10 @@ static int parse_args(const Command *c, int argc, char **argv, Args *a)
                 !(v = nnlrt_option_value(run_opts[k].name, argc, argv, &i, &missing)))
                 continue;
             matched = true;
+            if (run_opts[k].recorded && !push_word(a, run_opts[k].name, v))
+                return usage_error(c->name, "%s", "too many options");
             if (k == 0) {
-                if (a->run.nsets == 64)
+                if (a->run.nsets == MAX_SETS)
                     return usage_error(c->name, "%s", "too many --set options");
                 if (nnlrt_set_not_pair("nnlc", v, i + 1 < argc ? argv[i + 1] : NULL))
                     return NNL_EUSAGE;
@@ -504,6 +534,84 @@ static int cmd_export(int argc, char **argv)
     return nnlrt_export(ckpt, out, format);
 }
 
+/* The recorded words of checkpoint `ckpt` (t) that command c takes, into *kept: for run
+ * all of them, for eval and predict --set, --train and --float64 (the model's; the log and
+ * the parameter file are the run's). False after reporting a record this nnlc cannot go
+ * on with. */
+static bool recorded_for(const Command *c, const char *ckpt, const NnlrtCheckpointTensors *t,
+                         const char **kept, int *n)
+{
+    bool run = c->run == cmd_run;
+    *n = 0;
+    for (int i = 0; i < t->n_options;) {
+        const char *w = t->options[i];
+        const NnlrtOptSpec *s = NULL;
+        for (int k = 0; k < N_RECORDED; k++)
+            if (strcmp(recorded_options[k].name, w) == 0)
+                s = &recorded_options[k];
+        bool trainers = strcmp(w, "--data") == 0; /* a trainer's: its data files */
+        int width = (s && s->kind == NNLRT_OPT_FLAG) ? 1 : 2;
+        if ((!s && !trainers) || i + width > t->n_options) {
+            fprintf(stderr, "%s: error: corrupt: its record of the run's options holds '%s'%s, "
+                    "which nnlc does not know\n", ckpt, w,
+                    s || trainers ? " without its value" : "");
+            return false;
+        }
+        if (trainers && run) {
+            fprintf(stderr, "%s: error: was written by a trainer given '--data %s', which "
+                    "'nnlc run' cannot take: resume it with that trainer\n", ckpt,
+                    t->options[i + 1]);
+            return false;
+        }
+        bool model = s && (strcmp(w, "--log") != 0 && strcmp(w, "--save-params") != 0);
+        for (int k = 0; k < width && (run || model); k++)
+            kept[(*n)++] = t->options[i + k];
+        i += width;
+    }
+    return true;
+}
+
+/* run --resume CKPT, eval and predict --checkpoint CKPT: the options recorded in CKPT,
+ * then argv's (which win), parsed again into *a (docs/checkpoints.md, "Resuming"); what the
+ * run will record into a->run.options. *t keeps the recorded words (free it after the
+ * run). */
+static int use_recorded(const Command *c, int argc, char **argv, Args *a,
+                        NnlrtCheckpointTensors *t)
+{
+    bool run = c->run == cmd_run, use = c->run == cmd_eval || c->run == cmd_predict;
+    const char *ckpt = run ? a->run.resume : use ? a->run.checkpoint : NULL;
+    int n_old = 0;
+    if (ckpt && *ckpt) {
+        int rc = nnlrt_checkpoint_read_options(ckpt, t);
+        if (rc != NNLRT_OK)
+            return rc;
+        const char **kept = nnlrt_alloc(sizeof *kept * ((size_t)t->n_options + (size_t)argc + 1));
+        if (!recorded_for(c, ckpt, t, kept, &n_old)) {
+            nnlrt_free(kept);
+            return NNL_EUSER;
+        }
+        if (n_old > 0) {
+            memcpy(kept + n_old, argv, sizeof *kept * (size_t)argc);
+            *a = (Args){.run.out = stdout};
+            int rc2 = parse_args(c, n_old + argc, (char **)kept, a);
+            if (rc2 == NNL_OK && !a->run.quiet)
+                nnlrt_options_report(run ? stdout : stderr, "nnlc", ckpt, recorded_options,
+                                     N_RECORDED, a->words, n_old, a->nwords);
+            nnlrt_free(kept); /* argv's words and t's stay: a points into them */
+            if (rc2 != NNL_OK)
+                return rc2;
+        } else
+            nnlrt_free(kept);
+    }
+    if (run) {
+        const char **record = nnlrt_alloc(sizeof *record * ((size_t)a->nwords + 1));
+        a->run.noptions = nnlrt_options_dedupe(recorded_options, N_RECORDED, a->words,
+                                               a->nwords, record);
+        a->run.options = record;
+    }
+    return NNL_OK;
+}
+
 int main(int argc, char **argv)
 {
     nnlrt_threads_check();
@@ -539,5 +647,11 @@ int main(int argc, char **argv)
     int r = parse_args(c, argc - 2, argv + 2, &args);
     if (r != NNL_OK)
         return r;
-    return c->run(&args);
+    NnlrtCheckpointTensors recorded = {0};
+    r = use_recorded(c, argc - 2, argv + 2, &args, &recorded);
+    if (r == NNL_OK)
+        r = c->run(&args);
+    nnlrt_free((void *)args.run.options);
+    nnlrt_checkpoint_tensors_free(&recorded);
+    return r;
 }

@@ -88,6 +88,9 @@ typedef struct {
                                  * NULL for CSV on `out` */
     const char *data;           /* eval: --data NAME, a data declaration; NULL: the
                                  * validation data, else the training data */
+    const char *const *options; /* run: the options it records in its checkpoints, as
+                                 * words of a command line (docs/checkpoints.md) */
+    int noptions;
 } NnlRunOptions;
 
 /* Checks, compiles and runs the train declaration of the loaded script. */

@@ -1,11 +1,11 @@
 /* checkpoint.c — the checkpoint file format: everything a run needs to go on bit-exactly.
  *
- * The file (version 2; docs/formats.md says the same for users). Integers are
+ * The file (version 3; docs/formats.md says the same for users). Integers are
  * little-endian and of fixed width; f64 is an IEEE double stored as its u64 bits.
  *
  *   offset  size  field
  *        0     8  magic "NNLCKPT\0"
- *        8     4  u32 format version (2)
+ *        8     4  u32 format version (3)
  *       12     4  u32 elem_size: 4 (float32) or 8 (float64)
  *       16     8  u64 model signature (nnlrt_model_signature)
  *       24     8  i64 n_params
@@ -24,18 +24,26 @@
  *      136     8  f64 window_loss: per-step log rows: the batch losses since the last row
  *      144     8  i64 window_steps: how many
  *      152     8  u64 table_bytes: the size of the tensor table
- *      160  8*n_sums       f64 the epoch's training sums so far (loss, then each metric)
+ *      160     8  u64 options_bytes: the size of the run's options
+ *      168  8*n_sums       f64 the epoch's training sums so far (loss, then each metric)
  *        .  table_bytes:   the tensor table: u32 n_tensors, then per tensor u32 name_len,
  *                          the name (UTF-8, no NUL), u32 rank (0..4), rank x i64 dims,
  *                          i64 offset, i64 size (elements, in the parameter arena)
+ *        .  options_bytes: the options of the run that wrote it, the words of its command
+ *                          line (NnlrtTrainConfig.options): u32 n_options, then per option
+ *                          u32 len and its bytes (no NUL)
  *        .  P = n_params * elem_size: the parameter arena
  *        .  n_states * P:  each optimizer state arena, in order
  *        .     4  u32 CRC32 (zlib's crc32) of every byte before it
  *
+ * Version 2 had no options_bytes and no options: its sums start at 160. It is read as a
+ * checkpoint of a run without options.
+ *
  * Reading checks, in this order, before anything is allocated from a size in the file:
  * the magic, the version (the layout of the rest depends on it), the file's size against
- * the one the header's sizes promise (table_bytes at most CKPT_MAX_TABLE), the CRC, the
- * model signature, then the tensor table: well-formed, and the model's tensors exactly.
+ * the one the header's sizes promise (table_bytes at most CKPT_MAX_TABLE, options_bytes
+ * at most CKPT_MAX_OPTIONS), the CRC, the model signature, then the tensor table:
+ * well-formed, and the model's tensors exactly; then the options, well-formed.
  * nnlrt_checkpoint_read_tensors reads one without a model: the checks up to the CRC, the
  * table well-formed, then the table and the parameter arena. Every refusal is reported as
  * "PATH: error: ..."; nothing of a refused file reaches the trainer.
@@ -62,6 +70,7 @@ enum {
     CKPT_FLAG_LOG = 2,
     CKPT_MAX_TABLE = 64 << 20, /* bytes: far more than any model's names and shapes */
     CKPT_MIN_ENTRY = 4 + 1 + 4 + 16, /* the smallest tensor entry: a 1-byte name, rank 0 */
+    CKPT_V2 = 2, CKPT_V2_HEADER = 160, /* version 2: no options */
 };
 
 /* ---- the model signature ---- */
@@ -175,6 +184,31 @@ static uint64_t ckpt_table_bytes(const NnlrtModel *m)
     return n;
 }
 
+/* The size of the options' record in a checkpoint. */
+static uint64_t ckpt_options_bytes(const char *const *options, int n)
+{
+    uint64_t bytes = 4;
+    for (int i = 0; i < n; i++)
+        bytes += 4 + strlen(options[i]);
+    return bytes;
+}
+
+bool nnlrt_checkpoint_options_fit(const char *const *options, int n)
+{
+    return n >= 0 && ckpt_options_bytes(options, n) <= NNLRT_CKPT_MAX_OPTIONS;
+}
+
+/* The layout of header h's version: the header's size, and the size of the options. */
+static size_t ckpt_header_bytes(const uint8_t *h)
+{
+    return get_u32(h + 8) == CKPT_V2 ? CKPT_V2_HEADER : NNLRT_CKPT_HEADER;
+}
+
+static uint64_t ckpt_options_in(const uint8_t *h)
+{
+    return get_u32(h + 8) == CKPT_V2 ? 0 : get_u64(h + 160);
+}
+
 static void ckpt_encode_header(uint8_t *h, const NnlrtModel *m, const NnlrtCheckpoint *c)
 {
     memset(h, 0, NNLRT_CKPT_HEADER);
@@ -199,6 +233,7 @@ static void ckpt_encode_header(uint8_t *h, const NnlrtModel *m, const NnlrtCheck
     put_f64(h + 136, c->window_loss);
     put_u64(h + 144, (uint64_t)c->window_steps);
     put_u64(h + 152, ckpt_table_bytes(m));
+    put_u64(h + 160, ckpt_options_bytes(c->options, c->n_options));
 }
 
 /* The run's position and state from a header that passed every check. */
@@ -292,6 +327,14 @@ bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckp
         ok = out_bytes(o, b, 8);
     }
     ok = ok && out_table(o, m);
+    uint8_t b[4];
+    put_u32(b, (uint32_t)c->n_options);
+    ok = ok && out_bytes(o, b, 4);
+    for (int i = 0; ok && i < c->n_options; i++) {
+        size_t len = strlen(c->options[i]);
+        put_u32(b, (uint32_t)len);
+        ok = out_bytes(o, b, 4) && out_bytes(o, c->options[i], len);
+    }
     size_t elem = (size_t)m->elem_size;
     ok = ok && out_array(o, c->params, (size_t)m->n_params, elem);
     for (int i = 0; ok && i < m->n_states; i++)
@@ -357,14 +400,16 @@ static bool ckpt_promised(const uint8_t *h, uint64_t *size)
 {
     uint64_t elem = get_u32(h + 12), n_params = get_u64(h + 24);
     uint64_t states = get_u32(h + 32), sums = get_u32(h + 36), table = get_u64(h + 152);
+    uint64_t options = ckpt_options_in(h), header = ckpt_header_bytes(h);
     const uint64_t max = (uint64_t)INT64_MAX;
     if ((elem != 4 && elem != 8) || n_params > max / 8 / (states + 1) || sums > 1u << 20 ||
-        table < 4 || table > CKPT_MAX_TABLE)
+        table < 4 || table > CKPT_MAX_TABLE ||
+        (header == NNLRT_CKPT_HEADER && (options < 4 || options > NNLRT_CKPT_MAX_OPTIONS)))
         return false;
     uint64_t arenas = n_params * elem * (states + 1);
-    if (arenas > max - NNLRT_CKPT_HEADER - 8 * sums - table - 4)
+    if (arenas > max - header - 8 * sums - table - options - 4)
         return false;
-    *size = NNLRT_CKPT_HEADER + 8 * sums + table + arenas + 4;
+    *size = header + 8 * sums + table + options + arenas + 4;
     return true;
 }
 
@@ -376,25 +421,28 @@ static bool ckpt_check_header(const char *path, const uint8_t *h, size_t got, ui
         nnlrt_error(path, 0, 0, "not an nnlc checkpoint (it does not start with \"NNLCKPT\")");
         return false;
     }
-    if (got >= 12 && get_u32(h + 8) != NNLRT_CKPT_VERSION) {
-        uint32_t v = get_u32(h + 8);
-        nnlrt_error(path, 0, 0, "checkpoint format version %u; this runtime reads version %d "
-                    "(%s)", v, NNLRT_CKPT_VERSION, v == 1 ? "it was written by an older "
+    uint32_t v = got >= 12 ? get_u32(h + 8) : NNLRT_CKPT_VERSION;
+    if (v != NNLRT_CKPT_VERSION && v != CKPT_V2) {
+        nnlrt_error(path, 0, 0, "checkpoint format version %u; this runtime reads versions 2 "
+                    "and %d (%s)", v, NNLRT_CKPT_VERSION, v == 1 ? "it was written by an older "
                     "nnlc, before checkpoints had a tensor table: resume it with that nnlc"
                     : "was it written by another nnlc?");
         return false;
     }
-    if (got < NNLRT_CKPT_HEADER) {
-        nnlrt_error(path, 0, 0, "truncated at byte %zu (the header alone is %d bytes)", got,
-                    NNLRT_CKPT_HEADER);
+    size_t header = v == CKPT_V2 ? CKPT_V2_HEADER : NNLRT_CKPT_HEADER;
+    if (got < header) {
+        nnlrt_error(path, 0, 0, "truncated at byte %zu (the header alone is %zu bytes)", got,
+                    header);
         return false;
     }
     uint64_t promised;
     if (!ckpt_promised(h, &promised)) {
         nnlrt_error(path, 0, 0, "corrupt: the header's sizes are out of range (elements of "
                     "%u bytes, %llu parameters, %u states, %u sums, a tensor table of %llu "
-                    "bytes)", get_u32(h + 12), (unsigned long long)get_u64(h + 24),
-                    get_u32(h + 32), get_u32(h + 36), (unsigned long long)get_u64(h + 152));
+                    "bytes, options of %llu bytes)", get_u32(h + 12),
+                    (unsigned long long)get_u64(h + 24), get_u32(h + 32), get_u32(h + 36),
+                    (unsigned long long)get_u64(h + 152),
+                    (unsigned long long)ckpt_options_in(h));
         return false;
     }
     if (size < promised) {
@@ -633,11 +681,12 @@ static bool ckpt_table_matches(const char *path, const NnlrtTensor *x, int n,
     return same;
 }
 
+static bool in_seek_body(CkptIn *r, const uint8_t *h);
+
 /* Everything up to the CRC, then the CRC (*crc) against it. h: the header, already read. */
 static bool ckpt_check_crc(CkptIn *r, const uint8_t *h, uint64_t size, uint32_t *crc)
 {
-    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
-    if (!in_skip(r, size - NNLRT_CKPT_HEADER - 4))
+    if (!in_seek_body(r, h) || !in_skip(r, size - ckpt_header_bytes(h) - 4))
         return false;
     uint32_t computed = *crc = (uint32_t)r->crc;
     uint8_t b[4];
@@ -650,13 +699,15 @@ static bool ckpt_check_crc(CkptIn *r, const uint8_t *h, uint64_t size, uint32_t 
     return false;
 }
 
+/* To the sums, after the header h (of its version's size), which the CRC is begun with. */
 static bool in_seek_body(CkptIn *r, const uint8_t *h)
 {
-    if (fseek(r->f, NNLRT_CKPT_HEADER, SEEK_SET) != 0) {
+    size_t header = ckpt_header_bytes(h);
+    if (fseek(r->f, (long)header, SEEK_SET) != 0) {
         nnlrt_error(r->path, 0, 0, "cannot read the checkpoint: %s", strerror(errno));
         return false;
     }
-    r->crc = crc32(crc32(0, Z_NULL, 0), h, NNLRT_CKPT_HEADER);
+    r->crc = crc32(crc32(0, Z_NULL, 0), h, (uInt)header);
     return true;
 }
 
@@ -667,6 +718,84 @@ static bool in_table(CkptIn *r, const uint8_t *h, NnlrtTensor **x, int *n)
     uint8_t *buf = nnlrt_alloc((size_t)size);
     bool ok = in_bytes(r, buf, (size_t)size) &&
               ckpt_parse_table(r->path, buf, size, (int64_t)get_u64(h + 24), x, n);
+    nnlrt_free(buf);
+    return ok;
+}
+
+/* ---- the options ---- */
+
+static bool options_bad(const char *path, int i, const char *what)
+{
+    if (i < 0)
+        nnlrt_error(path, 0, 0, "corrupt: its record of the run's options %s", what);
+    else
+        nnlrt_error(path, 0, 0, "corrupt: its record of the run's options: option %d %s", i,
+                    what);
+    return false;
+}
+
+void nnlrt_checkpoint_options_free(char **options, int n)
+{
+    for (int i = 0; options && i < n; i++)
+        nnlrt_free(options[i]);
+    nnlrt_free(options);
+}
+
+/* Parses and checks the options' `size` bytes at p: u32 count, then u32 len and the bytes
+ * of each, none a NUL, nothing after the last. Into *out (allocated; NULL for none) when
+ * out is not NULL. */
+static bool ckpt_parse_options(const char *path, const uint8_t *p, uint64_t size,
+                               char ***out, int *n)
+{
+    if (size < 4)
+        return options_bad(path, -1, "is cut short");
+    uint32_t count = get_u32(p);
+    uint64_t at = 4;
+    if (count > (size - 4) / 4)
+        return options_bad(path, -1, "counts more options than it has room for");
+    char **list = out && count ? nnlrt_alloc(sizeof *list * count) : NULL;
+    int made = 0; /* entries of list allocated */
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < count; i++) {
+        uint32_t len = size - at >= 4 ? get_u32(p + at) : 0;
+        if (size - at < 4 || len > size - at - 4)
+            ok = options_bad(path, (int)i + 1, "runs past the record's end");
+        else if (memchr(p + at + 4, 0, len))
+            ok = options_bad(path, (int)i + 1, "holds a NUL byte");
+        else if (list) {
+            list[made] = nnlrt_alloc((size_t)len + 1);
+            memcpy(list[made], p + at + 4, len);
+            list[made++][len] = 0;
+        }
+        at += 4 + (uint64_t)len;
+    }
+    if (ok && at != size)
+        ok = options_bad(path, -1, "has bytes after its last option");
+    if (!ok) {
+        nnlrt_checkpoint_options_free(list, made);
+        return false;
+    }
+    if (out) {
+        *out = list;
+        *n = (int)count;
+    }
+    return true;
+}
+
+/* The options (their size from header h; none in version 2), checked, into *out and *n
+ * unless out is NULL. */
+static bool in_options(CkptIn *r, const uint8_t *h, char ***out, int *n)
+{
+    uint64_t size = ckpt_options_in(h);
+    if (size == 0) { /* version 2 */
+        if (out) {
+            *out = NULL;
+            *n = 0;
+        }
+        return true;
+    }
+    uint8_t *buf = nnlrt_alloc((size_t)size);
+    bool ok = in_bytes(r, buf, (size_t)size) && ckpt_parse_options(r->path, buf, size, out, n);
     nnlrt_free(buf);
     return ok;
 }
@@ -700,6 +829,7 @@ static bool ckpt_load(CkptIn *r, const uint8_t *h, const NnlrtModel *m, NnlrtChe
         ckpt_tensors_free(x, n);
     } else
         ok = false;
+    ok = ok && in_options(r, h, NULL, NULL);
     size_t elem = (size_t)m->elem_size, np = (size_t)m->n_params;
     if (ok && !c->params)
         ok = in_skip(r, (uint64_t)np * elem * (uint64_t)(1 + m->n_states));
@@ -787,7 +917,9 @@ NnlrtCkptFound nnlrt_checkpoint_found(const char *path, const NnlrtModel *m, int
     close(fd);
     if (got < sizeof h || memcmp(h, CKPT_MAGIC, 8) != 0)
         return NNLRT_FOUND_NOT_CHECKPOINT;
-    if (get_u32(h + 8) != NNLRT_CKPT_VERSION || get_u64(h + 16) != nnlrt_model_signature(m))
+    uint32_t version = get_u32(h + 8);
+    if ((version != NNLRT_CKPT_VERSION && version != CKPT_V2) ||
+        get_u64(h + 16) != nnlrt_model_signature(m))
         return NNLRT_FOUND_OTHER_MODEL;
     *step = (int64_t)get_u64(h + 48);
     return NNLRT_FOUND_THIS_MODEL;
@@ -795,9 +927,10 @@ NnlrtCkptFound nnlrt_checkpoint_found(const char *path, const NnlrtModel *m, int
 
 /* ---- reading without a model: the tensors alone ---- */
 
-/* The table and the parameter arena of a verified file into t; sums and states skipped. */
+/* The table, the options and (with `params`) the parameter arena of a verified file into
+ * t; sums and states skipped. */
 static bool ckpt_load_tensors(CkptIn *r, const uint8_t *h, uint32_t crc,
-                              NnlrtCheckpointTensors *t)
+                              NnlrtCheckpointTensors *t, bool params)
 {
     t->elem_size = (int)get_u32(h + 12);
     t->n_params = (int64_t)get_u64(h + 24);
@@ -805,15 +938,21 @@ static bool ckpt_load_tensors(CkptIn *r, const uint8_t *h, uint32_t crc,
     t->epoch = (int64_t)get_u64(h + 40);
     t->step = (int64_t)get_u64(h + 48);
     if (!in_seek_body(r, h) || !in_skip(r, 8 * (uint64_t)get_u32(h + 36)) ||
-        !in_table(r, h, &t->tensors, &t->n_tensors))
+        !in_table(r, h, &t->tensors, &t->n_tensors) ||
+        !in_options(r, h, &t->options, &t->n_options))
         return false;
     size_t elem = (size_t)t->elem_size, np = (size_t)t->n_params;
-    t->params = nnlrt_alloc_aligned(nnlrt_array_bytes(np, elem));
-    return in_array(r, t->params, np, elem) &&
-           in_skip(r, (uint64_t)np * elem * (uint64_t)t->n_states) && in_same_crc(r, crc);
+    uint64_t skip = (uint64_t)np * elem * (uint64_t)t->n_states;
+    if (params) {
+        t->params = nnlrt_alloc_aligned(nnlrt_array_bytes(np, elem));
+        if (!in_array(r, t->params, np, elem))
+            return false;
+    } else
+        skip += (uint64_t)np * elem;
+    return in_skip(r, skip) && in_same_crc(r, crc);
 }
 
-int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t)
+static int ckpt_read_tensors(const char *path, NnlrtCheckpointTensors *t, bool params)
 {
     memset(t, 0, sizeof *t);
     CkptIn r = {path, fopen(path, "rb"), 0};
@@ -824,7 +963,7 @@ int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t)
     uint8_t h[NNLRT_CKPT_HEADER];
     uint32_t crc;
     int rc = ckpt_open_header(&r, h, &crc);
-    if (!rc && !ckpt_load_tensors(&r, h, crc, t)) {
+    if (!rc && !ckpt_load_tensors(&r, h, crc, t, params)) {
         nnlrt_checkpoint_tensors_free(t);
         rc = NNLRT_EUSER;
     }
@@ -832,9 +971,20 @@ int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t)
     return rc;
 }
 
+int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t)
+{
+    return ckpt_read_tensors(path, t, true);
+}
+
+int nnlrt_checkpoint_read_options(const char *path, NnlrtCheckpointTensors *t)
+{
+    return ckpt_read_tensors(path, t, false);
+}
+
 void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t)
 {
     ckpt_tensors_free(t->tensors, t->n_tensors);
+    nnlrt_checkpoint_options_free(t->options, t->n_options);
     nnlrt_free(t->params);
     memset(t, 0, sizeof *t);
 }

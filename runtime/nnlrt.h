@@ -421,6 +421,12 @@ typedef struct {
     bool fresh;                     /* without resume_path: replace a checkpoint already at
                                      * checkpoint_path (--fresh); false: refuse to start */
     int64_t stop_after_steps;       /* test hook: stop after step N as on SIGINT (0: never) */
+    const char *const *options;     /* the options that made this run, as words of a
+                                     * command line ("--set", "epochs=40", "--log", "f.csv"),
+                                     * recorded in its checkpoints: a resume goes on with
+                                     * them (docs/checkpoints.md); at most
+                                     * 1 MiB in all */
+    int n_options;
     /* Progress and plots (docs/cli.md). On a terminal (isatty of `out`) each epoch's line
      * is drawn live while it runs (batches, running loss, samples/s, ETA) and ends as the
      * plain line; elsewhere the plain line alone. */
@@ -582,6 +588,10 @@ typedef struct {
     int n_tensors;
     NnlrtTensor *tensors;     /* names allocated */
     void *params;             /* the parameter arena: n_params elements, host order */
+    char **options;           /* the options of the run that wrote it, the words of its
+                               * command line (NnlrtTrainConfig.options); none in a
+                               * checkpoint of format version 2 */
+    int n_options;
 } NnlrtCheckpointTensors;
 
 /* Reads `path` without a model: checks the magic, the version, the size, the CRC and that
@@ -589,7 +599,11 @@ typedef struct {
  * overlapping, names non-empty, UTF-8 and unique), then fills t. Returns 0, or NNLRT_EIO /
  * NNLRT_EUSER after reporting "PATH: error: ..." (t is then empty). */
 int nnlrt_checkpoint_read_tensors(const char *path, NnlrtCheckpointTensors *t);
+/* The same checks, without the parameter arena (t->params NULL): what the run that wrote
+ * it was, its tensors and its options. */
+int nnlrt_checkpoint_read_options(const char *path, NnlrtCheckpointTensors *t);
 void nnlrt_checkpoint_tensors_free(NnlrtCheckpointTensors *t);
+void nnlrt_checkpoint_options_free(char **options, int n);
 
 /* nnlc export (runtime/export.c, docs/formats.md): the parameters of checkpoint `ckpt`
  * (not its optimizer states) as `format` "safetensors" (one file `out`) or "npy" (one

@@ -147,7 +147,11 @@ void nnlrt_init_rng(NnlrtRng *rng, uint64_t seed);
 /* ---- checkpoint.c, checkpoint_files.c: crash-safe checkpoints (the format: checkpoint.c
  * and docs/formats.md; the files: checkpoint_files.c) ---- */
 
-enum { NNLRT_CKPT_VERSION = 2, NNLRT_CKPT_HEADER = 160 };
+enum {
+    NNLRT_CKPT_VERSION = 3,
+    NNLRT_CKPT_HEADER = 168,
+    NNLRT_CKPT_MAX_OPTIONS = 1 << 20, /* bytes of the run's options, at most */
+};
 
 /* A run's state between two steps, everything needed to go on bit-exactly. The arrays
  * belong to the caller (the trainer's buffers): written from, or read into. */
@@ -168,6 +172,8 @@ typedef struct {
     double *sums;           /* the epoch's training sums so far */
     void *params;           /* n_params elements; NULL to read only the header (verify) */
     void **states;          /* n_states arenas of n_params */
+    const char *const *options; /* the run's options, written (NnlrtTrainConfig.options) */
+    int n_options;
 } NnlrtCheckpoint;
 
 /* Writes atomically, keeping the `keep` (>= 1) most recent as <path>, <path>.1, ...
@@ -181,6 +187,9 @@ bool nnlrt_checkpoint_put(NnlrtAtomic *a, const NnlrtModel *m, const NnlrtCheckp
  * fills c: its fields, and its arrays unless c->params is NULL. Returns 0, or NNLRT_EIO
  * (cannot open or read) / NNLRT_EUSER (refused) after reporting. */
 int nnlrt_checkpoint_read(const char *path, const NnlrtModel *m, NnlrtCheckpoint *c);
+
+/* Whether options of the run fit in a checkpoint (NNLRT_CKPT_MAX_OPTIONS bytes). */
+bool nnlrt_checkpoint_options_fit(const char *const *options, int n);
 
 /* What is at `path`, where a run that does not resume would write its checkpoint, from the
  * header alone (magic, version, model signature), reporting nothing: nothing there, a
@@ -225,6 +234,8 @@ typedef struct {
     NnlrtEpochStats stats;
     int64_t step;         /* updates so far */
     double last_loss;     /* the last finite batch loss, NaN before the first */
+    int64_t stop_after;   /* stop after this step as on SIGINT (0: never): */
+    const char *stop_by;  /*   cfg->stop_after_steps, or NNL_STOP_AFTER (docs/cli.md) */
     /* the log (train_log.c) */
     FILE *log;
     double window_loss;   /* sum of batch losses since the last per-step log row */

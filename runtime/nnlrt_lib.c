@@ -14,8 +14,8 @@
  *   nnl_mean[], nnl_sd[] (when standardized)  the training inputs' statistics
  * and declares the entry, NNL_FN(_nnl_predict).
  *
- * The checkpoint checks are those of runtime/checkpoint.c, for version 2 of the format
- * (docs/formats.md); the host is little-endian (x86-64), like the files.
+ * The checkpoint checks are those of runtime/checkpoint.c, for versions 2 and 3 of the
+ * format (docs/formats.md); the host is little-endian (x86-64), like the files.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -30,7 +30,7 @@
 #define NNL_STR2(a) #a
 #define NNL_STR(a) NNL_STR2(a)
 
-enum { NNL_HEADER = 160, NNL_VERSION = 2 };
+enum { NNL_HEADER_V2 = 160, NNL_HEADER = 168, NNL_VERSION = 3 };
 
 /* the public functions, declared as in NAME.h */
 int NNL_FN(_load)(const char *path);
@@ -78,17 +78,21 @@ static int nnl_check(const char *path, const unsigned char *d, uint64_t size)
 {
     if (size < 8 || memcmp(d, "NNLCKPT", 8) != 0)
         return nnl_fail("%s: not an nnlc checkpoint%s", path, "");
-    if (size < 12 || nnl_get(d + 8, 4) != NNL_VERSION)
+    uint64_t version = size < 12 ? 0 : nnl_get(d + 8, 4);
+    if (size < 12 || (version != 2 && version != NNL_VERSION))
         return nnl_fail("%s: %s", path, size < 12 ? "truncated checkpoint"
-                                                  : "checkpoint format version is not 2");
-    if (size < NNL_HEADER)
+                                                  : "checkpoint format version is not 2 or 3");
+    uint64_t header = version == 2 ? NNL_HEADER_V2 : NNL_HEADER;
+    if (size < header)
         return nnl_fail("%s: %s", path, "truncated checkpoint");
     uint64_t elem = nnl_get(d + 12, 4), n = nnl_get(d + 24, 8), states = nnl_get(d + 32, 4);
     uint64_t sums = nnl_get(d + 36, 4), table = nnl_get(d + 152, 8);
-    if (elem != 4 || n != NNL_PARAMS || states > 64 || sums > 1u << 20 || table > size)
+    uint64_t options = version == 2 ? 0 : nnl_get(d + 160, 8);
+    if (elem != 4 || n != NNL_PARAMS || states > 64 || sums > 1u << 20 || table > size ||
+        options > size)
         return nnl_fail("%s: %s", path, "the checkpoint belongs to another model (its sizes "
                                         "differ)");
-    uint64_t promised = NNL_HEADER + 8 * sums + table + (states + 1) * n * 4 + 4;
+    uint64_t promised = header + 8 * sums + table + options + (states + 1) * n * 4 + 4;
     if (size != promised)
         return nnl_fail("%s: %s", path, size < promised ? "truncated checkpoint"
                                                         : "unexpected data after the checkpoint");
@@ -97,7 +101,7 @@ static int nnl_check(const char *path, const unsigned char *d, uint64_t size)
     if (nnl_get(d + 16, 8) != (uint64_t)NNL_SIGNATURE)
         return nnl_fail("%s: %s", path, "the checkpoint belongs to another model (the names "
                                         "or shapes of its tensors differ)");
-    memcpy(nnl_params, d + NNL_HEADER + 8 * sums + table, sizeof nnl_params);
+    memcpy(nnl_params, d + header + 8 * sums + table + options, sizeof nnl_params);
     return 0;
 }
 

@@ -132,6 +132,53 @@ const char *nnlrt_option_value(const char *name, int argc, char **argv, int *i,
  * returns true; false, silently, for a KEY=VALUE. */
 bool nnlrt_set_not_pair(const char *prog, const char *value, const char *next);
 
+/* ---- run_options.c: the options a run records in its checkpoints ----
+ *
+ * Options as words of a command line, each option followed by its value when it takes
+ * one ("--set", "epochs=40", "--float64"). A resume parses the words recorded in its
+ * checkpoint before its own command line's, which win (docs/checkpoints.md). */
+
+typedef enum {
+    NNLRT_OPT_FLAG,  /* no value: --float64 */
+    NNLRT_OPT_ONE,   /* a value, the last one wins: --log FILE */
+    NNLRT_OPT_SET,   /* KEY=VALUE items, the last of each key wins: --set */
+    NNLRT_OPT_NAMED, /* NAME=VALUE, the last of each NAME wins: --data */
+} NnlrtOptKind;
+
+typedef struct {
+    const char *name; /* "--set" */
+    NnlrtOptKind kind;
+} NnlrtOptSpec;
+
+/* One KEY=VALUE item of a --set text, pointing into it: the key, and the item trimmed. */
+typedef struct {
+    const char *key;
+    int key_len;
+    const char *text;
+    int len;
+} NnlrtSetItem;
+
+enum { NNLRT_MAX_SET_ITEMS = 64 };
+
+/* The items of a --set text, separated by ';' or new lines outside strings ("epochs=4;
+ * batch = 8"): at most max into items; returns how many. Pieces without "KEY =" are left
+ * out. */
+int nnlrt_set_items(const char *text, NnlrtSetItem *items, int max);
+/* words[0..n) without the occurrences a later one replaces (the same option of kind ONE
+ * or FLAG, the same NAME, a --set whose every key is set again later), in order, into out
+ * (room for n); returns how many. */
+int nnlrt_options_dedupe(const NnlrtOptSpec *spec, int n_spec, const char *const *words, int n,
+                         const char **out);
+/* Says on `out` what a resume goes on with: "PROG: with the options recorded in
+ * CKPT: WORDS" (words[0..n_old), the recorded ones), then a line for each of the command
+ * line's options (words[n_old..n)) that replaces a recorded one with another value:
+ * "PROG: --set epochs=50 replaces epochs=40, recorded in CKPT". */
+void nnlrt_options_report(FILE *out, const char *prog, const char *ckpt,
+                          const NnlrtOptSpec *spec, int n_spec, const char *const *words,
+                          int n_old, int n);
+/* `s` as one shell word: as it is when plain, else in single quotes (in buf, of n bytes). */
+const char *nnlrt_shell_word(const char *s, char *buf, size_t n);
+
 /* ---- str.c: the growable string ----
  *
  * data is NUL-terminated once anything was added (NULL before: nnlrt_str_cstr gives "");

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -241,6 +242,9 @@ static bool train_check_checkpoints(const NnlrtTrainConfig *cfg)
     else if (cfg->init_path && cfg->resume_path)
         msg = "a run starts from a parameter file (init) or goes on from a checkpoint "
               "(resume), not both";
+    else if (cfg->checkpoint_path && !nnlrt_checkpoint_options_fit(cfg->options, cfg->n_options))
+        msg = "the run's options are too long to be recorded in its checkpoints (1 MiB at "
+              "most)";
     if (msg)
         nnlrt_error(NULL, 0, 0, "%s", msg);
     return msg == NULL;
@@ -466,6 +470,8 @@ static int train_checkpoint(NnlrtTrainer *t)
         .sums = t->sums,
         .params = t->b.bufs[NNLRT_BUF_PARAMS],
         .states = t->b.states,
+        .options = t->cfg->options,
+        .n_options = t->cfg->n_options,
     };
     int64_t keep = t->cfg->keep > 0 ? t->cfg->keep : 1;
     if (!nnlrt_checkpoint_write(t->cfg->checkpoint_path, keep, t->m, &c))
@@ -599,26 +605,6 @@ static void train_signals_restore(const TrainSignals *s)
         sigaction(SIGTERM, &s->old_term, NULL);
 }
 
-/* `s` as one shell word: as it is when plain, else in single quotes. */
-static const char *train_shell_word(const char *s, char *buf, size_t n)
-{
-    if (*s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                        "_-+=./:,@%") == strlen(s))
-        return s;
-    size_t used = 0;
-    buf[used++] = '\'';
-    for (; *s && used + 6 < n; s++) {
-        if (*s == '\'') {
-            memcpy(buf + used, "'\\''", 4);
-            used += 4;
-        } else
-            buf[used++] = *s;
-    }
-    buf[used++] = '\'';
-    buf[used] = 0;
-    return buf;
-}
-
 /* The stop's position: "after step 13 (epoch 3, batch 3 of 5)" or "(the end of epoch 2)". */
 static void train_stop_position(const NnlrtTrainer *t, char *buf, size_t n)
 {
@@ -631,11 +617,11 @@ static void train_stop_position(const NnlrtTrainer *t, char *buf, size_t n)
                  (long long)t->epoch);
 }
 
-/* A stop: sig is SIGINT, SIGTERM, or -1 for the stop_after_steps hook (as SIGINT). */
+/* A stop: sig is SIGINT, SIGTERM, or -1 for t->stop_after (as SIGINT). */
 static int train_stop(NnlrtTrainer *t, int sig)
 {
     const NnlrtTrainConfig *cfg = t->cfg;
-    const char *why = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "stop_after_steps";
+    const char *why = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : t->stop_by;
     int code = sig == SIGTERM ? NNLRT_ETERM : NNLRT_EINT;
     char where[128], word[512];
     nnlrt_progress_end_live(t);
@@ -650,7 +636,7 @@ static int train_stop(NnlrtTrainer *t, int sig)
         return rc;
     nnlrt_error(NULL, 0, 0, "stopped by %s %s; checkpoint written to %s; to resume: %s %s", why,
                 where, cfg->checkpoint_path, cfg->resume_hint ? cfg->resume_hint : "--resume",
-                train_shell_word(cfg->checkpoint_path, word, sizeof word));
+                nnlrt_shell_word(cfg->checkpoint_path, word, sizeof word));
     return code;
 }
 
@@ -660,7 +646,7 @@ static int train_between_steps(NnlrtTrainer *t, bool epoch_end)
 {
     const NnlrtTrainConfig *cfg = t->cfg;
     int sig = train_signal;
-    if (!sig && cfg->stop_after_steps > 0 && t->step == cfg->stop_after_steps)
+    if (!sig && t->stop_after > 0 && t->step == t->stop_after)
         sig = -1;
     if (sig)
         return train_stop(t, sig);
@@ -832,7 +818,7 @@ static bool train_check_fresh(const NnlrtModel *m, const NnlrtTrainConfig *cfg)
     if (found == NNLRT_FOUND_NOTHING)
         return true;
     char word[1024];
-    const char *path = train_shell_word(cfg->checkpoint_path, word, sizeof word);
+    const char *path = nnlrt_shell_word(cfg->checkpoint_path, word, sizeof word);
     if (found == NNLRT_FOUND_THIS_MODEL)
         nnlrt_error(cfg->checkpoint_path, 0, 0, "a checkpoint is already there (step %lld of a "
                     "run of this model): go on from it with --resume %s, or start over with "
@@ -900,9 +886,30 @@ static int train_lock_outputs(const NnlrtTrainConfig *cfg, TrainLocks *l)
     return rc;
 }
 
+/* NNL_STOP_AFTER=N (docs/cli.md): the step after which to stop as on SIGINT, a test hook
+ * for nnlc and trainers alike; 0 when unset, -1 after reporting a value that is not a whole
+ * number of at least 1. */
+static int64_t train_stop_after_env(void)
+{
+    const char *v = getenv("NNL_STOP_AFTER");
+    if (!v || !*v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = *v >= '0' && *v <= '9' ? strtoll(v, &end, 10) : 0;
+    if (n >= 1 && !errno && !*end)
+        return n;
+    nnlrt_error(NULL, 0, 0, "NNL_STOP_AFTER must be a whole number of at least 1 (a step), "
+                "not '%s'", v);
+    return -1;
+}
+
 int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDataset *train,
                 const NnlrtDataset *val)
 {
+    int64_t stop_env = train_stop_after_env();
+    if (stop_env < 0)
+        return NNLRT_EIO;
     if (!train_check_config(m, cfg) || !nnlrt_check_dataset(m, train) ||
         (val && !nnlrt_check_dataset(m, val)))
         return NNLRT_EUSER;
@@ -925,6 +932,8 @@ int nnlrt_train(const NnlrtModel *m, const NnlrtTrainConfig *cfg, const NnlrtDat
     }
     NnlrtTrainer t;
     train_setup(&t, m, cfg, train, val);
+    t.stop_after = stop_env ? stop_env : cfg->stop_after_steps;
+    t.stop_by = stop_env ? "NNL_STOP_AFTER" : "stop_after_steps";
     NnlrtCheckpoint from;
     rc = cfg->resume_path ? train_resume(&t, &from) : train_init_params(&t);
     if (rc == NNLRT_OK)

@@ -25,7 +25,19 @@ typedef struct {
     int n_data;
     const char *log;                    /* --log FILE */
     bool help, version;
+    /* the options a run records in its checkpoints (trainer_recorded), as given */
+    const char *words[2 * (TRAINER_MAX_SETS + TRAINER_MAX_DATA) + 8];
+    int n_words;
+    int recorded_sets;       /* sets[0..recorded_sets) came from the checkpoint's record */
 } TrainerArgs;
+
+/* The options a trainer's run records in its checkpoints, and how a later one replaces an
+ * earlier one (docs/checkpoints.md, "Resuming"). */
+static const NnlrtOptSpec trainer_recorded[] = {
+    {"--set", NNLRT_OPT_SET}, {"--data", NNLRT_OPT_NAMED}, {"--log", NNLRT_OPT_ONE},
+    {"--save-params", NNLRT_OPT_ONE},
+};
+enum { TRAINER_N_RECORDED = sizeof trainer_recorded / sizeof trainer_recorded[0] };
 
 static int trainer_usage(const char *fmt, const char *arg)
 {
@@ -231,7 +243,9 @@ bool nnlrt_set_not_pair(const char *prog, const char *value, const char *next)
     return true;
 }
 
-static int trainer_parse(TrainerArgs *a, int argc, char **argv)
+/* argv: the words, cut up later by --set and --data; given: the same words as given, which
+ * the record points into. */
+static int trainer_parse(TrainerArgs *a, int argc, char **argv, char **given)
 {
     static const char *const names[] = {"--set", "--data", "--log", "--init", "--save-params",
                                         "--resume"};
@@ -265,6 +279,12 @@ static int trainer_parse(TrainerArgs *a, int argc, char **argv)
             return trainer_usage(arg[0] == '-' ? "unknown option '%s'"
                                                : "unexpected argument '%s': a trainer takes "
                                                  "options only", arg);
+        if (k != 3 && k != 5) { /* --init and --resume are not recorded */
+            if (a->n_words + 2 > (int)(sizeof a->words / sizeof *a->words))
+                return trainer_usage("%s", "too many options");
+            a->words[a->n_words++] = names[k];
+            a->words[a->n_words++] = given[i] + (v - argv[i]);
+        }
         switch (k) {
         case 0:
             if (a->n_sets == TRAINER_MAX_SETS)
@@ -505,8 +525,12 @@ static int trainer_configure(TrainerArgs *a, NnlrtData *d)
         if (!trainer_data(a->p, d, (char *)a->data[i]))
             return NNLRT_EUSER;
     for (int i = 0; i < a->n_sets; i++)
-        if (!trainer_set(a, (char *)a->sets[i]))
+        if (!trainer_set(a, (char *)a->sets[i])) {
+            if (i < a->recorded_sets)
+                fprintf(stderr, "%s: note: that --set is recorded in %s: the run that wrote it "
+                        "was given it\n", nnlrt_program_name(), a->cfg.resume_path);
             return NNLRT_EUSER;
+        }
     if (a->log)
         a->cfg.log_path = a->log;
     return NNLRT_OK;
@@ -533,6 +557,78 @@ static int trainer_run(TrainerArgs *a, NnlrtData *d)
     return nnlrt_train(&p->model, &a->cfg, train, val);
 }
 
+/* The words of checkpoint record t a trainer goes on with, into kept: --set, --data, --log
+ * and --save-params; nnlc's --train and --float64 say what its model is, and the checkpoint
+ * is checked against this one's. False after reporting. */
+static bool trainer_recorded_words(const char *ckpt, const NnlrtCheckpointTensors *t,
+                                   const char **kept, int *n)
+{
+    *n = 0;
+    for (int i = 0; i < t->n_options;) {
+        const char *w = t->options[i];
+        bool known = false, model = strcmp(w, "--train") == 0 || strcmp(w, "--float64") == 0;
+        for (int k = 0; k < TRAINER_N_RECORDED; k++)
+            known = known || strcmp(trainer_recorded[k].name, w) == 0;
+        int width = strcmp(w, "--float64") == 0 ? 1 : 2;
+        if ((!known && !model) || i + width > t->n_options) {
+            nnlrt_error(ckpt, 0, 0, "corrupt: its record of the run's options holds '%s'%s, "
+                        "which this trainer does not know", w,
+                        known || model ? " without its value" : "");
+            return false;
+        }
+        for (int k = 0; k < width && known; k++)
+            kept[(*n)++] = t->options[i + k];
+        i += width;
+    }
+    return true;
+}
+
+/* With --resume CKPT: the options recorded in CKPT, then the command line's (which win),
+ * parsed again into *a, with copies cut up by --set and --data in *args. What the run
+ * records, into a->cfg.options. t keeps the recorded words (free them after the run). */
+static int trainer_use_recorded(TrainerArgs *a, int argc, char **argv, char ***args,
+                                int *n_args, NnlrtCheckpointTensors *t)
+{
+    const char *ckpt = a->cfg.resume_path;
+    int n_old = 0;
+    if (ckpt) {
+        int rc = nnlrt_checkpoint_read_options(ckpt, t);
+        if (rc != NNLRT_OK)
+            return rc;
+        const char **given = nnlrt_alloc(sizeof *given * ((size_t)t->n_options + (size_t)argc + 1));
+        if (!trainer_recorded_words(ckpt, t, given + 1, &n_old)) {
+            nnlrt_free(given);
+            return NNLRT_EUSER;
+        }
+        if (n_old > 0) {
+            given[0] = argv[0];
+            memcpy(given + 1 + n_old, argv + 1, sizeof *given * (size_t)(argc - 1));
+            trainer_free_args(*n_args, *args);
+            *n_args = n_old + argc;
+            *args = trainer_copy_args(*n_args, (char **)given);
+            TrainerArgs b = {.p = a->p, .cfg = a->cfg};
+            b.cfg.quiet = b.cfg.verbose = b.cfg.fresh = false;
+            b.cfg.init_path = b.cfg.dump_path = b.cfg.resume_path = NULL;
+            *a = b;
+            rc = trainer_parse(a, *n_args, *args, (char **)given);
+            for (int i = 1; i <= n_old; i++)
+                a->recorded_sets += strcmp(given[i], "--set") == 0;
+            if (rc == NNLRT_OK && !a->cfg.quiet) /* ckpt pointed into the old copies */
+                nnlrt_options_report(stdout, nnlrt_program_name(), a->cfg.resume_path,
+                                     trainer_recorded,
+                                     TRAINER_N_RECORDED, a->words, n_old, a->n_words);
+        }
+        nnlrt_free(given); /* a points into argv, t and the copies, not into given */
+        if (rc != NNLRT_OK)
+            return rc;
+    }
+    const char **record = nnlrt_alloc(sizeof *record * ((size_t)a->n_words + 1));
+    a->cfg.n_options = nnlrt_options_dedupe(trainer_recorded, TRAINER_N_RECORDED, a->words,
+                                            a->n_words, record);
+    a->cfg.options = record;
+    return NNLRT_OK;
+}
+
 int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
 {
     nnlrt_set_program_name(trainer_basename(argc > 0 ? argv[0] : NULL));
@@ -543,20 +639,24 @@ int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
     a.p = p;
     a.cfg = p->config;
     a.cfg.init_path = a.cfg.dump_path = a.cfg.resume_path = NULL;
-    static char hint[512]; /* how to resume, shown when a run is stopped */
-    snprintf(hint, sizeof hint, "%s --resume", argc > 0 ? argv[0] : "trainer");
+    static char hint[4096]; /* how to resume, shown when a run is stopped */
+    char word[4000];
+    snprintf(hint, sizeof hint, "%s --resume",
+             nnlrt_shell_word(argc > 0 ? argv[0] : "trainer", word, sizeof word));
     a.cfg.resume_hint = hint;
     a.cfg.quiet = a.cfg.verbose = false;
     a.cfg.out = stdout;
     NnlrtData d;
     nnlrt_data_init(&d, p->data, p->n_data);
     d.hint = "; give its place with --data NAME=FILE";
-    int rc = trainer_parse(&a, argc, args);
+    int rc = trainer_parse(&a, argc, args, argv), n_args = argc;
+    NnlrtCheckpointTensors recorded = {0};
     if (rc == NNLRT_OK && a.help)
         trainer_help(p, &d);
     else if (rc == NNLRT_OK && a.version)
         trainer_version(p);
-    else if (rc == NNLRT_OK)
+    else if (rc == NNLRT_OK && (rc = trainer_use_recorded(&a, argc, argv, &args, &n_args,
+                                                           &recorded)) == NNLRT_OK)
         rc = trainer_configure(&a, &d);
     if (rc == NNLRT_OK && !a.help && !a.version)
         rc = trainer_run(&a, &d);
@@ -565,6 +665,8 @@ int nnlrt_trainer_main(const NnlrtProgram *p, int argc, char **argv)
         rc = NNLRT_EIO;
     }
     nnlrt_data_free(&d);
-    trainer_free_args(argc, args);
+    trainer_free_args(n_args, args);
+    nnlrt_free((void *)a.cfg.options);
+    nnlrt_checkpoint_tensors_free(&recorded);
     return rc;
 }

@@ -112,6 +112,11 @@ static void tm_before_update(int64_t step)
 /* their table in a checkpoint: 4 + (4 + 5 + 4 + 16 + 16) + (4 + 5 + 4 + 8 + 16) bytes */
 enum { TM_TABLE = 86 };
 
+/* the options the runs of good_checkpoint record: 4 + (4 + 5) + (4 + 8) + (4 + 5) + (4 + 7)
+ * bytes */
+static const char *const tm_options[] = {"--set", "epochs=3", "--log", "fit csv"};
+enum { TM_OPTIONS = 45 };
+
 static NnlrtModel tm_model(int elem_size)
 {
     NnlrtModel m = toy_model(elem_size, 2, 1);
@@ -384,6 +389,8 @@ static uint8_t *good_checkpoint(const NnlrtModel *m, size_t *n)
     remove_run_files();
     NnlrtTrainConfig run = run_config(base_config());
     run.log_path = NULL;
+    run.options = tm_options;
+    run.n_options = 4;
     stop_at(m, run, NULL, 7);
     return slurp(run.checkpoint_path, n);
 }
@@ -417,7 +424,7 @@ static void test_truncate(void)
     NnlrtModel m = tm_model(4);
     size_t n;
     uint8_t *data = good_checkpoint(&m, &n);
-    EXPECT(data && n == NNLRT_CKPT_HEADER + 8 * 2 + TM_TABLE + 4 * 3 * 2 + 4,
+    EXPECT(data && n == NNLRT_CKPT_HEADER + 8 * 2 + TM_TABLE + TM_OPTIONS + 4 * 3 * 2 + 4,
            "checkpoint of %zu bytes", n);
     if (!data)
         return;
@@ -429,7 +436,7 @@ static void test_truncate(void)
         char want[256];
         if (k < NNLRT_CKPT_HEADER)
             snprintf(want, sizeof want, ": error: truncated at byte %zu (the header alone is "
-                     "160 bytes)", k);
+                     "168 bytes)", k);
         else
             snprintf(want, sizeof want, ": error: truncated at byte %zu (the header promises "
                      "%zu bytes)", k, n);
@@ -461,14 +468,17 @@ static void test_truncate(void)
     free(data);
 }
 
-/* What a flip of a bit at byte `at` must be reported as. */
-static const char *flip_message(size_t at, size_t n)
+/* What a flip of bit `bit` must be reported as. */
+static const char *flip_message(size_t bit, size_t n)
 {
+    size_t at = bit / 8;
     if (at < 8)
         return "not an nnlc checkpoint";
+    if (bit == 64) /* version 3 becomes 2: another layout, another size */
+        return "|sizes";
     if (at < 12)
         return "checkpoint format version";
-    if ((at >= 12 && at < 16) || (at >= 24 && at < 40) || (at >= 152 && at < 160))
+    if ((at >= 12 && at < 16) || (at >= 24 && at < 40) || (at >= 152 && at < 168))
         return "|sizes"; /* a size field: out of range, truncated or too long */
     (void)n;
     return "corrupt: CRC mismatch";
@@ -494,7 +504,7 @@ static void test_bitflip(void)
     for (size_t bit = 0; bit < 8 * n; bit++) {
         data[bit / 8] ^= (uint8_t)(1u << bit % 8);
         if (refused(&m, data, n)) {
-            const char *want = flip_message(bit / 8, n);
+            const char *want = flip_message(bit, n);
             bool ok = want[0] == '|' ? size_message(check_message, n)
                                      : strstr(check_message, want) != NULL;
             if (!ok && wrong++ < 4)
@@ -750,6 +760,8 @@ static void test_table_read(int elem)
     NnlrtTrainConfig cfg = base_config();
     cfg.log_path = NULL;
     cfg.checkpoint_path = check_tmp_path("ck");
+    cfg.options = tm_options;
+    cfg.n_options = 4;
     EXPECT(nnlrt_train(&m, &cfg, &train_set, NULL) == 0, "run: %s", check_message);
     size_t n;
     uint8_t *data = slurp(cfg.checkpoint_path, &n);
@@ -767,8 +779,15 @@ static void test_table_read(int elem)
     }
     /* the arena as it is in the file (this test runs on little-endian machines) */
     EXPECT(data && t.params &&
-           memcmp(t.params, data + TM_TABLE_AT + TM_TABLE, 3 * (size_t)elem) == 0,
+           memcmp(t.params, data + TM_TABLE_AT + TM_TABLE + TM_OPTIONS, 3 * (size_t)elem) == 0,
            "the parameter arena");
+    EXPECT(t.n_options == 4, "%d options", t.n_options);
+    for (int i = 0; i < t.n_options && i < 4; i++)
+        EXPECT(strcmp(t.options[i], tm_options[i]) == 0, "option %d: '%s'", i, t.options[i]);
+    nnlrt_checkpoint_tensors_free(&t);
+    EXPECT(nnlrt_checkpoint_read_options(cfg.checkpoint_path, &t) == 0 && !t.params &&
+           t.n_tensors == 2 && t.n_options == 4 && strcmp(t.options[3], "fit csv") == 0,
+           "read_options: %s", check_message);
     nnlrt_checkpoint_tensors_free(&t);
     free(data);
 }
@@ -819,6 +838,188 @@ static void test_table(void)
     }
     EXPECT(wrong == 0, "%d damaged files read without a model differently", wrong);
     free(data);
+}
+
+/* ---- (c'') the run's options ---- */
+
+/* Where the options start in tm_model's checkpoints. */
+enum { TM_OPTIONS_AT = TM_TABLE_AT + TM_TABLE };
+
+/* `good` (a checkpoint of tm_model with tm_options) with its options replaced by the `on`
+ * bytes at opts, options_bytes and the CRC made to agree. */
+static uint8_t *with_options(const uint8_t *good, size_t n, const uint8_t *opts, size_t on,
+                             size_t *out_n)
+{
+    size_t rest = n - TM_OPTIONS_AT - TM_OPTIONS; /* the arenas and the CRC */
+    *out_n = TM_OPTIONS_AT + on + rest;
+    uint8_t *f = malloc(*out_n);
+    memcpy(f, good, TM_OPTIONS_AT);
+    le_put(f + 160, on, 8);
+    memcpy(f + TM_OPTIONS_AT, opts, on);
+    memcpy(f + TM_OPTIONS_AT + on, good + TM_OPTIONS_AT + TM_OPTIONS, rest);
+    uLong crc = crc32(crc32(0, Z_NULL, 0), f, (uInt)(*out_n - 4));
+    le_put(f + *out_n - 4, crc, 4);
+    return f;
+}
+
+/* Refused with the same message by verify, a resume, and both readers without a model. */
+static void expect_options_refused(const uint8_t *file, size_t n, const char *what)
+{
+    const char *bad = check_tmp_path("opts");
+    check_write_file(bad, file, n);
+    NnlrtModel m = tm_model(4);
+    char want[512], msgs[4][1024];
+    snprintf(want, sizeof want, ": error: corrupt: its record of the run's options%s", what);
+    check_clear();
+    int rc[4];
+    rc[0] = nnlrt_checkpoint_verify(&m, bad);
+    snprintf(msgs[0], sizeof msgs[0], "%s", check_message);
+    NnlrtTrainConfig run = run_config(base_config());
+    run.log_path = run.checkpoint_path = NULL;
+    run.resume_path = bad;
+    remove(run.dump_path);
+    check_clear();
+    rc[1] = nnlrt_train(&m, &run, &train_set, NULL);
+    snprintf(msgs[1], sizeof msgs[1], "%s", check_message);
+    NnlrtCheckpointTensors t;
+    check_clear();
+    rc[2] = nnlrt_checkpoint_read_tensors(bad, &t);
+    snprintf(msgs[2], sizeof msgs[2], "%s", check_message);
+    check_clear();
+    rc[3] = nnlrt_checkpoint_read_options(bad, &t);
+    snprintf(msgs[3], sizeof msgs[3], "%s", check_message);
+    for (int i = 0; i < 4; i++)
+        EXPECT(rc[i] == NNLRT_EUSER && ends_with(msgs[i], want), "reader %d: %d '%s', not '%s'",
+               i, rc[i], msgs[i], want);
+    EXPECT(!exists(run.dump_path) && t.options == NULL && t.tensors == NULL, "nothing read");
+}
+
+/* Appends an option (u32 len, the bytes) at buf + *len. */
+static void option_entry(uint8_t *buf, size_t *len, const char *text, size_t n)
+{
+    le_put(buf + *len, n, 4);
+    memcpy(buf + *len + 4, text, n);
+    *len += 4 + n;
+}
+
+/* The version 2 form of `v3` (a checkpoint of tm_model): no options_bytes, no options. */
+static uint8_t *as_version2(const uint8_t *v3, size_t n, size_t on, size_t *out_n)
+{
+    size_t body = n - NNLRT_CKPT_HEADER - on - 4; /* sums, table, arenas */
+    size_t table_end = TM_OPTIONS_AT - NNLRT_CKPT_HEADER;
+    *out_n = 160 + body + 4;
+    uint8_t *f = malloc(*out_n);
+    memcpy(f, v3, 160);
+    le_put(f + 8, 2, 4);
+    memcpy(f + 160, v3 + NNLRT_CKPT_HEADER, table_end);
+    memcpy(f + 160 + table_end, v3 + TM_OPTIONS_AT + on, body - table_end);
+    uLong crc = crc32(crc32(0, Z_NULL, 0), f, (uInt)(*out_n - 4));
+    le_put(f + *out_n - 4, crc, 4);
+    return f;
+}
+
+static void test_options(void)
+{
+    NnlrtModel m = tm_model(4);
+    size_t n;
+    uint8_t *good = good_checkpoint(&m, &n);
+    if (!good)
+        return;
+    /* as written */
+    uint8_t want[TM_OPTIONS];
+    size_t len = 4;
+    le_put(want, 4, 4);
+    for (int i = 0; i < 4; i++)
+        option_entry(want, &len, tm_options[i], strlen(tm_options[i]));
+    EXPECT(len == TM_OPTIONS && memcmp(good + TM_OPTIONS_AT, want, TM_OPTIONS) == 0 &&
+           good[160] == TM_OPTIONS, "the options' bytes");
+
+    /* malformed, with a CRC that agrees */
+    uint8_t buf[64];
+    size_t bn, fn;
+    struct {
+        const char *what;
+        int count;          /* the count written */
+        const char *opt[2]; /* the options written, with their lengths */
+        size_t len[2];
+        size_t claim;       /* the second option's length as written (0: its own) */
+        bool trailing;
+    } cases[] = {
+        {" counts more options than it has room for", 9, {"--set"}, {5}, 0, false},
+        {": option 2 runs past the record's end", 2, {"--log", "x.csv"}, {5, 5}, 40, false},
+        {": option 1 holds a NUL byte", 1, {"--l\0g"}, {5}, 0, false},
+        {" has bytes after its last option", 1, {"--float64"}, {9}, 0, true},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        bn = 4;
+        le_put(buf, (uint64_t)cases[c].count, 4);
+        for (int i = 0; i < 2 && cases[c].opt[i]; i++)
+            option_entry(buf, &bn, cases[c].opt[i], cases[c].len[i]);
+        if (cases[c].claim)
+            le_put(buf + 4 + 4 + cases[c].len[0], cases[c].claim, 4);
+        if (cases[c].trailing)
+            buf[bn++] = 'x';
+        uint8_t *f = with_options(good, n, buf, bn, &fn);
+        expect_options_refused(f, fn, cases[c].what);
+        free(f);
+    }
+
+    /* none: the record of a run without options is its count alone */
+    le_put(buf, 0, 4);
+    uint8_t *f = with_options(good, n, buf, 4, &fn);
+    const char *path = check_tmp_path("opts");
+    check_write_file(path, f, fn);
+    NnlrtCheckpointTensors t;
+    EXPECT(nnlrt_checkpoint_verify(&m, path) == 0 && nnlrt_checkpoint_read_options(path, &t) == 0 &&
+           t.n_options == 0 && t.options == NULL, "no options: %s", check_message);
+    nnlrt_checkpoint_tensors_free(&t);
+    free(f);
+    free(good);
+
+    /* too many to record: refused before the first step */
+    char *huge = malloc(NNLRT_CKPT_MAX_OPTIONS);
+    memset(huge, 'x', NNLRT_CKPT_MAX_OPTIONS - 1);
+    huge[NNLRT_CKPT_MAX_OPTIONS - 1] = 0;
+    const char *too_long[] = {"--set", huge};
+    remove_run_files();
+    NnlrtTrainConfig run = run_config(base_config());
+    run.options = too_long;
+    run.n_options = 2;
+    check_clear();
+    EXPECT(nnlrt_train(&m, &run, &train_set, NULL) == NNLRT_EUSER && !exists(run.checkpoint_path) &&
+           !exists(run.log_path), "too long: not run");
+    EXPECT_MESSAGE("nnlc", ": error: the run's options are too long to be recorded in its "
+                   "checkpoints (1 MiB at most)");
+    run.n_options = 1; /* just below the limit is fine: 4 + 9 + (4 + 5) */
+    EXPECT(nnlrt_checkpoint_options_fit(too_long, 1), "one option fits");
+    free(huge);
+
+    /* a checkpoint of format version 2 (no options) resumes bit-exactly; a run that does
+     * not resume sees it as its model's */
+    NnlrtTrainConfig cfg = base_config();
+    if (!reference(&m, cfg, &val_set))
+        return;
+    remove_run_files();
+    run = run_config(cfg);
+    if (!stop_at(&m, run, &val_set, 6))
+        return;
+    uint8_t *v3 = slurp(run.checkpoint_path, &n);
+    uint8_t *v2 = as_version2(v3, n, 4, &fn);
+    check_write_file(run.checkpoint_path, v2, fn);
+    EXPECT(nnlrt_checkpoint_verify(&m, run.checkpoint_path) == 0, "version 2: %s", check_message);
+    EXPECT(nnlrt_checkpoint_read_options(run.checkpoint_path, &t) == 0 && t.n_options == 0 &&
+           t.step == 6, "version 2 read without a model: %s", check_message);
+    nnlrt_checkpoint_tensors_free(&t);
+    int64_t step = 0;
+    EXPECT(nnlrt_checkpoint_found(run.checkpoint_path, &m, &step) == NNLRT_FOUND_THIS_MODEL &&
+           step == 6, "version 2 found as this model's");
+    EXPECT(resume(&m, run, &val_set) == 0, "version 2 resumed: %s", check_message);
+    expect_reference("resumed from a version 2 checkpoint");
+    uint8_t *after = slurp(run.checkpoint_path, &n);
+    EXPECT(after && after[8] == NNLRT_CKPT_VERSION, "its run writes version 3");
+    free(after);
+    free(v3);
+    free(v2);
 }
 
 /* ---- (d) failures while writing: the previous checkpoint stays, no temp file ---- */
@@ -1456,6 +1657,7 @@ static const CheckGroup groups[] = {
     CHECK_GROUP(lock, test_lock),
     CHECK_GROUP(fresh, test_fresh),
     CHECK_GROUP(table, test_table),
+    CHECK_GROUP(options, test_options),
 };
 
 int main(int argc, char **argv)
