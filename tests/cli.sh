@@ -160,4 +160,39 @@ has "fresh.ck: error: another model's checkpoint is already there" err "another 
 expect 0 "help run names --fresh" "$nnlc" help run
 has "--fresh" out "help run names --fresh"
 
+# resuming needs nothing but the checkpoint: a stopped run (NNL_STOP_AFTER stops it as
+# SIGINT does) records its options in it; the hint it prints, pasted as printed, ends as
+# the uninterrupted run; an option given again on resume wins and is reported
+mkdir "$tmp/h"
+(cd "$tmp/h" && "$nnlc" run "$xor" --quiet --set 'checkpoint="h.ck"' --set epochs=40 \
+    --log full.csv --save-params full.params && rm h.ck &&
+    "$nnlc" run "$xor" --quiet --set 'checkpoint="h.ck"' --set epochs=45 --log full45.csv &&
+    rm h.ck)
+expect 130 "a run stopped by NNL_STOP_AFTER" env NNL_STOP_AFTER=7 sh -c "cd '$tmp/h' && \
+    '$nnlc' run '$xor' --quiet --set 'checkpoint=\"h.ck\"' --set epochs=40 --log part.csv \
+    --save-params part.params"
+has "stopped by NNL_STOP_AFTER after step 7 (the end of epoch 7); checkpoint written to h.ck; to resume: nnlc run $xor --resume h.ck$" err "the resume hint"
+hint=$(sed -n 's/.*; to resume: //p' "$tmp/err")
+expect 0 "the resume hint, pasted as printed" sh -c "cd '$tmp/h' && PATH='$(dirname "$nnlc")':\$PATH && $hint"
+has "^nnlc: with the options recorded in h.ck: --set 'checkpoint=\"h.ck\"' --set epochs=40 --log part.csv --save-params part.params$" out "the recorded options said"
+cmp -s "$tmp/h/full.csv" "$tmp/h/part.csv" && cmp -s "$tmp/h/full.params" "$tmp/h/part.params" ||
+    { echo "FAIL: a run resumed with the hint differs from the uninterrupted one"; fail=1; }
+expect 0 "a resume to more epochs" sh -c "cd '$tmp/h' && '$nnlc' run '$xor' --resume h.ck --set epochs=45"
+has "^nnlc: --set epochs=45 replaces epochs=40, recorded in h.ck$" out "an override reported"
+cmp -s "$tmp/h/full45.csv" "$tmp/h/part.csv" ||
+    { echo "FAIL: a resume to 45 epochs differs from a 45-epoch run"; fail=1; }
+expect 0 "a resume with another log" sh -c "cd '$tmp/h' && '$nnlc' run '$xor' --resume h.ck --log other.csv"
+has "^nnlc: --log other.csv replaces --log part.csv, recorded in h.ck$" out "--log override reported"
+expect 0 "a resume records the options it went on with" sh -c "cd '$tmp/h' && '$nnlc' run '$xor' --resume h.ck --quiet"
+grep -q "epoch,step" "$tmp/h/other.csv" && [ ! -s "$tmp/out" ] ||
+    { echo "FAIL: the second resume did not go on with --log other.csv"; fail=1; }
+# a float64 run's checkpoint: eval and a resume need no --float64
+expect 0 "a float64 run" sh -c "cd '$tmp/h' && '$nnlc' run '$xor' --quiet --float64 --set 'checkpoint=\"f64.ck\"; epochs=3'"
+expect 0 "eval of a float64 checkpoint without --float64" "$nnlc" eval "$xor" --checkpoint "$tmp/h/f64.ck"
+has "^nnlc: with the options recorded in .*f64.ck: --float64 --set 'checkpoint=\"f64.ck\"; epochs=3'$" err "eval says the recorded options"
+has "^accuracy " out "eval of a float64 checkpoint"
+expect 0 "resume of a float64 checkpoint without --float64" sh -c "cd '$tmp/h' && '$nnlc' run '$xor' --quiet --resume f64.ck --set epochs=4"
+expect 2 "NNL_STOP_AFTER=x" env NNL_STOP_AFTER=x "$nnlc" run "$xor" --quiet
+has "^nnlc: error: NNL_STOP_AFTER must be a whole number of at least 1 (a step), not 'x'$" err "NNL_STOP_AFTER checked"
+
 exit $fail

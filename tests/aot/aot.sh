@@ -147,7 +147,8 @@ example)
     ;;
 resume)
     # the checkpoint keys are compiled in; a trainer stopped at epoch 37 and resumed with
-    # --resume ends byte-identical to an uninterrupted trainer run
+    # --resume (and the script's 100 epochs: the checkpoint records --set epochs=37) ends
+    # byte-identical to an uninterrupted trainer run
     mkdir -p "$tmp/r"
     cp -r "$root/examples/data" "$tmp/r/"
     sed 's/    seed      = 1/    seed      = 1\n    checkpoint = "iris.ckpt"\n    checkpoint_every = 10/' \
@@ -157,7 +158,7 @@ resume)
     "$tmp/trainer" --quiet --log full.csv --save-params full.params
     rm -f iris.ckpt
     "$tmp/trainer" --quiet --set epochs=37 --log part.csv
-    "$tmp/trainer" --quiet --resume iris.ckpt --log part.csv --save-params part.params
+    "$tmp/trainer" --quiet --resume iris.ckpt --set epochs=100 --save-params part.params
     same full.csv part.csv "resume: log"
     same full.params part.params "resume: parameters"
     "$tmp/trainer" --help | grep -q -- "--resume"
@@ -178,6 +179,26 @@ resume)
     has "^  log         (none)$" out "resume: --help names the log compiled in"
     has "^  --fresh " out "resume: --help names --fresh"
     echo "resume: a trainer refuses to replace a checkpoint without --fresh"
+    # resuming needs nothing but the checkpoint: a stopped trainer's options are recorded
+    # in it, and the hint it prints, pasted as printed, ends as the uninterrupted run
+    cp data/iris.csv flowers.csv
+    rm -f iris.ckpt
+    "$tmp/trainer" --quiet --set epochs=7 --log full7.csv --save-params full7.params
+    rm -f iris.ckpt
+    expect 130 "resume: a stopped trainer" env NNL_STOP_AFTER=20 "$tmp/trainer" --quiet \
+        --set epochs=7 --log part7.csv --save-params part7.params --data iris=flowers.csv
+    hint=$(sed -n 's/.*; to resume: //p' "$tmp/err")
+    [ "$hint" = "$tmp/trainer --resume iris.ckpt" ] ||
+        { echo "FAIL: resume: the hint is '$hint'"; fail=1; }
+    expect 0 "resume: the hint, pasted as printed" sh -c "$hint"
+    has "with the options recorded in iris.ckpt: --set epochs=7 --log part7.csv --save-params part7.params --data iris=flowers.csv$" out "resume: the recorded options said"
+    same full7.csv part7.csv "resume: log, resumed with the hint"
+    same full7.params part7.params "resume: parameters, resumed with the hint"
+    # nnlc cannot read the data the trainer was given: it says so
+    expect 1 "resume: nnlc run on a trainer's checkpoint with --data" "$nnlc" run iris.nnl \
+        --resume iris.ckpt
+    has "^iris.ckpt: error: was written by a trainer given '--data iris=flowers.csv', which 'nnlc run' cannot take: resume it with that trainer$" err "resume: nnlc refuses a trainer's --data"
+    echo "resume: a trainer's options are recorded in its checkpoints"
     ;;
 fashion_cnn)
     # the CNN example (convolutions, pooling, batch normalization: runtime routines the

@@ -151,8 +151,9 @@ compare-optimizers)
     echo "compare_optimizers.sh: $(($(wc -l <"$tmp/optimizers.csv") - 1)) epochs, 9 optimizers, every loss decreased"
     ;;
 resume)
-    # stopped after 37 epochs (a checkpoint at the end), then resumed to 100, and stopped
-    # by SIGTERM mid-run then resumed: both end byte-identical to an uninterrupted run
+    # stopped after 37 epochs (a checkpoint at the end), then resumed to 100 (the script's
+    # epochs, given again: the checkpoint records --set epochs=37), and stopped by SIGTERM
+    # mid-run then resumed: both end byte-identical to an uninterrupted run
     cp -r data "$tmp/"
     sed 's/    seed      = 1/    seed      = 1\n    checkpoint = "iris.ckpt"\n    checkpoint_every = 10/' \
         iris.nnl >"$tmp/iris.nnl"
@@ -160,7 +161,7 @@ resume)
     "$nnlc" run iris.nnl --quiet --log full.csv --save-params full.params
     rm -f iris.ckpt
     "$nnlc" run iris.nnl --quiet --set epochs=37 --log part.csv
-    "$nnlc" run iris.nnl --quiet --resume iris.ckpt --log part.csv --save-params part.params
+    "$nnlc" run iris.nnl --quiet --resume iris.ckpt --set epochs=100 --save-params part.params
     cmp full.csv part.csv
     cmp full.params part.params
     rm -f iris.ckpt
