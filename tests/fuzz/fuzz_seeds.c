@@ -173,6 +173,11 @@ static void seed_checkpoint(int elem, int64_t epoch, int64_t step, int64_t next_
                          .log_crc = log ? 0x1234abcdu : 0, .log_bytes = log ? 77 : 0,
                          .last_loss = step ? 0.75 : NAN, .n_sums = 2, .sums = sums,
                          .params = params, .states = states};
+    /* the options of the run: none for the first seed, words with a value for the others */
+    static const char *const options[] = {"--set", "epochs=3; batch = 4", "--log", "fit.csv",
+                                          "--float64"};
+    c.options = options;
+    c.n_options = step ? (elem == 8 ? 5 : 4) : 0;
     nnlrt_rng_seed(&c.shuffle, 42);
     char path[1200];
     snprintf(path, sizeof path, "%s/seed-%02d", seed_dir, seed_count++);
