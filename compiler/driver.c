@@ -758,6 +758,7 @@ static bool driver_lower(Nnl *nnl, DriverRun *R)
         R->spec.target_held = arena_printf(&nnl->arena, "the training data's targets (%s) "
                                            "are %s", file, held);
     }
+    R->spec.n_train = R->data->n;
     if (lower_program(nnl, &R->spec, R->data->x_size, prog) != NNL_OK)
         return false;
     if (!driver_check_loss(nnl, R->data, &R->spec, prog, "training") ||

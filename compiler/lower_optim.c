@@ -1,5 +1,6 @@
 /* lower_optim.c — the optimizer's update of the parameter and state arenas. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nnlc_int.h"
@@ -89,7 +90,7 @@ static bool optim_assign(Lower *L, Env *env, AstNode *s)
 
 /* The value of a hyper-parameter at the first step (step 1, epoch 0), when it is a number
  * or an expression of numbers, step and epoch; false when it is not known before running. */
-static bool optim_first_value(const IrNode *n, double *out)
+static bool optim_value_at(const IrNode *n, double step, double epoch, double *out)
 {
     if (n->shape.rank != 0 || n->shape.batched || n->needs_grad)
         return false;
@@ -98,7 +99,7 @@ static bool optim_first_value(const IrNode *n, double *out)
         return true;
     }
     if (n->op == OP_VAR) {
-        *out = n->index == VAR_STEP ? 1 : 0;
+        *out = n->index == VAR_STEP ? step : epoch;
         return n->index == VAR_STEP || n->index == VAR_EPOCH;
     }
     if (ir_op_class(n->op) != OPC_ELEM)
@@ -106,7 +107,7 @@ static bool optim_first_value(const IrNode *n, double *out)
     double v[3];
     int arity = ir_op_arity(n->op);
     for (int i = 0; i < arity; i++)
-        if (!n->in[i] || !optim_first_value(n->in[i], &v[i]))
+        if (!n->in[i] || !optim_value_at(n->in[i], step, epoch, &v[i]))
             return false;
     if (n->op == OP_WHERE)
         *out = v[0] != 0 ? v[1] : v[2];
@@ -143,8 +144,51 @@ static const struct {
     {"etaplus", 1, INFINITY, true, true, "must be > 1 (PyTorch's rule)"},
 };
 
+enum { OPTIM_MAX_CHECKED = 1000000 }; /* steps of a run whose schedules are checked */
+
+/* Whether x is in range r; else reports it at argument a (`when`: at which step). */
+static bool optim_in_range(Lower *L, size_t r, const AstNode *a, double x, const char *when)
+{
+    double lo = optim_ranges[r].lo, hi = optim_ranges[r].hi;
+    if ((optim_ranges[r].lo_open ? x > lo : x >= lo) && (optim_ranges[r].hi_open ? x < hi : x <= hi))
+        return true;
+    lower_error(L, a->rhs, "%s %s, not %g%s", optim_ranges[r].name, optim_ranges[r].rule, x, when);
+    return false;
+}
+
+/* A schedule n (an expression of step and epoch) within range r at every step of the run
+ * the train block describes: epochs of ceil(n_train / batch) steps, the step counted from
+ * 1, the epoch from 0 (docs/language.md). Runs of more than OPTIM_MAX_CHECKED steps are
+ * checked at that many steps spread over them, and at the last. Nothing is checked when
+ * the data was not read. */
+static bool optim_check_run(Lower *L, size_t r, const AstNode *a, const IrNode *n)
+{
+    const TrainSpec *spec = L->spec;
+    int64_t batch = spec->config.batch > 0 ? spec->config.batch : spec->n_train;
+    if (spec->n_train <= 0 || batch <= 0 || spec->config.epochs <= 0)
+        return true;
+    int64_t per_epoch = (spec->n_train + batch - 1) / batch;
+    if (spec->config.epochs > INT64_MAX / per_epoch)
+        return true;
+    int64_t steps = spec->config.epochs * per_epoch;
+    int64_t stride = steps > OPTIM_MAX_CHECKED ? steps / OPTIM_MAX_CHECKED : 1;
+    for (int64_t s = 2; s <= steps; s = s + stride > steps && s < steps ? steps : s + stride) {
+        double x;
+        int64_t epoch = (s - 1) / per_epoch;
+        if (!optim_value_at(n, (double)s, (double)epoch, &x))
+            return true;
+        char when[128];
+        snprintf(when, sizeof when, " (its value at step %lld, in epoch %lld of %lld)",
+                 (long long)s, (long long)epoch + 1, (long long)spec->config.epochs);
+        if (!optim_in_range(L, r, a, x, when))
+            return false;
+    }
+    return true;
+}
+
 /* The hyper-parameters the user's call of a standard library optimizer gives, each within
- * the range PyTorch accepts, at the first step; false after reporting at the argument. */
+ * the range PyTorch accepts, at the first step, and a schedule at every step of the run;
+ * false after reporting at the argument. */
 static bool optim_check_ranges(Lower *L, Env *env, const AstNode *d, const AstNode *call)
 {
     if (!call || call->kind != AST_CALL || !d->src || !d->src->is_stdlib)
@@ -158,21 +202,13 @@ static bool optim_check_ranges(Lower *L, Env *env, const AstNode *d, const AstNo
         Val *v = name ? env_find(env, name) : NULL;
         double x;
         if (!v || !(v->kind == V_NUM ? (x = v->num, true)
-                    : v->kind == V_TENSOR && optim_first_value(v->t, &x)))
+                    : v->kind == V_TENSOR && optim_value_at(v->t, 1, 0, &x)))
             continue;
-        for (size_t r = 0; r < sizeof optim_ranges / sizeof optim_ranges[0]; r++) {
-            if (strcmp(optim_ranges[r].name, name) != 0)
-                continue;
-            double lo = optim_ranges[r].lo, hi = optim_ranges[r].hi;
-            bool ok = (optim_ranges[r].lo_open ? x > lo : x >= lo) &&
-                      (optim_ranges[r].hi_open ? x < hi : x <= hi);
-            if (!ok) {
-                lower_error(L, a->rhs, "%s %s, not %g%s", name,
-                            optim_ranges[r].rule, x, v->kind == V_NUM ? ""
-                            : " (its value at the first step)");
+        for (size_t r = 0; r < sizeof optim_ranges / sizeof optim_ranges[0]; r++)
+            if (strcmp(optim_ranges[r].name, name) == 0 &&
+                (!optim_in_range(L, r, a, x, v->kind == V_NUM ? "" : " (its value at the first step)") ||
+                 (v->kind == V_TENSOR && !optim_check_run(L, r, a, v->t))))
                 return false;
-            }
-        }
     }
     return true;
 }

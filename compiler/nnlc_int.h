@@ -478,6 +478,7 @@ typedef struct {
     const char *target_held;   /* what the training data's targets hold, for messages:
                                 * "the training data's targets (f.csv) are {0, 1, 2}" */
     int64_t target_classes;    /* K when those look like the class numbers 0..K-1, else 0 */
+    int64_t n_train;           /* training samples (0: not read), for the steps of the run */
 } TrainSpec;
 
 /* Evaluates the keys of `train` (with `overrides`, parsed `--set` statements, winning). */
